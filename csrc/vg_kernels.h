@@ -1,0 +1,44 @@
+/* vgfast C99 kernels: elementwise work of the engine. No Python, no BLAS.
+ *
+ * Every kernel exists twice, suffixed _d (double) and _f (float); the bodies
+ * are written once in vg_kernels_impl.h and instantiated by vg_kernels.c.
+ * Matrices are row-major, examples are rows.
+ */
+#ifndef VG_KERNELS_H
+#define VG_KERNELS_H
+#include <stdint.h>
+
+/* activation codes (hidden and output layers) */
+enum {
+    VG_SIGMOID = 0, VG_TANH = 1, VG_RELU = 2, VG_LEAKY_RELU = 3, VG_LINEAR = 4,
+    VG_SOFTMAX = 5, VG_ABS = 6, VG_ELU = 7, VG_SOFTPLUS = 8
+};
+/* cost codes */
+enum { VG_CROSS_ENTROPY = 0, VG_LOG_LIKELIHOOD = 1, VG_QUADRATIC = 2 };
+/* optimiser codes */
+enum { VG_OPT_SGD = 0, VG_OPT_ADAGRAD = 1, VG_OPT_RMSPROP = 2, VG_OPT_ADAM = 3 };
+
+#define VG_DECLARE(T, S)                                                                  \
+void vg_bias_act##S(T *z, T *a, const T *b, int64_t m, int64_t n, int act, T alpha);      \
+void vg_mul_act_deriv##S(T *d, const T *z, const T *a, int64_t len, int act, T alpha, T ascale); \
+double vg_output_delta##S(T *d, const T *z, const T *a, const T *y, const int64_t *lab,   \
+                          int64_t m, int64_t n, int act, int cost);                       \
+double vg_cost##S(const T *z, const T *a, const T *y, const int64_t *lab,                 \
+                  int64_t m, int64_t n, int act, int cost);                               \
+void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate);     \
+double vg_sumsq##S(const T *x, int64_t len);                                              \
+double vg_sumabs##S(const T *x, int64_t len);                                             \
+void vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst);   \
+void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1);                          \
+void vg_scale##S(T *x, int64_t len, T s);                                                 \
+void vg_clip_value##S(T *x, int64_t len, T c);                                            \
+int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const double *h, \
+                   int64_t t);                                                            \
+void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
+void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);
+
+VG_DECLARE(double, _d)
+VG_DECLARE(float, _f)
+
+uint64_t vg_philox_u64(uint64_t seed, uint64_t counter);
+#endif

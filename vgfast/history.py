@@ -1,0 +1,117 @@
+"""History: what train() recorded, as numpy arrays; JSON round trip; plots."""
+import json
+
+import numpy as np
+
+EPOCH_FIELDS = ("train_cost", "train_accuracy", "validation_cost", "validation_accuracy", "lr")
+RECORD_FIELDS = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip")
+
+
+class History:
+    """Per-epoch metrics and the recorded statistics of a training run.
+
+    Attributes
+    ----------
+    train_cost, train_accuracy, validation_cost, validation_accuracy : ndarray (epochs,)
+        Full-set cost (with the L2/L1 penalty, network2's total_cost) and accuracy (fraction)
+        after each epoch; empty when not monitored.
+    lr : ndarray (epochs,), the learning rate of each epoch's first step.
+    grad_norms : ndarray (records, layers)
+        ||dC/db^l|| of the mini-batch mean gradient, the book's "speed of learning" of layer l,
+        hidden layers first, the output layer last; averaged over the steps of each record.
+    weight_grad_norms : ndarray (records, layers), ||dC/dW^l||_F likewise.
+    cost : ndarray (records,), mean mini-batch cost (no penalty), averaged likewise.
+    grad_norm_preclip : ndarray (records,), global gradient norm before clipping (when clipping).
+    record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
+    steps_per_epoch : int
+    best_epoch : int or None, set by early stopping.
+    """
+
+    def __init__(self):
+        for f in EPOCH_FIELDS + RECORD_FIELDS:
+            setattr(self, f, [])
+        self.record_steps = []
+        self.steps_per_epoch = 0
+        self.best_epoch = None
+        self.stopped_early = False
+
+    def _finish(self, n_layers):
+        for f in EPOCH_FIELDS + ("cost", "grad_norm_preclip", "record_steps"):
+            setattr(self, f, np.asarray(getattr(self, f), dtype=np.int64 if f == "record_steps"
+                                        else np.float64))
+        for f in ("grad_norms", "weight_grad_norms"):
+            v = getattr(self, f)
+            setattr(self, f, np.asarray(v, np.float64).reshape(-1, n_layers) if len(v)
+                    else np.zeros((0, n_layers)))
+        return self
+
+    @property
+    def epochs(self):
+        return len(self.lr)
+
+    def speed_ratio(self):
+        """Per record: ||delta^last hidden|| / ||delta^first hidden|| (how much slower layer 1 learns)."""
+        g = np.asarray(self.grad_norms)
+        if g.ndim != 2 or g.shape[1] < 3:
+            raise ValueError("speed_ratio needs grad_norms recorded for at least two hidden layers")
+        return g[:, -2] / g[:, 0]
+
+    def to_dict(self):
+        d = {f: np.asarray(getattr(self, f)).tolist() for f in EPOCH_FIELDS + RECORD_FIELDS}
+        d.update(record_steps=np.asarray(self.record_steps).tolist(),
+                 steps_per_epoch=self.steps_per_epoch, best_epoch=self.best_epoch,
+                 stopped_early=self.stopped_early)
+        return d
+
+    def to_json(self, path=None):
+        s = json.dumps(self.to_dict())
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(s)
+        return s
+
+    @classmethod
+    def from_dict(cls, d):
+        h = cls()
+        for f in EPOCH_FIELDS + RECORD_FIELDS:
+            setattr(h, f, d.get(f, []))
+        h.record_steps = d.get("record_steps", [])
+        h.steps_per_epoch = d.get("steps_per_epoch", 0)
+        h.best_epoch = d.get("best_epoch")
+        h.stopped_early = d.get("stopped_early", False)
+        g = d.get("grad_norms") or d.get("weight_grad_norms") or [[0]]
+        return h._finish(len(g[0]) if g else 1)
+
+    @classmethod
+    def from_json(cls, s):
+        """From a JSON string or a path to a JSON file."""
+        if not s.lstrip().startswith("{"):
+            with open(s) as f:
+                s = f.read()
+        return cls.from_dict(json.loads(s))
+
+    def plot_speed(self, ax=None, title="Speed of learning"):
+        """Log-scale ||delta^l|| against record, one line per hidden layer (the book's figure)."""
+        from ._plot import plt_axes
+        fig, ax = plt_axes(ax)
+        g = np.asarray(self.grad_norms)
+        if g.size == 0:
+            raise ValueError("no grad_norms recorded: train with record=('grad_norms',)")
+        for l in range(g.shape[1] - 1):
+            ax.plot(g[:, l], label=f"hidden layer {l + 1}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch" if len(g) == self.epochs else "record")
+        ax.set_ylabel(r"$\|\delta^l\|$")
+        ax.set_title(title)
+        ax.legend()
+        return fig
+
+    def __repr__(self):
+        parts = [f"epochs={self.epochs}"]
+        if len(self.validation_accuracy):
+            parts.append(f"validation_accuracy={self.validation_accuracy[-1]:.4f}")
+        if len(self.train_cost):
+            parts.append(f"train_cost={self.train_cost[-1]:.4g}")
+        if len(self.grad_norms):
+            parts.append(f"grad_norms={np.asarray(self.grad_norms).shape}")
+        return f"History({', '.join(parts)})"

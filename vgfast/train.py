@@ -1,0 +1,278 @@
+"""train(): epochs, shuffling, batching, recording, early stopping, progress.
+
+Each epoch is one call into the compiled engine, which loops over the mini-batches without the
+GIL (gather rows by the permutation, forward, backward, record, update). Python runs once per
+epoch: it draws the permutation, evaluates the learning-rate schedule for the epoch's steps,
+and evaluates the network on the training and validation sets.
+"""
+import sys
+import time
+
+import numpy as np
+
+from ._validate import as_matrix, as_targets, check_choice, check_number
+from .history import History
+from .optim import SGD, Optimizer
+
+RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip")
+CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite value. The network holds the last finite parameters.
+
+    Attributes: epoch (0-based), step (global optimiser step, 1-based, that failed), layer
+    (0-based weight layer where it first appeared), what ('gradient', 'cost' or 'update'),
+    history (the History up to the last finite step).
+    """
+
+    def __init__(self, epoch, step, layer, what, history):
+        self.epoch, self.step, self.layer, self.what, self.history = epoch, step, layer, what, history
+        hint = (" Parameters are those after the last finite step." if what != "update" else
+                " The update itself overflowed: parameters of that layer are not finite; the "
+                "other layers hold their last finite values.")
+        super().__init__(f"non-finite {what} at step {step} (epoch {epoch}) in layer {layer} "
+                         f"(weights {layer}: {'hidden' if layer >= 0 else '?'} layer index)."
+                         f"{hint} Lower the learning rate or clip the gradient.")
+
+
+class EarlyStopping:
+    """Stop when `metric` has not improved by min_delta for `patience` epochs; restore the best.
+
+    metric : 'validation_accuracy' (higher is better), 'validation_cost', 'train_cost' (lower).
+    """
+
+    def __init__(self, patience=10, metric="validation_accuracy", min_delta=0.0, restore_best=True):
+        self.patience = check_number(patience, "patience", low=1, integer=True)
+        self.metric = check_choice(metric, {"validation_accuracy", "validation_cost",
+                                            "train_cost", "train_accuracy"}, "metric")
+        self.min_delta = check_number(min_delta, "min_delta", low=0)
+        self.restore_best = bool(restore_best)
+
+
+def _clip_spec(clip):
+    if clip is None:
+        return 0, 0.0
+    if isinstance(clip, (int, float)) and not isinstance(clip, bool):
+        return 1, check_number(clip, "clip", low=0, low_open=True)
+    if isinstance(clip, tuple) and len(clip) == 2:
+        mode = check_choice(clip[0], CLIP_MODES, "clip mode")
+        return CLIP_MODES[mode], check_number(clip[1], "clip threshold", low=0, low_open=True)
+    raise ValueError(f"clip must be None, a positive max global norm, or (mode, threshold) with "
+                     f"mode in {sorted(CLIP_MODES)}; got {clip!r}")
+
+
+def _dropout_spec(dropout, L):
+    keep = np.ones(L)
+    if dropout is None:
+        return keep
+    if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
+        k_in, k_h = 1.0, dropout
+    elif isinstance(dropout, tuple) and len(dropout) == 2:
+        k_in, k_h = dropout
+    else:
+        raise ValueError(f"dropout must be a keep probability for hidden units or (keep_input, "
+                         f"keep_hidden); got {dropout!r}")
+    keep[0] = check_number(k_in, "dropout keep_input", low=0, high=1, low_open=True)
+    keep[1:] = check_number(k_h, "dropout keep_hidden", low=0, high=1, low_open=True)
+    return keep
+
+
+class _Progress:
+    def __init__(self, total, enabled):
+        self.total, self.enabled, self.t0 = total, enabled, time.perf_counter()
+
+    def update(self, epoch, text):
+        if not self.enabled:
+            return
+        done = epoch + 1
+        bar = "#" * int(30 * done / self.total)
+        el = time.perf_counter() - self.t0
+        sys.stderr.write(f"\r[{bar:<30}] epoch {done}/{self.total} {text} {el:.1f}s")
+        if done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validation=None,
+          record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
+          max_norm=None, dropout=None, early_stopping=None, monitor=True, shuffle=True,
+          callback=None):
+    """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
+
+    The objective is the mean cost over the mini-batch + (lmbda / 2n) sum ||W||^2 +
+    (l1 / n) sum |W| with n = len(X) (network2's convention; biases are never penalised).
+
+    Parameters
+    ----------
+    net : Network
+    X : (n, n_in) float array, examples as rows.
+    Y : (n,) integer labels or (n, n_out) targets.
+    epochs, batch_size : int. The last mini-batch of an epoch may be smaller.
+    optimizer : Optimizer, default ``SGD(lr=0.1)``. Its state persists across calls.
+    lmbda, l1 : float >= 0, penalty strengths.
+    validation : (X_val, y_val) or None, evaluated after every epoch.
+    record : tuple of names from ``grad_norms``, ``weight_grad_norms``, ``cost``,
+        ``grad_norm_preclip``: recorded inside the engine's loop (see History).
+    record_every : ``"epoch"``, ``"step"`` or an int k: each record is the mean over k steps
+        (``"epoch"``: all the steps of the epoch).
+    seed : int or None, seeds the shuffling and the dropout masks.
+    progress : bool, show a progress bar with the current cost and accuracy on stderr.
+    clip : None, a max global gradient norm, or (mode, c) with mode ``"norm"`` (global),
+        ``"layer_norm"`` (each layer's W and b together) or ``"value"`` (each element to [-c, c]).
+    max_norm : float or None, rescale each unit's incoming weights to norm <= max_norm.
+    dropout : keep probability of hidden units, or (keep_input, keep_hidden); inverted dropout.
+    early_stopping : EarlyStopping or None.
+    monitor : bool, evaluate full training-set cost and accuracy after each epoch.
+    shuffle : bool, draw a new permutation each epoch (else the data's order).
+    callback : callable(epoch, net, history) -> bool or None; returning True stops training.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    DivergenceError
+        When a non-finite gradient, cost or update appears; net holds the parameters after the
+        last finite step and the error carries the History so far.
+    """
+    from .network import Network
+
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a vgfast.Network; got {type(net).__name__}")
+    X, _ = as_matrix(X, "X", net.dtype, net.sizes[0])
+    n = X.shape[0]
+    labels, T = as_targets(Y, "Y", n, net.sizes[-1], net.dtype)
+    epochs = check_number(epochs, "epochs", low=0, integer=True)
+    batch_size = check_number(batch_size, "batch_size", low=1, integer=True)
+    if batch_size > n:
+        raise ValueError(f"batch_size ({batch_size}) must be <= the number of training rows ({n})")
+    optimizer = SGD(0.1) if optimizer is None else optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a vgfast optimizer (SGD, Adam, ...); got "
+                        f"{type(optimizer).__name__}")
+    lmbda = check_number(lmbda, "lmbda", low=0)
+    l1 = check_number(l1, "l1", low=0)
+    if isinstance(record, str):
+        record = (record,)
+    for r in record:
+        check_choice(r, RECORDABLE, "record entry")
+    if record_every == "epoch":
+        every = None
+    elif record_every == "step":
+        every = 1
+    else:
+        every = check_number(record_every, "record_every ('epoch', 'step' or steps)", low=1,
+                             integer=True)
+    clip_mode, clip_c = _clip_spec(clip)
+    max_norm = 0.0 if max_norm is None else check_number(max_norm, "max_norm", low=0,
+                                                          low_open=True)
+    keep = _dropout_spec(dropout, net.L)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError("early_stopping must be an EarlyStopping or None")
+    if validation is not None:
+        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+            raise ValueError("validation must be a pair (X_val, y_val)")
+        Xv, _ = as_matrix(validation[0], "validation X", net.dtype, net.sizes[0])
+        validation = (Xv, validation[1])
+        as_targets(validation[1], "validation y", Xv.shape[0], net.sizes[-1], net.dtype)
+    if early_stopping is not None and early_stopping.metric.startswith("validation") and \
+            validation is None:
+        raise ValueError(f"early_stopping on {early_stopping.metric} needs validation data")
+    if seed is not None:
+        check_number(seed, "seed", low=0, integer=True)
+
+    rng = np.random.default_rng(seed)
+    drop_seed = int(rng.integers(0, 2 ** 63))
+    counter = 0
+    steps = (n + batch_size - 1) // batch_size
+    every_k = steps if every is None else every
+    n_rec = (steps + every_k - 1) // every_k
+    L = net.L
+    s1, s2 = optimizer._bind(net.n_params, net.dtype)
+    grad = np.zeros(net.n_params, net.dtype)
+    hist = History()
+    hist.steps_per_epoch = steps
+    want = set(record)
+    if "grad_norm_preclip" in want and clip_mode == 0:
+        raise ValueError("record 'grad_norm_preclip' needs clip=...")
+    best = None
+    bad_epochs = 0
+    prog = _Progress(epochs, progress)
+    wd = optimizer.weight_decay
+    for epoch in range(epochs):
+        perm = rng.permutation(n) if shuffle else np.arange(n)
+        perm = perm.astype(np.int64)
+        lr = optimizer.lr.values(optimizer.t, steps, epoch)
+        mom = (optimizer.momentum.values(optimizer.t, steps, epoch)
+               if optimizer.momentum is not None else None)
+        if not np.isfinite(lr).all() or (lr < 0).any():
+            raise ValueError("the learning-rate schedule gave a negative or non-finite value")
+        rec_gb = np.zeros((n_rec, L)) if "grad_norms" in want else None
+        rec_gw = np.zeros((n_rec, L)) if "weight_grad_norms" in want else None
+        rec_c = np.zeros(n_rec) if "cost" in want else None
+        rec_p = np.zeros(n_rec) if "grad_norm_preclip" in want else None
+        t_before = optimizer.t
+        with net._using() as eng:
+            done, t, counter, nr, bad_kind, bad_layer = eng.train_epoch(
+                net.params, grad, X, T, labels, perm, batch_size, optimizer.kind,
+                optimizer.hyper(), wd, lr, mom, s1, s2, optimizer.t, lmbda / n, l1 / n,
+                clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
+                rec_c, rec_p)
+        optimizer.t = t
+        for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
+                          ("grad_norm_preclip", rec_p)):
+            if arr is not None:
+                getattr(hist, name).extend(arr[:nr].tolist())
+        hist.record_steps.extend((t_before + np.minimum(np.arange(1, nr + 1) * every_k,
+                                                        done)).tolist())
+        if bad_kind:
+            prog.close()
+            hist.lr.append(float(lr[0]))
+            hist._finish(L)
+            what = {1: "gradient", 2: "cost", 3: "update"}[bad_kind]
+            raise DivergenceError(epoch, t_before + done + (1 if bad_kind != 3 else 0), bad_layer,
+                                  what, hist)
+        hist.lr.append(float(lr[0]))
+        text = ""
+        if monitor:
+            c = net.cost(X, T if T is not None else labels, lmbda=lmbda, l1=l1)
+            a = net.accuracy(X, labels if labels is not None else T)
+            hist.train_cost.append(c)
+            hist.train_accuracy.append(a)
+            text = f"cost {c:.4f} acc {a:.4f}"
+        if validation is not None:
+            Xv, yv = validation
+            vc = net.cost(Xv, yv, lmbda=lmbda, l1=l1, n=n)
+            va = net.accuracy(Xv, yv)
+            hist.validation_cost.append(vc)
+            hist.validation_accuracy.append(va)
+            text += f" val_acc {va:.4f}"
+        prog.update(epoch, text)
+        if early_stopping is not None:
+            series = getattr(hist, early_stopping.metric)
+            value = series[-1]
+            sign = 1 if early_stopping.metric.endswith("accuracy") else -1
+            if best is None or sign * (value - best[0]) > early_stopping.min_delta:
+                best = (value, epoch, net.params.copy())
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            if bad_epochs >= early_stopping.patience:
+                hist.stopped_early = True
+                break
+        if callback is not None and callback(epoch, net, hist):
+            break
+    if early_stopping is not None and best is not None:
+        hist.best_epoch = best[1]
+        if early_stopping.restore_best:
+            net.params[...] = best[2]
+    if progress and hist.stopped_early:
+        prog.close()
+    return hist._finish(L)
