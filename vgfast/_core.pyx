@@ -252,7 +252,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef int64_t steps = (n + bs - 1) // bs
     cdef int64_t s, i, m, start, lw, cnt = 0
     cdef int l, bad
-    cdef double c, sb, sw, tot, f, h[8]
+    cdef double c, sb, sw, tot
+    cdef double h[8]
     cdef bint dropping = False
     cdef floating* yb = NULL
     cdef const int64_t* idx
@@ -631,3 +632,35 @@ def philox_uniform(uint64_t seed, uint64_t counter, Py_ssize_t n):
     for i in range(n):
         o[i] = (vg_philox_u64(seed, counter + i) >> 11) * (1.0 / 9007199254740992.0)
     return out
+
+
+def optimizer_step(int kind, cnp.ndarray p, cnp.ndarray g, cnp.ndarray s1, cnp.ndarray s2, hyper,
+             int64_t t):
+    """One optimiser step over whole flat buffers (the kernel train() uses per layer).
+
+    kind: 0 SGD, 1 AdaGrad, 2 RMSProp, 3 Adam; hyper as in vg_opt_step (see optim.py);
+    t: 1-based step count. Arrays must be C-contiguous, one dtype (float64 or float32), one
+    length; checked here because this entry is public (benchmarks, tests).
+    """
+    cdef int64_t n = p.shape[0]
+    for name, a in (("p", p), ("g", g), ("s1", s1), ("s2", s2)):
+        if a.ndim != 1 or a.shape[0] != n or a.dtype != p.dtype or not a.flags.c_contiguous \
+                or (name != "g" and not a.flags.writeable):
+            raise ValueError(f"{name} must be a writable C-contiguous 1-D array like p")
+    if p.dtype != np.float64 and p.dtype != np.float32:
+        raise TypeError("p must be float64 or float32")
+    h = np.zeros(8, np.float64)
+    h[:len(hyper)] = hyper
+    cdef double* hp = <double*>ptr(h)
+    cdef int bad
+    cdef void* P = ptr(p)
+    cdef void* G = ptr(g)
+    cdef void* A = ptr(s1)
+    cdef void* B = ptr(s2)
+    if p.dtype == np.float64:
+        with nogil:
+            bad = vg_opt_step_d(kind, <double*>P, <double*>G, <double*>A, <double*>B, n, hp, t)
+    else:
+        with nogil:
+            bad = vg_opt_step_f(kind, <float*>P, <float*>G, <float*>A, <float*>B, n, hp, t)
+    return bool(bad)
