@@ -32,8 +32,8 @@ class DivergenceError(FloatingPointError):
                 " The update itself overflowed: parameters of that layer are not finite; the "
                 "other layers hold their last finite values.")
         super().__init__(f"non-finite {what} at step {step} (epoch {epoch}) in layer {layer} "
-                         f"(weights {layer}: {'hidden' if layer >= 0 else '?'} layer index)."
-                         f"{hint} Lower the learning rate or clip the gradient.")
+                         f"(W^{layer + 1}, b^{layer + 1}; 0 is the first weight layer, as in "
+                         f"History columns).{hint} Lower the learning rate or clip the gradient.")
 
 
 class EarlyStopping:
