@@ -35,7 +35,13 @@ void vg_clip_value##S(T *x, int64_t len, T c);                                  
 int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const double *h, \
                    int64_t t);                                                            \
 void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
-void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);
+void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
+void vg_bn_forward##S(T *z, T *xhat, const T *b, const T *gamma, const T *beta, int64_t m,   \
+                      int64_t n, double eps, T *mu, T *invstd, int mode, T *run_mean,        \
+                      T *run_var, double momentum);                                         \
+void vg_bn_backward##S(T *d, const T *xhat, const T *gamma, const T *invstd, int64_t m,      \
+                       int64_t n, double gscale, T *dgamma, T *dbeta, int accumulate,        \
+                       int batch_stats);
 
 VG_DECLARE(double, _d)
 VG_DECLARE(float, _f)

@@ -13,11 +13,11 @@ static inline REAL SFX(softplus)(REAL z) {
     return (z > 0 ? z : (REAL)0) + LOG1P(EXP(-FABS(z)));
 }
 
-/* z <- z + b (row broadcast); a <- f(z). z and a are (m, n); a may not alias z. */
+/* z <- z + b (row broadcast; b may be NULL); a <- f(z). z and a are (m, n), not aliased. */
 void SFX(vg_bias_act)(REAL *z, REAL *a, const REAL *b, int64_t m, int64_t n, int act, REAL alpha) {
     for (int64_t i = 0; i < m; i++) {
         REAL *zr = z + i * n, *ar = a + i * n;
-        for (int64_t j = 0; j < n; j++) zr[j] += b[j];
+        if (b) for (int64_t j = 0; j < n; j++) zr[j] += b[j];
         switch (act) {
         case VG_SIGMOID: for (int64_t j = 0; j < n; j++) ar[j] = SFX(sigmoid)(zr[j]); break;
         case VG_TANH: for (int64_t j = 0; j < n; j++) ar[j] = TANH(zr[j]); break;
@@ -261,5 +261,79 @@ void SFX(vg_max_norm)(REAL *w, int64_t n_out, int64_t n_in, REAL c) {
     for (int64_t i = 0; i < n_out; i++) {
         double s = SFX(vg_sumsq)(w + i * n_in, n_in);
         if (s > (double)c * (double)c) SFX(vg_scale)(w + i * n_in, n_in, (REAL)((double)c / sqrt(s)));
+    }
+}
+
+/* Batch normalisation of the pre-activations z + b of one layer (Ioffe & Szegedy 2015), in place:
+ *   xhat = (z + b - mean) / sqrt(var + eps),  z <- gamma * xhat + beta.
+ * mode 0: mean/var are the running statistics (evaluation);
+ * mode 1: batch statistics (biased variance), stored in mu/invstd for the backward pass;
+ * mode 2: as 1 and the running statistics are updated as torch does:
+ *         run <- (1 - momentum) run + momentum * batch, with the unbiased variance. */
+void SFX(vg_bn_forward)(REAL *z, REAL *xhat, const REAL *b, const REAL *gamma, const REAL *beta,
+                        int64_t m, int64_t n, double eps, REAL *mu, REAL *invstd, int mode,
+                        REAL *run_mean, REAL *run_var, double momentum) {
+    if (b) for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) z[i * n + j] += b[j];
+    if (mode == 0) {
+        for (int64_t j = 0; j < n; j++) {
+            mu[j] = run_mean[j];
+            invstd[j] = (REAL)(1.0 / sqrt((double)run_var[j] + eps));
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) mu[j] = 0;
+        for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) mu[j] += z[i * n + j];
+        for (int64_t j = 0; j < n; j++) { mu[j] /= (REAL)m; invstd[j] = 0; }
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) { REAL c = z[i * n + j] - mu[j]; invstd[j] += c * c; }
+        for (int64_t j = 0; j < n; j++) {
+            double var = (double)invstd[j] / (double)m;
+            if (mode == 2) {
+                run_mean[j] = (REAL)((1 - momentum) * run_mean[j] + momentum * mu[j]);
+                if (m > 1)
+                    run_var[j] = (REAL)((1 - momentum) * run_var[j] +
+                                        momentum * var * (double)m / (double)(m - 1));
+            }
+            invstd[j] = (REAL)(1.0 / sqrt(var + eps));
+        }
+    }
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            REAL xh = (z[i * n + j] - mu[j]) * invstd[j];
+            xhat[i * n + j] = xh;
+            z[i * n + j] = gamma[j] * xh + beta[j];
+        }
+}
+
+/* Backward through batch normalisation with batch statistics. On entry d = dS/dy for the sum S
+ * of the per-example costs (y = gamma xhat + beta); on exit d = dS/d(z + b):
+ *   d_ij <- gamma_j invstd_j (d_ij - dbeta_j / m - xhat_ij dgamma_j / m),
+ * with dbeta_j = sum_i d_ij and dgamma_j = sum_i d_ij xhat_ij; gscale times these are written
+ * (or added when accumulate) to dbeta, dgamma. With batch_stats = 0 (running statistics, which
+ * do not depend on the batch) the batch terms vanish: d_ij <- gamma_j invstd_j d_ij. */
+void SFX(vg_bn_backward)(REAL *d, const REAL *xhat, const REAL *gamma, const REAL *invstd,
+                         int64_t m, int64_t n, double gscale, REAL *dgamma, REAL *dbeta,
+                         int accumulate, int batch_stats) {
+    REAL sb[256], sg[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t nb = n - j0 < 256 ? n - j0 : 256;
+        for (int64_t j = 0; j < nb; j++) { sb[j] = 0; sg[j] = 0; }
+        for (int64_t i = 0; i < m; i++) {
+            const REAL *dr = d + i * n + j0, *xr = xhat + i * n + j0;
+            for (int64_t j = 0; j < nb; j++) { sb[j] += dr[j]; sg[j] += dr[j] * xr[j]; }
+        }
+        for (int64_t j = 0; j < nb; j++) {
+            REAL gb = (REAL)gscale * sb[j], gg = (REAL)gscale * sg[j];
+            dbeta[j0 + j] = accumulate ? dbeta[j0 + j] + gb : gb;
+            dgamma[j0 + j] = accumulate ? dgamma[j0 + j] + gg : gg;
+        }
+        const REAL inv_m = batch_stats ? (REAL)1 / (REAL)m : (REAL)0;
+        for (int64_t i = 0; i < m; i++) {
+            REAL *dr = d + i * n + j0;
+            const REAL *xr = xhat + i * n + j0;
+            for (int64_t j = 0; j < nb; j++) {
+                int64_t jj = j0 + j;
+                dr[j] = gamma[jj] * invstd[jj] * (dr[j] - sb[j] * inv_m - xr[j] * sg[j] * inv_m);
+            }
+        }
     }
 }

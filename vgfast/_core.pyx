@@ -51,6 +51,14 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_max_norm_d(double*, int64_t, int64_t, double)
     void vg_max_norm_f(float*, int64_t, int64_t, float)
     uint64_t vg_philox_u64(uint64_t, uint64_t)
+    void vg_bn_forward_d(double*, double*, const double*, const double*, const double*, int64_t,
+                         int64_t, double, double*, double*, int, double*, double*, double)
+    void vg_bn_forward_f(float*, float*, const float*, const float*, const float*, int64_t,
+                         int64_t, double, float*, float*, int, float*, float*, double)
+    void vg_bn_backward_d(double*, const double*, const double*, const double*, int64_t, int64_t,
+                          double, double*, double*, int, int)
+    void vg_bn_backward_f(float*, const float*, const float*, const float*, int64_t, int64_t,
+                          double, float*, float*, int, int)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -135,6 +143,24 @@ cdef inline void max_norm(floating* w, int64_t n_out, int64_t n_in, double c) no
     else:
         vg_max_norm_f(w, n_out, n_in, <float>c)
 
+cdef inline void bn_forward(floating* z, floating* xhat, const floating* b, const floating* gamma,
+                            const floating* beta, int64_t m, int64_t n, double eps, floating* mu,
+                            floating* invstd, int mode, floating* rm, floating* rv,
+                            double momentum) noexcept nogil:
+    if floating is double:
+        vg_bn_forward_d(z, xhat, b, gamma, beta, m, n, eps, mu, invstd, mode, rm, rv, momentum)
+    else:
+        vg_bn_forward_f(z, xhat, b, gamma, beta, m, n, eps, mu, invstd, mode, rm, rv, momentum)
+
+cdef inline void bn_backward(floating* d, const floating* xhat, const floating* gamma,
+                             const floating* invstd, int64_t m, int64_t n, double gscale,
+                             floating* dgamma, floating* dbeta, int acc,
+                             int batch_stats) noexcept nogil:
+    if floating is double:
+        vg_bn_backward_d(d, xhat, gamma, invstd, m, n, gscale, dgamma, dbeta, acc, batch_stats)
+    else:
+        vg_bn_backward_f(d, xhat, gamma, invstd, m, n, gscale, dgamma, dbeta, acc, batch_stats)
+
 # ---------------------------------------------------------------- the plan of one network
 
 cdef struct Plan:
@@ -152,6 +178,15 @@ cdef struct Plan:
     const double* keep      # L: keep probability applied to A_l (l = 0 input, then hidden)
     uint64_t* counters      # L: dropout counter used for A_l in the current step
     uint64_t seed
+    int64_t n_params        # length of the flat parameters (W, b of every layer, then BN)
+    const int* bn           # L: 1 if layer l's pre-activations are batch-normalised
+    const int64_t* g_off    # L: offset of gamma^l in the parameters (beta^l follows it)
+    const int64_t* r_off    # L: offset of the running mean in `running` (the variance follows)
+    const int64_t* xh_off   # L: offset of xhat^l in the workspace
+    const int64_t* st_off   # L: offset of the batch mean, then 1/std, in the workspace
+    void* running           # running statistics buffer (the params' dtype)
+    int bn_mode             # 0 running statistics, 1 batch statistics, 2 batch + update running
+    double bn_eps, bn_momentum
 
 
 cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
@@ -173,8 +208,16 @@ cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
         # Z = A @ W.T
         gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin,
                 params + p.w_off[l], <int>nin, <floating>0, Z, <int>nout)
-        # Z += b; A_{l+1} = f(Z)
-        bias_act(Z, ws + p.a_off[l + 1], params + p.b_off[l], m, nout, p.act[l], p.alpha[l])
+        if p.bn[l]:
+            # Z <- gamma * (Z + b - mean) / std + beta; A_{l+1} = f(Z)
+            bn_forward(Z, ws + p.xh_off[l], params + p.b_off[l], params + p.g_off[l],
+                       params + p.g_off[l] + nout, m, nout, p.bn_eps, ws + p.st_off[l],
+                       ws + p.st_off[l] + nout, p.bn_mode, <floating*>p.running + p.r_off[l],
+                       <floating*>p.running + p.r_off[l] + nout, p.bn_momentum)
+            bias_act(Z, ws + p.a_off[l + 1], <floating*>NULL, m, nout, p.act[l], p.alpha[l])
+        else:
+            # Z += b; A_{l+1} = f(Z)
+            bias_act(Z, ws + p.a_off[l + 1], params + p.b_off[l], m, nout, p.act[l], p.alpha[l])
 
 
 cdef double backward(Plan* p, const floating* params, floating* ws, floating* grad, int64_t m,
@@ -198,6 +241,11 @@ cdef double backward(Plan* p, const floating* params, floating* ws, floating* gr
         nout = p.sizes[l + 1]
         D = ws + p.d_off[l + 1]
         A = ws + p.a_off[l]
+        if p.bn[l]:
+            # through the normalisation: D becomes dC/d(z + b); dgamma, dbeta recorded
+            bn_backward(D, ws + p.xh_off[l], params + p.g_off[l], ws + p.st_off[l] + nout, m,
+                        nout, gscale, grad + p.g_off[l], grad + p.g_off[l] + nout, acc,
+                        p.bn_mode != 0)
         # dC/dW^l = gscale * D.T @ A
         gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout, A,
                 <int>nin, <floating>(1 if acc else 0), grad + p.w_off[l], <int>nin)
@@ -257,6 +305,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef bint dropping = False
     cdef floating* yb = NULL
     cdef const int64_t* idx
+    cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
     for l in range(L):
         if p.keep[l] < 1.0:
             dropping = True
@@ -288,6 +337,12 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 return s
             acc[l] += sqrt(sb)
             acc[L + l] += sqrt(sw)
+        if p.n_params > bn0:
+            sb = sumsq(grad + bn0, p.n_params - bn0)
+            if not isfinite(sb):
+                r.bad_layer = -1
+                r.bad_kind = 1
+                return s
         if not isfinite(c):
             r.bad_layer = L - 1
             r.bad_kind = 2
@@ -300,10 +355,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                           o.l2, o.l1)
         # clipping
         if o.clip == 1:
-            tot = sqrt(sumsq(grad, p.b_off[L - 1] + p.sizes[L]))
+            tot = sqrt(sumsq(grad, p.n_params))
             acc[2 * L + 1] += tot
             if tot > o.clip_c:
-                scale(grad, p.b_off[L - 1] + p.sizes[L], o.clip_c / tot)
+                scale(grad, p.n_params, o.clip_c / tot)
         elif o.clip == 2:
             for l in range(L):
                 lw = p.sizes[l] * p.sizes[l + 1] + p.sizes[l + 1]
@@ -313,9 +368,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     scale(grad + p.w_off[l], lw, o.clip_c / sw)
             acc[2 * L + 1] += sqrt(tot)
         elif o.clip == 3:
-            tot = sqrt(sumsq(grad, p.b_off[L - 1] + p.sizes[L]))
+            tot = sqrt(sumsq(grad, p.n_params))
             acc[2 * L + 1] += tot
-            clip_value(grad, p.b_off[L - 1] + p.sizes[L], o.clip_c)
+            clip_value(grad, p.n_params, o.clip_c)
         # the update, W with decoupled decay, b without
         h[0] = o.lr[s]
         if o.mom != NULL:
@@ -336,6 +391,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 return s + 1
             if o.max_norm > 0:
                 max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
+        if p.n_params > bn0:
+            # gamma, beta of every normalised layer: no weight decay
+            if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0, p.n_params - bn0,
+                        h, o.t):
+                r.bad_layer = -1
+                r.bad_kind = 3
+                return s + 1
         # close a record every `every` steps and at the end of the epoch
         cnt += 1
         if cnt == r.every or s == steps - 1:
@@ -370,11 +432,13 @@ cdef class Engine:
     cdef readonly object dtype
     cdef readonly int64_t n_params, rows
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, keep, counters
-    cdef cnp.ndarray ws, labbuf
+    cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
+    cdef readonly cnp.ndarray running
     cdef int cost
     cdef Plan plan
 
-    def __init__(self, sizes, act, alpha, int cost, dtype):
+    def __init__(self, sizes, act, alpha, int cost, dtype, bn=None, double bn_eps=1e-5,
+                 double bn_momentum=0.1):
         self.sizes = np.ascontiguousarray(sizes, dtype=np.int64)
         self.L = len(sizes) - 1
         self.act = np.ascontiguousarray(act, dtype=np.intc)
@@ -389,7 +453,26 @@ cdef class Engine:
             o += sizes[l] * sizes[l + 1]
             b_off[l] = o
             o += sizes[l + 1]
-        self.w_off, self.b_off, self.n_params = w_off, b_off, o
+        self.bn = np.zeros(self.L, np.intc)
+        if bn is not None:
+            self.bn[:] = bn
+        g_off = np.zeros(self.L, np.int64)
+        r_off = np.zeros(self.L, np.int64)
+        r = 0
+        for l in range(self.L):
+            if self.bn[l]:
+                g_off[l] = o
+                o += 2 * sizes[l + 1]
+                r_off[l] = r
+                r += 2 * sizes[l + 1]
+        self.w_off, self.b_off, self.g_off, self.r_off, self.n_params = w_off, b_off, g_off, r_off, o
+        # running mean 0 and variance 1, as torch starts them
+        self.running = np.zeros(r, self.dtype)
+        for l in range(self.L):
+            if self.bn[l]:
+                self.running[r_off[l] + sizes[l + 1]:r_off[l] + 2 * sizes[l + 1]] = 1
+        self.plan.bn_eps = bn_eps
+        self.plan.bn_momentum = bn_momentum
         self.keep = np.ones(self.L, np.float64)
         self.counters = np.zeros(self.L, np.uint64)
         self.rows = 0
@@ -414,6 +497,15 @@ cdef class Engine:
             o += m * self.sizes[l]
         y_off = o
         o += m * self.sizes[L]
+        xh_off = np.zeros(L, np.int64)
+        st_off = np.zeros(L, np.int64)
+        for l in range(L):
+            if self.bn[l]:
+                xh_off[l] = o
+                o += m * self.sizes[l + 1]
+                st_off[l] = o
+                o += 2 * self.sizes[l + 1]
+        self.xh_off, self.st_off = xh_off, st_off
         self.ws = np.zeros(o, self.dtype)
         self.labbuf = np.zeros(m, np.int64)
         self.a_off, self.z_off, self.d_off = a_off, z_off, d_off
@@ -433,6 +525,14 @@ cdef class Engine:
         p.keep = <double*>ptr(self.keep)
         p.counters = <uint64_t*>ptr(self.counters)
         p.seed = 0
+        p.n_params = self.n_params
+        p.bn = <int*>ptr(self.bn)
+        p.g_off = <int64_t*>ptr(self.g_off)
+        p.r_off = <int64_t*>ptr(self.r_off)
+        p.xh_off = <int64_t*>ptr(self.xh_off)
+        p.st_off = <int64_t*>ptr(self.st_off)
+        p.running = ptr(self.running)
+        p.bn_mode = 0
 
     @property
     def workspace_bytes(self):
@@ -450,10 +550,14 @@ cdef class Engine:
         return zs, acts, ds
 
     def forward(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray out, int64_t chunk=1024):
-        """out[i] = network output for row X[i]; X processed in chunks of `chunk` rows."""
+        """out[i] = network output for row X[i]; X processed in chunks of `chunk` rows.
+
+        Batch-normalised layers use the running statistics.
+        """
         cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
         cdef Plan* p = &self.plan
         self._reserve(min(n, chunk))
+        p.bn_mode = 0
         cdef int64_t rows = self.rows
         cdef void* P = ptr(params)
         cdef void* xs = ptr(X)
@@ -475,11 +579,19 @@ cdef class Engine:
                 i += m
 
     def gradient(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray labels,
-                 cnp.ndarray grad, int64_t chunk=1024, bint cost_only=False):
-        """grad = mean over the rows of dC/dparams (unregularised); returns the mean cost."""
+                 cnp.ndarray grad, int64_t chunk=1024, bint cost_only=False,
+                 bint batch_stats=False):
+        """grad = mean over the rows of dC/dparams (unregularised); returns the mean cost.
+
+        Batch-normalised layers use the running statistics, or with batch_stats the statistics
+        of all the rows as one batch (then the rows are not chunked).
+        """
         cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
         cdef Plan* p = &self.plan
+        if batch_stats:
+            chunk = n
         self._reserve(min(n, chunk))
+        p.bn_mode = 1 if batch_stats else 0
         cdef int64_t rows = self.rows
         cdef void* P = ptr(params)
         cdef void* xs = ptr(X)
@@ -523,7 +635,7 @@ cdef class Engine:
         return total / n
 
     def trace(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray Y=None,
-              cnp.ndarray labels=None):
+              cnp.ndarray labels=None, bint batch_stats=False):
         """Forward (and backward when targets are given) over all rows at once.
 
         Returns (zs, activations, deltas) as copies: zs[l], deltas[l] are (n, sizes[l+1]) for
@@ -537,6 +649,7 @@ cdef class Engine:
         acts[0][...] = X
         grad = np.zeros(self.n_params, self.dtype)
         cdef Plan* p = &self.plan
+        p.bn_mode = 1 if batch_stats else 0
         cdef void* P = ptr(params)
         cdef void* w = ptr(self.ws)
         cdef void* ys = ptr(Y)
@@ -575,6 +688,7 @@ cdef class Engine:
         self.keep[:] = keep
         cdef Plan* p = &self.plan
         p.seed = seed
+        p.bn_mode = 2
         cdef Opt o
         o.kind = opt_kind
         for i in range(8):

@@ -80,12 +80,29 @@ def targets(Y, n_out, dtype):
     return Y.astype(dtype)
 
 
-def forward(net, params, X):
-    """zs[l], activations[l+1] for l = 0..L-1; activations[0] = X."""
+def forward(net, params, X, batch_stats=False, cache=None):
+    """zs[l], activations[l+1] for l = 0..L-1; activations[0] = X.
+
+    Batch-normalised layers: z^l is gamma * xhat + beta, the activation's input, with
+    xhat = (a W^T + b - mean) / sqrt(var + eps) over the batch (batch_stats) or with the running
+    statistics; cache (a dict) receives xhat and 1/std per layer for backprop.
+    """
     weights, biases = split(net, params)
+    gammas, betas = net._split_bn(params)
+    bn = list(net.batch_norm) + [False]
     a, zs, acts = X, [], [X]
-    for (name, alpha), w, b in zip(layer_activations(net), weights, biases):
+    for l, ((name, alpha), w, b) in enumerate(zip(layer_activations(net), weights, biases)):
         z = a @ w.T + b
+        if bn[l]:
+            if batch_stats:
+                mu, var = z.mean(axis=0), z.var(axis=0)
+            else:
+                mu, var = net.bn_running_mean[l], net.bn_running_var[l]
+            invstd = 1.0 / np.sqrt(var + net.bn_eps)
+            xhat = (z - mu) * invstd
+            z = gammas[l] * xhat + betas[l]
+            if cache is not None:
+                cache[l] = (xhat, invstd)
         a = activate(z, name, alpha)
         zs.append(z)
         acts.append(a)
@@ -115,18 +132,31 @@ def output_delta(net, z, a, T):
     return e * derivative(z, a, net.output)
 
 
-def backprop(net, params, X, Y):
+def backprop(net, params, X, Y, batch_stats=False):
     """(gradient of the mean cost over the rows as a flat vector, mean cost, per-layer deltas)."""
     T = targets(Y, net.sizes[-1], params.dtype)
     weights, _ = split(net, params)
-    zs, acts = forward(net, params, X)
+    gammas, _ = net._split_bn(params)
+    cache = {}
+    zs, acts = forward(net, params, X, batch_stats, cache)
     m = X.shape[0]
     grad = np.zeros_like(params)
     gw, gb = split(net, grad)
+    ggam, gbet = net._split_bn(grad)
     acts_info = layer_activations(net)
     delta = output_delta(net, zs[-1], acts[-1], T)
     deltas = [None] * len(weights)
     for l in range(len(weights) - 1, -1, -1):
+        if l in cache:
+            # through the normalisation (sum-of-costs convention, per-example rows)
+            xhat, invstd = cache[l]
+            gbet[l][...] = delta.sum(axis=0) / m
+            ggam[l][...] = (delta * xhat).sum(axis=0) / m
+            if batch_stats:
+                delta = gammas[l] * invstd * (delta - delta.mean(axis=0)
+                                              - xhat * (delta * xhat).mean(axis=0))
+            else:
+                delta = gammas[l] * invstd * delta
         deltas[l] = delta
         gw[l][...] = delta.T @ acts[l] / m
         gb[l][...] = delta.sum(axis=0) / m
@@ -138,7 +168,7 @@ def backprop(net, params, X, Y):
 
 
 def sgd_epoch(net, params, X, Y, perm, batch_size, lr, lmbda=0.0, l1=0.0, momentum=0.0,
-              nesterov=False, velocity=None):
+              nesterov=False, velocity=None, batch_stats=None):
     """One epoch of mini-batch SGD (torch's momentum/Nesterov equations) on the objective
 
         mean cost over the batch + (lmbda / 2n) sum ||W||^2 + (l1 / n) sum |W|,
@@ -149,9 +179,11 @@ def sgd_epoch(net, params, X, Y, perm, batch_size, lr, lmbda=0.0, l1=0.0, moment
     params = params.copy()
     n = X.shape[0]
     v = np.zeros_like(params) if velocity is None else velocity
+    if batch_stats is None:  # batch-normalised layers train on batch statistics
+        batch_stats = any(getattr(net, "batch_norm", ()))
     for start in range(0, n, batch_size):
         idx = perm[start:start + batch_size]
-        g, _, _ = backprop(net, params, X[idx], Y[idx])
+        g, _, _ = backprop(net, params, X[idx], Y[idx], batch_stats)
         gw, _ = split(net, g)
         pw, _ = split(net, params)
         for w, d in zip(pw, gw):

@@ -27,12 +27,14 @@ class Gradient:
     flat : ndarray (n_params,)
     weights : list of ndarray (n_out, n_in), views into flat: dC/dW^l
     biases : list of ndarray (n_out,), views into flat: dC/db^l (the book's delta^l, batch mean)
+    bn_gamma, bn_beta : lists (one entry per hidden layer, None where not normalised)
     cost : float, the mean cost over the rows (no regularisation)
     """
 
     def __init__(self, net, flat, cost):
         self.flat = flat
         self.weights, self.biases = net._split(flat)
+        self.bn_gamma, self.bn_beta = net._split_bn(flat)
         self.cost = cost
 
     def norms(self):
@@ -71,6 +73,12 @@ class Network:
     gain : float or "auto"
         Multiplies every initial weight; ``"auto"`` uses :func:`vgfast.init.gain` of the hidden
         activation (and 1 for the output layer).
+    batch_norm : bool or sequence of bool
+        Batch-normalise the pre-activations of every hidden layer (or of those marked):
+        z -> gamma (z - mean) / sqrt(var + eps) + beta (Ioffe & Szegedy 2015), with batch
+        statistics in training and running averages (torch's momentum 0.1, unbiased variance)
+        for evaluation. gamma starts at 1, beta at 0; both are learnt, never penalised.
+    bn_eps, bn_momentum : float
 
     Attributes
     ----------
@@ -81,7 +89,7 @@ class Network:
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", cost="cross_entropy",
                  init="nielsen", dtype="float64", seed=None, *, leaky_slope=0.01, elu_alpha=1.0,
-                 bias_init=None, gain=1.0):
+                 bias_init=None, gain=1.0, batch_norm=False, bn_eps=1e-5, bn_momentum=0.1):
         sizes = self._check_sizes(sizes)
         L = len(sizes) - 1
         if isinstance(activation, str):
@@ -111,12 +119,20 @@ class Network:
         self.cost_name = cost
         self.init_name = init
         self.dtype = dtype_of(dtype)
-        alpha = [self.leaky_slope if a == "leaky_relu" else self.elu_alpha if a == "elu" else 0.0
-                 for a in activations] + [0.0]
-        self._engine = Engine(sizes, [HIDDEN[a] for a in activations] + [OUTPUT[output]], alpha,
-                              COSTS[cost], self.dtype)
+        if isinstance(batch_norm, bool):
+            bn = [batch_norm] * (L - 1)
+        else:
+            bn = list(batch_norm)
+            if len(bn) != L - 1 or not all(isinstance(b, bool) for b in bn):
+                raise ValueError(f"batch_norm must be True/False or one bool per hidden layer "
+                                 f"({L - 1}); got {batch_norm!r}")
+        self.batch_norm = bn
+        self.bn_eps = check_number(bn_eps, "bn_eps", low=0, low_open=True)
+        self.bn_momentum = check_number(bn_momentum, "bn_momentum", low=0, high=1)
+        self._engine = self._new_engine()
         self.params = np.zeros(self._engine.n_params, self.dtype)
         self.weights, self.biases = self._split(self.params)
+        self.bn_gamma, self.bn_beta = self._split_bn(self.params)
         self._lock = threading.Lock()
         self.initialize(init, seed=seed, bias_init=bias_init, gain=gain)
 
@@ -145,6 +161,46 @@ class Network:
             o += n_out
         return ws, bs
 
+    def _split_bn(self, flat):
+        """gamma, beta views per hidden layer (None where the layer is not normalised); they
+        follow all the W, b in the flat buffer, layer by layer gamma then beta."""
+        gs, bs = [], []
+        o = sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        for n_out, on in zip(self.sizes[1:-1], self.batch_norm):
+            if on:
+                gs.append(flat[o:o + n_out])
+                bs.append(flat[o + n_out:o + 2 * n_out])
+                o += 2 * n_out
+            else:
+                gs.append(None)
+                bs.append(None)
+        return gs, bs
+
+    def _new_engine(self):
+        return Engine(self.sizes, self._engine_codes(), self._alphas(), COSTS[self.cost_name],
+                      self.dtype, [int(b) for b in self.batch_norm] + [0], self.bn_eps,
+                      self.bn_momentum)
+
+    @property
+    def bn_running_mean(self):
+        """Running means of the normalised layers (views; None where not normalised)."""
+        return self._running(0)
+
+    @property
+    def bn_running_var(self):
+        """Running (unbiased) variances of the normalised layers (views)."""
+        return self._running(1)
+
+    def _running(self, which):
+        out, o, r = [], 0, self._engine.running
+        for n_out, on in zip(self.sizes[1:-1], self.batch_norm):
+            if on:
+                out.append(r[o + which * n_out:o + (which + 1) * n_out])
+                o += 2 * n_out
+            else:
+                out.append(None)
+        return out
+
     @property
     def n_params(self):
         return self.params.size
@@ -168,6 +224,10 @@ class Network:
                 g = check_number(gain, "gain")
             w[...] = f(rng, w.shape[0], w.shape[1], g)
             b[...] = _init.biases(rng, b.shape[0], how)
+        for g_, b_ in zip(self.bn_gamma, self.bn_beta):
+            if g_ is not None:
+                g_[...] = 1.0
+                b_[...] = 0.0
         self.init_name = init
         return self
 
@@ -200,11 +260,13 @@ class Network:
         """An independent network with the same architecture and parameters."""
         new = object.__new__(Network)
         new.__dict__.update({k: v for k, v in self.__dict__.items()
-                             if k not in ("params", "weights", "biases", "_engine", "_lock")})
-        new._engine = Engine(self.sizes, self._engine_codes(), self._alphas(),
-                             COSTS[self.cost_name], self.dtype)
+                             if k not in ("params", "weights", "biases", "bn_gamma", "bn_beta",
+                                          "_engine", "_lock")})
+        new._engine = new._new_engine()
+        new._engine.running[...] = self._engine.running
         new.params = self.params.copy()
         new.weights, new.biases = new._split(new.params)
+        new.bn_gamma, new.bn_beta = new._split_bn(new.params)
         new._lock = threading.Lock()
         return new
 
@@ -218,8 +280,9 @@ class Network:
     def __repr__(self):
         acts = set(self.activations)
         act = self.activations[0] if len(acts) == 1 else self.activations
+        bn = ", batch_norm=True" if any(self.batch_norm) else ""
         return (f"Network({self.sizes}, activation={act!r}, output={self.output!r}, "
-                f"cost={self.cost_name!r}, dtype={np.dtype(self.dtype).name!r})")
+                f"cost={self.cost_name!r}, dtype={np.dtype(self.dtype).name!r}{bn})")
 
     # ------------------------------------------------------------------ evaluation
     def _X(self, X, name="X", allow_1d=False):
@@ -257,7 +320,7 @@ class Network:
             pen += (l1 / n) * sum(float(np.sum(np.abs(w))) for w in self.weights)
         return pen
 
-    def cost(self, X, Y, lmbda=0.0, l1=0.0, n=None):
+    def cost(self, X, Y, lmbda=0.0, l1=0.0, n=None, batch_stats=False):
         """Mean cost over the rows + (lmbda / 2n) sum ||W||^2 + (l1 / n) sum |W|.
 
         n defaults to the number of rows (network2's total_cost convention).
@@ -268,11 +331,16 @@ class Network:
         l1 = check_number(l1, "l1", low=0)
         n = X.shape[0] if n is None else check_number(n, "n", low=1, integer=True)
         with self._using() as eng:
-            c = eng.gradient(self.params, X, T, lab, None, cost_only=True)
+            c = eng.gradient(self.params, X, T, lab, None, cost_only=True,
+                             batch_stats=bool(batch_stats))
         return c + self._penalty(lmbda, l1, n)
 
-    def gradient(self, X, Y):
+    def gradient(self, X, Y, batch_stats=False):
         """Exact gradient of the mean (unregularised) cost over the rows of X.
+
+        For batch-normalised networks the normalisation uses the running statistics (the
+        evaluation-mode function), or with ``batch_stats=True`` the statistics of the rows of X
+        taken as one batch (the training-mode function).
 
         Returns
         -------
@@ -284,10 +352,10 @@ class Network:
         lab, T = self._Y(Y, X.shape[0])
         g = np.zeros(self.n_params, self.dtype)
         with self._using() as eng:
-            c = eng.gradient(self.params, X, T, lab, g)
+            c = eng.gradient(self.params, X, T, lab, g, batch_stats=bool(batch_stats))
         return Gradient(self, g, c)
 
-    def trace(self, X, Y=None):
+    def trace(self, X, Y=None, batch_stats=False):
         """Everything the forward (and backward) pass computes, per example.
 
         Returns
@@ -301,7 +369,7 @@ class Network:
         if Y is not None:
             lab, T = self._Y(Y, X.shape[0])
         with self._using() as eng:
-            return eng.trace(self.params, X, T, lab)
+            return eng.trace(self.params, X, T, lab, batch_stats=bool(batch_stats))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):

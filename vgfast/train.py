@@ -174,6 +174,9 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     max_norm = 0.0 if max_norm is None else check_number(max_norm, "max_norm", low=0,
                                                           low_open=True)
     keep = _dropout_spec(dropout, net.L)
+    if any(net.batch_norm) and (batch_size < 2 or n % batch_size == 1):
+        raise ValueError(f"batch_size: batch normalisation needs mini-batches of at least 2 rows; "
+                         f"batch_size={batch_size} with n={n} rows leaves a batch of 1")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError("early_stopping must be an EarlyStopping or None")
     if validation is not None:
