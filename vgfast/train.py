@@ -188,6 +188,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     if early_stopping is not None and early_stopping.metric.startswith("validation") and \
             validation is None:
         raise ValueError(f"early_stopping on {early_stopping.metric} needs validation data")
+    if early_stopping is not None and early_stopping.metric.startswith("train") and not monitor:
+        raise ValueError(f"early_stopping on {early_stopping.metric} needs monitor=True")
     if seed is not None:
         check_number(seed, "seed", low=0, integer=True)
 
