@@ -36,6 +36,8 @@ int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const 
                    int64_t t);                                                            \
 void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
 void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
+void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \
+double vg_diff_sumsq##S(const T *x, const T *y, int64_t len);                               \
 void vg_bn_forward##S(T *z, T *xhat, const T *b, const T *gamma, const T *beta, int64_t m,   \
                       int64_t n, double eps, T *mu, T *invstd, int mode, T *run_mean,        \
                       T *run_var, double momentum);                                         \

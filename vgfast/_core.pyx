@@ -51,6 +51,10 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_max_norm_d(double*, int64_t, int64_t, double)
     void vg_max_norm_f(float*, int64_t, int64_t, float)
     uint64_t vg_philox_u64(uint64_t, uint64_t)
+    void vg_act_stats_d(const double*, int64_t, int64_t, int, double*)
+    void vg_act_stats_f(const float*, int64_t, int64_t, int, double*)
+    double vg_diff_sumsq_d(const double*, const double*, int64_t)
+    double vg_diff_sumsq_f(const float*, const float*, int64_t)
     void vg_bn_forward_d(double*, double*, const double*, const double*, const double*, int64_t,
                          int64_t, double, double*, double*, int, double*, double*, double)
     void vg_bn_forward_f(float*, float*, const float*, const float*, const float*, int64_t,
@@ -161,6 +165,19 @@ cdef inline void bn_backward(floating* d, const floating* xhat, const floating* 
     else:
         vg_bn_backward_f(d, xhat, gamma, invstd, m, n, gscale, dgamma, dbeta, acc, batch_stats)
 
+cdef inline void act_stats(const floating* a, int64_t m, int64_t n, int act,
+                           double* out) noexcept nogil:
+    if floating is double:
+        vg_act_stats_d(a, m, n, act, out)
+    else:
+        vg_act_stats_f(a, m, n, act, out)
+
+cdef inline double diff_sumsq(const floating* x, const floating* y, int64_t n) noexcept nogil:
+    if floating is double:
+        return vg_diff_sumsq_d(x, y, n)
+    else:
+        return vg_diff_sumsq_f(x, y, n)
+
 # ---------------------------------------------------------------- the plan of one network
 
 cdef struct Plan:
@@ -190,8 +207,12 @@ cdef struct Plan:
 
 
 cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
-                  uint64_t* counter) noexcept nogil:
-    """A_0 is in place; compute Z_l, A_l for l = 1..L (dropout on A_0..A_{L-1} if asked)."""
+                  uint64_t* counter, double* stats=NULL) noexcept nogil:
+    """A_0 is in place; compute Z_l, A_l for l = 1..L (dropout on A_0..A_{L-1} if asked).
+
+    stats, when given, accumulates vg_act_stats of each A_{l+1} (4 numbers per layer), taken
+    before dropout.
+    """
     cdef int l
     cdef int64_t nin, nout
     cdef floating* A
@@ -218,6 +239,8 @@ cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
         else:
             # Z += b; A_{l+1} = f(Z)
             bias_act(Z, ws + p.a_off[l + 1], params + p.b_off[l], m, nout, p.act[l], p.alpha[l])
+        if stats != NULL:
+            act_stats(ws + p.a_off[l + 1], m, nout, p.act[l], stats + 4 * l)
 
 
 cdef double backward(Plan* p, const floating* params, floating* ws, floating* grad, int64_t m,
@@ -283,6 +306,11 @@ cdef struct Rec:
     double* gw              # (records, L) ||dC/dW^l||_F
     double* cost            # (records,) mean mini-batch cost
     double* prenorm         # (records,) gradient norm before clipping
+    double* amean           # (records, L) mean activation of each layer
+    double* astd            # (records, L) its standard deviation (over examples and units)
+    double* sat             # (records, L) saturated fraction (see vg_act_stats)
+    double* dead            # (records, L) fraction of units dead for a whole mini-batch
+    double* upd             # (records, L) ||W_new - W_old||_F / ||W_old||_F
     int64_t n               # records written
     int bad_layer           # layer where a non-finite value appeared, or -1
     int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update
@@ -291,10 +319,13 @@ cdef struct Rec:
 cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, const floating* X,
                    const floating* Y, const int64_t* labels, int64_t* labbuf,
                    const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
-                   floating* s2, Rec* r, uint64_t* counter, double* acc) noexcept nogil:
+                   floating* s2, Rec* r, uint64_t* counter, double* acc,
+                   floating* scratch) noexcept nogil:
     """One epoch of mini-batch training. Returns the number of steps completed.
 
-    acc holds 2L + 2 running sums for the current record (gb, gw, cost, prenorm).
+    acc holds 7L + 3 running sums for the current record: gb (L), gw (L), cost, prenorm,
+    activation statistics (4L), update ratios (L), rows. scratch (n_params) is needed only when
+    update ratios are recorded.
     """
     cdef int L = p.L
     cdef int64_t steps = (n + bs - 1) // bs
@@ -306,6 +337,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef floating* yb = NULL
     cdef const int64_t* idx
     cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
+    cdef bint want_act = r.amean != NULL or r.astd != NULL or r.sat != NULL or r.dead != NULL
+    cdef double* AS = acc + 2 * L + 2
+    cdef double* AU = acc + 6 * L + 2
+    cdef double nu, mean
     for l in range(L):
         if p.keep[l] < 1.0:
             dropping = True
@@ -323,7 +358,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         else:
             for i in range(m):
                 labbuf[i] = labels[idx[i]]
-        forward(p, params, ws, m, counter if dropping else NULL)
+        forward(p, params, ws, m, counter if dropping else NULL, AS if want_act else NULL)
+        acc[7 * L + 2] += m
         c = backward(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping)
         # statistics, which are also the finiteness check
         tot = 0
@@ -377,6 +413,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             h[1] = o.mom[s]
         o.t += 1
         bad = 0
+        if r.upd != NULL:
+            for i in range(bn0):
+                scratch[i] = params[i]
         for l in range(L):
             lw = p.sizes[l] * p.sizes[l + 1]
             h[4] = o.wd
@@ -391,6 +430,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 return s + 1
             if o.max_norm > 0:
                 max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
+            if r.upd != NULL:
+                lw = p.sizes[l] * p.sizes[l + 1]
+                sw = sumsq(scratch + p.w_off[l], lw)
+                AU[l] += sqrt(diff_sumsq(params + p.w_off[l], scratch + p.w_off[l], lw) /
+                              sw) if sw > 0 else 0.0
         if p.n_params > bn0:
             # gamma, beta of every normalised layer: no weight decay
             if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0, p.n_params - bn0,
@@ -410,9 +454,22 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 r.cost[r.n] = acc[2 * L] / cnt
             if r.prenorm != NULL:
                 r.prenorm[r.n] = acc[2 * L + 1] / cnt
+            for l in range(L):
+                nu = acc[7 * L + 2] * p.sizes[l + 1]   # activations seen: rows x units
+                mean = AS[4 * l] / nu
+                if r.amean != NULL:
+                    r.amean[r.n * L + l] = mean
+                if r.astd != NULL:
+                    r.astd[r.n * L + l] = sqrt(max(AS[4 * l + 1] / nu - mean * mean, 0.0))
+                if r.sat != NULL:
+                    r.sat[r.n * L + l] = AS[4 * l + 2] / nu
+                if r.dead != NULL:
+                    r.dead[r.n * L + l] = AS[4 * l + 3] / (cnt * p.sizes[l + 1])
+                if r.upd != NULL:
+                    r.upd[r.n * L + l] = AU[l] / cnt
             r.n += 1
             cnt = 0
-            for i in range(2 * L + 2):
+            for i in range(7 * L + 3):
                 acc[i] = 0
     return steps
 
@@ -677,7 +734,7 @@ cdef class Engine:
                     cnp.ndarray s2, int64_t t, double l2, double l1, int clip, double clip_c,
                     double max_norm_c, keep, uint64_t seed, uint64_t counter,
                     int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
-                    cnp.ndarray rec_cost, cnp.ndarray rec_prenorm):
+                    cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
         Returns (steps_done, t, counter, records_written, bad_kind, bad_layer).
@@ -703,10 +760,18 @@ cdef class Engine:
         r.gw = <double*>ptr(rec_gw)
         r.cost = <double*>ptr(rec_cost)
         r.prenorm = <double*>ptr(rec_prenorm)
+        more = rec_more or {}
+        r.amean = <double*>ptr(more.get("activation_mean"))
+        r.astd = <double*>ptr(more.get("activation_std"))
+        r.sat = <double*>ptr(more.get("saturation"))
+        r.dead = <double*>ptr(more.get("dead_fraction"))
+        r.upd = <double*>ptr(more.get("update_ratio"))
+        scr = np.zeros(self.n_params if r.upd != NULL else 1, self.dtype)
+        cdef void* SC = ptr(scr)
         r.n = 0
         r.bad_layer = -1
         r.bad_kind = 0
-        acc = np.zeros(2 * L + 2, np.float64)
+        acc = np.zeros(7 * L + 3, np.float64)
         cdef double* a = <double*>ptr(acc)
         cdef void* P = ptr(params)
         cdef void* g = ptr(grad)
@@ -723,12 +788,12 @@ cdef class Engine:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
-                              &ctr, a)
+                              &ctr, a, <double*>SC)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
-                              &ctr, a)
+                              &ctr, a, <float*>SC)
         return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
 
 

@@ -4,7 +4,10 @@ import json
 import numpy as np
 
 EPOCH_FIELDS = ("train_cost", "train_accuracy", "validation_cost", "validation_accuracy", "lr")
-RECORD_FIELDS = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip")
+RECORD_FIELDS = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip",
+                 "activation_mean", "activation_std", "saturation", "dead_fraction", "update_ratio")
+PER_LAYER = ("grad_norms", "weight_grad_norms", "activation_mean", "activation_std", "saturation",
+             "dead_fraction", "update_ratio")
 
 
 class History:
@@ -22,6 +25,13 @@ class History:
     weight_grad_norms : ndarray (records, layers), ||dC/dW^l||_F likewise.
     cost : ndarray (records,), mean mini-batch cost (no penalty), averaged likewise.
     grad_norm_preclip : ndarray (records,), global gradient norm before clipping (when clipping).
+    activation_mean, activation_std : ndarray (records, layers), over examples and units of each
+        layer's activations a^l (before dropout), the output layer last.
+    saturation : ndarray (records, layers), fraction of sigmoid activations below 0.05 or above
+        0.95 (sigma' < 0.0475) or of tanh activations with |a| > 0.95; 0 for other activations.
+    dead_fraction : ndarray (records, layers), fraction of ReLU units that are 0 for a whole
+        mini-batch, averaged over the steps.
+    update_ratio : ndarray (records, layers), ||W_new - W_old||_F / ||W_old||_F per step.
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
     steps_per_epoch : int
     best_epoch : int or None, set by early stopping.
@@ -39,7 +49,7 @@ class History:
         for f in EPOCH_FIELDS + ("cost", "grad_norm_preclip", "record_steps"):
             setattr(self, f, np.asarray(getattr(self, f), dtype=np.int64 if f == "record_steps"
                                         else np.float64))
-        for f in ("grad_norms", "weight_grad_norms"):
+        for f in PER_LAYER:
             v = getattr(self, f)
             setattr(self, f, np.asarray(v, np.float64).reshape(-1, n_layers) if len(v)
                     else np.zeros((0, n_layers)))

@@ -140,8 +140,9 @@ class Network:
     @staticmethod
     def _check_sizes(sizes):
         try:
-            sizes = [int(s) for s in sizes]
-            ok = all(float(s) == float(t) for s, t in zip(sizes, list(sizes)))
+            raw = list(sizes)
+            sizes = [int(s) for s in raw]
+            ok = all(float(s) == float(t) for s, t in zip(sizes, raw))
         except (TypeError, ValueError):
             ok = False
         if not ok or len(sizes) < 2 or min(sizes) < 1:

@@ -14,7 +14,10 @@ from ._validate import as_matrix, as_targets, check_choice, check_number
 from .history import History
 from .optim import SGD, Optimizer
 
-RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip")
+RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip", "activation_mean",
+              "activation_std", "saturation", "dead_fraction", "update_ratio")
+PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_fraction",
+                   "update_ratio")
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
 
 
@@ -118,7 +121,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     lmbda, l1 : float >= 0, penalty strengths.
     validation : (X_val, y_val) or None, evaluated after every epoch.
     record : tuple of names from ``grad_norms``, ``weight_grad_norms``, ``cost``,
-        ``grad_norm_preclip``: recorded inside the engine's loop (see History).
+        ``grad_norm_preclip``, ``activation_mean``, ``activation_std``, ``saturation``,
+        ``dead_fraction``, ``update_ratio``: recorded inside the engine's loop (see History).
     record_every : ``"epoch"``, ``"step"`` or an int k: each record is the mean over k steps
         (``"epoch"``: all the steps of the epoch).
     seed : int or None, seeds the shuffling and the dropout masks.
@@ -129,7 +133,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     dropout : keep probability of hidden units, or (keep_input, keep_hidden); inverted dropout.
     early_stopping : EarlyStopping or None.
     monitor : bool, evaluate full training-set cost and accuracy after each epoch.
-    shuffle : bool, draw a new permutation each epoch (else the data's order).
+    shuffle : bool, draw a new permutation each epoch (else the data's order); or a callable
+        ``shuffle(epoch, n)`` returning the epoch's order, a permutation of range(n) (checked).
     callback : callable(epoch, net, history) -> bool or None; returning True stops training.
 
     Returns
@@ -212,7 +217,13 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     prog = _Progress(epochs, progress)
     wd = optimizer.weight_decay
     for epoch in range(epochs):
-        perm = rng.permutation(n) if shuffle else np.arange(n)
+        if callable(shuffle):
+            perm = np.asarray(shuffle(epoch, n))
+            if perm.shape != (n,) or perm.dtype.kind not in "iu" or perm.min() < 0 or \
+                    perm.max() >= n or np.bincount(perm, minlength=n).max() != 1:
+                raise ValueError(f"shuffle(epoch, n) must return a permutation of range({n})")
+        else:
+            perm = rng.permutation(n) if shuffle else np.arange(n)
         perm = perm.astype(np.int64)
         lr = optimizer.lr.values(optimizer.t, steps, epoch)
         mom = (optimizer.momentum.values(optimizer.t, steps, epoch)
@@ -223,16 +234,17 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         rec_gw = np.zeros((n_rec, L)) if "weight_grad_norms" in want else None
         rec_c = np.zeros(n_rec) if "cost" in want else None
         rec_p = np.zeros(n_rec) if "grad_norm_preclip" in want else None
+        rec_more = {k: np.zeros((n_rec, L)) for k in PER_LAYER_EXTRA if k in want}
         t_before = optimizer.t
         with net._using() as eng:
             done, t, counter, nr, bad_kind, bad_layer = eng.train_epoch(
                 net.params, grad, X, T, labels, perm, batch_size, optimizer.kind,
                 optimizer.hyper(), wd, lr, mom, s1, s2, optimizer.t, lmbda / n, l1 / n,
                 clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
-                rec_c, rec_p)
+                rec_c, rec_p, rec_more)
         optimizer.t = t
         for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
-                          ("grad_norm_preclip", rec_p)):
+                          ("grad_norm_preclip", rec_p), *rec_more.items()):
             if arr is not None:
                 getattr(hist, name).extend(arr[:nr].tolist())
         hist.record_steps.extend((t_before + np.minimum(np.arange(1, nr + 1) * every_k,
