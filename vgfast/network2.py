@@ -384,7 +384,7 @@ class Network:
 
         Each epoch shuffles with ``random.shuffle`` (Python's ``random`` module, the same draws
         as the book's, and a ``training_data`` list is reordered in place as the book's is), then
-        runs ``vgfast.train`` for one epoch over the mini-batches of ``mini_batch_size``
+        runs the epoch in the engine over the mini-batches of ``mini_batch_size``
         consecutive examples (the last may be smaller), each step
         ``w <- (1 - eta lmbda / n) w - (eta / m) sum nabla_w``, ``b <- b - (eta / m) sum nabla_b``
         with n = len(training_data). The monitored numbers are printed as the book prints them.
@@ -424,24 +424,21 @@ class Network:
         in_place = training_data if isinstance(training_data, list) else None
         items = list(training_data) if in_place is not None else None
         order = list(range(n))
-        Xp, Yp = np.empty_like(X), np.empty_like(Y)
         evaluation_cost, evaluation_accuracy = [], []
         training_cost, training_accuracy = [], []
-        for j in range(epochs):
-            # the book: random.shuffle(training_data); the same draws permute the row indices
+
+        def shuffle(epoch, n_rows):
+            # the book: random.shuffle(training_data); the same draws permute the row indices,
+            # and the engine gathers the rows in that order (no copy of the data)
             random.shuffle(order)
             if in_place is not None:
                 in_place[:] = [items[i] for i in order]
-            perm = np.array(order, dtype=np.intp)
-            # the rows in that order (mode="clip": the indices are valid, and out= is then
-            # written without numpy's intermediate buffer)
-            np.take(X, perm, axis=0, out=Xp, mode="clip")
-            np.take(Y, perm, axis=0, out=Yp, mode="clip")
-            _train(self._net, Xp, Yp, epochs=1, batch_size=min(mini_batch_size, n),
-                   optimizer=optimizer, lmbda=lmbda, monitor=False, shuffle=False)
+            return np.array(order, dtype=np.int64)
+
+        def monitor(j, net, history):
             print("Epoch %s training complete" % j)
             if monitor_training_cost:
-                cost = float(self._net.cost(X, Y, lmbda=lmbda))
+                cost = float(net.cost(X, Y, lmbda=lmbda))
                 training_cost.append(cost)
                 print("Cost on training data: {}".format(cost))
             if monitor_training_accuracy:
@@ -449,7 +446,7 @@ class Network:
                 training_accuracy.append(accuracy)
                 print("Accuracy on training data: {} / {}".format(accuracy, n))
             if monitor_evaluation_cost:
-                cost = float(self._net.cost(Xe, Ye, lmbda=lmbda))
+                cost = float(net.cost(Xe, Ye, lmbda=lmbda))
                 evaluation_cost.append(cost)
                 print("Cost on evaluation data: {}".format(cost))
             if monitor_evaluation_accuracy:
@@ -457,6 +454,9 @@ class Network:
                 evaluation_accuracy.append(accuracy)
                 print("Accuracy on evaluation data: {} / {}".format(accuracy, n_data))
             print()
+
+        _train(self._net, X, Y, epochs=epochs, batch_size=min(mini_batch_size, n),
+               optimizer=optimizer, lmbda=lmbda, monitor=False, shuffle=shuffle, callback=monitor)
         return evaluation_cost, evaluation_accuracy, training_cost, training_accuracy
 
     def _count(self, X, Y):
