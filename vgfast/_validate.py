@@ -75,10 +75,23 @@ def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False):
         raise ValueError(f"{name} must have {n_cols} columns (the network's input size); got "
                          f"shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains NaN or Inf (first at row {bad[0]}, column {bad[1]})")
+    bad = first_nonfinite_row(arr)
+    if bad is not None:
+        col = int(np.argmax(~np.isfinite(arr[bad])))
+        raise ValueError(f"{name} contains NaN or Inf (first at row {bad}, column {col})")
     return arr, was_1d
+
+
+def first_nonfinite_row(arr, chunk_bytes=1 << 22):
+    """Index of the first row holding NaN or Inf, or None; scans in chunks of ~4 MB so that
+    checking a large data set needs no full-size temporary."""
+    rows = max(1, chunk_bytes // max(1, arr.itemsize * arr.shape[1]))
+    for start in range(0, arr.shape[0], rows):
+        block = arr[start:start + rows]
+        ok = np.isfinite(block)
+        if not ok.all():
+            return start + int(np.argmin(ok.all(axis=1)))
+    return None
 
 
 def as_targets(Y, name, n_rows, n_out, dtype):
@@ -109,8 +122,9 @@ def as_targets(Y, name, n_rows, n_out, dtype):
             raise ValueError(f"{name} target matrix must have shape ({n_rows}, {n_out}); got "
                              f"{arr.shape}")
         arr = np.ascontiguousarray(arr, dtype=dtype)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or Inf")
+        bad = first_nonfinite_row(arr)
+        if bad is not None:
+            raise ValueError(f"{name} contains NaN or Inf (first at row {bad})")
         return None, arr
     raise ValueError(f"{name} must be 1-D integer labels (n,) or a target matrix (n, {n_out}); "
                      f"got shape {arr.shape}")

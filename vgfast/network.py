@@ -321,6 +321,16 @@ class Network:
             pen += (l1 / n) * sum(float(np.sum(np.abs(w))) for w in self.weights)
         return pen
 
+    def _evaluate(self, X, lab, T, lmbda=0.0, l1=0.0, n=None):
+        """(cost with penalty, accuracy) of validated arrays: one engine pass, no copies."""
+        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        with self._using() as eng:
+            eng.forward(self.params, X, out)
+            c = eng.gradient(self.params, X, T, lab, None, cost_only=True)
+        labels = lab if lab is not None else np.argmax(T, axis=1)
+        acc = float(np.mean(np.argmax(out, axis=1) == labels))
+        return c + self._penalty(lmbda, l1, X.shape[0] if n is None else n), acc
+
     def cost(self, X, Y, lmbda=0.0, l1=0.0, n=None, batch_stats=False):
         """Mean cost over the rows + (lmbda / 2n) sum ||W||^2 + (l1 / n) sum |W|.
 

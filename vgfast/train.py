@@ -188,8 +188,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise ValueError("validation must be a pair (X_val, y_val)")
         Xv, _ = as_matrix(validation[0], "validation X", net.dtype, net.sizes[0])
-        validation = (Xv, validation[1])
-        as_targets(validation[1], "validation y", Xv.shape[0], net.sizes[-1], net.dtype)
+        validation = (Xv, *as_targets(validation[1], "validation y", Xv.shape[0],
+                                      net.sizes[-1], net.dtype))
     if early_stopping is not None and early_stopping.metric.startswith("validation") and \
             validation is None:
         raise ValueError(f"early_stopping on {early_stopping.metric} needs validation data")
@@ -259,15 +259,13 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         hist.lr.append(float(lr[0]))
         text = ""
         if monitor:
-            c = net.cost(X, T if T is not None else labels, lmbda=lmbda, l1=l1)
-            a = net.accuracy(X, labels if labels is not None else T)
+            c, a = net._evaluate(X, labels, T, lmbda, l1)
             hist.train_cost.append(c)
             hist.train_accuracy.append(a)
             text = f"cost {c:.4f} acc {a:.4f}"
         if validation is not None:
-            Xv, yv = validation
-            vc = net.cost(Xv, yv, lmbda=lmbda, l1=l1, n=n)
-            va = net.accuracy(Xv, yv)
+            Xv, lv, Tv = validation
+            vc, va = net._evaluate(Xv, lv, Tv, lmbda, l1, n)
             hist.validation_cost.append(vc)
             hist.validation_accuracy.append(va)
             text += f" val_acc {va:.4f}"
