@@ -129,6 +129,7 @@ class Optimizer:
     ----------
     state : dict of name -> flat ndarray (n_params,), same layout as ``net.params``
     t : int, the number of steps taken (Adam's bias correction, AdaGrad's lr decay)
+    epoch : int, the number of epochs completed (per-epoch schedules continue from it)
     """
 
     kind = -1
@@ -140,6 +141,7 @@ class Optimizer:
         self.weight_decay = 0.0
         self.state = {}
         self.t = 0
+        self.epoch = 0
 
     def hyper(self):
         """[lr, momentum|rho|beta1, nesterov|beta2, eps, 0, lr_decay] for the engine."""
@@ -160,21 +162,25 @@ class Optimizer:
     def reset(self):
         self.state = {}
         self.t = 0
+        self.epoch = 0
 
     def state_dict(self):
         """Everything needed to resume: hyper-parameters are in the constructor, state here."""
-        return {"t": self.t, **{k: v.copy() for k, v in self.state.items()}}
+        return {"t": self.t, "epoch": self.epoch,
+                **{k: v.copy() for k, v in self.state.items()}}
 
     def load_state_dict(self, d):
         self.t = int(d["t"])
-        self.state = {k: np.array(v) for k, v in d.items() if k != "t"}
+        self.epoch = int(d.get("epoch", 0))
+        self.state = {k: np.array(v) for k, v in d.items() if k not in ("t", "epoch")}
 
     def named_state(self):
         """State buffers under torch's names (views)."""
         return {n: self.state[s] for n, s in zip(self.state_names, ("s1", "s2")) if s in self.state}
 
     def __repr__(self):
-        keys = [k for k in self.__dict__ if k not in ("state", "t", "momentum", "weight_decay")]
+        keys = [k for k in self.__dict__ if k not in ("state", "t", "epoch", "momentum",
+                                                      "weight_decay")]
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
 
 

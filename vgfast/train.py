@@ -225,11 +225,14 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         else:
             perm = rng.permutation(n) if shuffle else np.arange(n)
         perm = perm.astype(np.int64)
-        lr = optimizer.lr.values(optimizer.t, steps, epoch)
-        mom = (optimizer.momentum.values(optimizer.t, steps, epoch)
+        lr = optimizer.lr.values(optimizer.t, steps, optimizer.epoch)
+        mom = (optimizer.momentum.values(optimizer.t, steps, optimizer.epoch)
                if optimizer.momentum is not None else None)
         if not np.isfinite(lr).all() or (lr < 0).any():
             raise ValueError("the learning-rate schedule gave a negative or non-finite value")
+        if mom is not None and not (np.isfinite(mom).all() and (mom >= 0).all()
+                                    and (mom <= 1).all()):
+            raise ValueError("the momentum schedule gave a value outside [0, 1]")
         rec_gb = np.zeros((n_rec, L)) if "grad_norms" in want else None
         rec_gw = np.zeros((n_rec, L)) if "weight_grad_norms" in want else None
         rec_c = np.zeros(n_rec) if "cost" in want else None
@@ -243,6 +246,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
                 clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
                 rec_c, rec_p, rec_more)
         optimizer.t = t
+        if not bad_kind:
+            optimizer.epoch += 1
         for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
                           ("grad_norm_preclip", rec_p), *rec_more.items()):
             if arr is not None:
