@@ -1,0 +1,6 @@
+"""Type stubs for the row-major BLAS shim (vgfast/_blas.pyx)."""
+import numpy as np
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, trans_a: bool = ..., trans_b: bool = ...,
+         alpha: float = ..., beta: float = ...) -> None: ...
+def gemm_sequence(mats: list, repeats: int) -> None: ...
