@@ -22,6 +22,8 @@ Every weight draw is multiplied by ``gain`` (default 1; see :func:`gain` for tor
 values). Bias options: ``"normal"`` (N(0, 1)), ``"zeros"``, a number (e.g. 0.1 for ReLU units), and
 :func:`output_bias_from_frequencies` for softmax(b) = class frequencies.
 """
+import numbers
+
 import numpy as np
 
 
@@ -104,7 +106,7 @@ def biases(rng, n_out, how):
         if how == "zeros":
             return np.zeros(n_out)
         raise ValueError(f"bias_init must be 'normal', 'zeros' or a number; got {how!r}")
-    if isinstance(how, (int, float)) and not isinstance(how, bool) and np.isfinite(how):
+    if isinstance(how, numbers.Real) and not isinstance(how, bool) and np.isfinite(how):
         return np.full(n_out, float(how))
     raise ValueError(f"bias_init must be 'normal', 'zeros' or a finite number; got {how!r}")
 

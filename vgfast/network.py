@@ -221,6 +221,10 @@ class Network:
             if gain == "auto":
                 g = (_init.gain(self.activations[l], self.leaky_slope)
                      if l < self.L - 1 else 1.0)
+                if init.startswith("he_"):
+                    # He's variance 2/n_in already holds relu's gain sqrt(2): auto gives
+                    # torch's kaiming init for the layer's activation, std gain(act)/sqrt(n_in)
+                    g /= np.sqrt(2.0)
             else:
                 g = check_number(gain, "gain")
             w[...] = f(rng, w.shape[0], w.shape[1], g)

@@ -38,6 +38,10 @@ class Schedule:
     def __call__(self, k):
         return self.value(k)
 
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if k != "per")
+        return f"{type(self).__name__}({args}, per={self.per!r})"
+
 
 class Constant(Schedule):
     def __init__(self, lr, per="step"):
@@ -179,9 +183,13 @@ class Optimizer:
         return {n: self.state[s] for n, s in zip(self.state_names, ("s1", "s2")) if s in self.state}
 
     def __repr__(self):
-        keys = [k for k in self.__dict__ if k not in ("state", "t", "epoch", "momentum",
-                                                      "weight_decay")]
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+        def show(v):
+            return repr(v.lr) if isinstance(v, Constant) else repr(v)
+        keys = [k for k in self.__dict__ if k not in ("state", "t", "epoch", "weight_decay")
+                and not (k == "momentum" and self.momentum is None)]
+        if self.weight_decay:
+            keys.append("weight_decay")
+        return f"{type(self).__name__}({', '.join(f'{k}={show(getattr(self, k))}' for k in keys)})"
 
 
 class SGD(Optimizer):
