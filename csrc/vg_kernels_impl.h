@@ -340,7 +340,7 @@ void SFX(vg_bn_backward)(REAL *d, const REAL *xhat, const REAL *gamma, const REA
 
 /* Statistics of one layer's activations a (m, n), added to out[0..3]:
  * out[0] += sum a, out[1] += sum a^2, out[2] += number of saturated entries (sigmoid: a < 0.05
- * or a > 0.95, where sigma' < 0.0475; tanh: |a| > 0.95; other activations: none), out[3] +=
+ * or a > 0.95; tanh: |a| > 0.9: both where f' < 0.19 max f'; other activations: none), out[3] +=
  * number of dead units (relu: a == 0 for every row of the batch). */
 void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, double *out) {
     double s = 0, s2 = 0, sat = 0;
@@ -352,7 +352,7 @@ void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, double *out
     if (act == VG_SIGMOID) {
         for (int64_t i = 0; i < m * n; i++) sat += (a[i] < (REAL)0.05) | (a[i] > (REAL)0.95);
     } else if (act == VG_TANH) {
-        for (int64_t i = 0; i < m * n; i++) sat += FABS(a[i]) > (REAL)0.95;
+        for (int64_t i = 0; i < m * n; i++) sat += FABS(a[i]) > (REAL)0.9;
     }
     out[0] += s;
     out[1] += s2;

@@ -37,7 +37,7 @@ def test_activation_statistics_and_update_ratio(act):
             assert h.activation_std[k, l] == pytest.approx(a.std(), rel=1e-9, abs=1e-12)
             name = ([act] * 2 + ["sigmoid"])[l]
             sat = (np.mean((a < 0.05) | (a > 0.95)) if name == "sigmoid" else
-                   np.mean(np.abs(a) > 0.95) if name == "tanh" else 0.0)
+                   np.mean(np.abs(a) > 0.9) if name == "tanh" else 0.0)
             assert h.saturation[k, l] == pytest.approx(sat, abs=1e-15)
             dead = np.mean(np.all(a == 0, axis=0)) if name == "relu" else 0.0
             assert h.dead_fraction[k, l] == pytest.approx(dead, abs=1e-15)

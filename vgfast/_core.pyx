@@ -700,7 +700,7 @@ cdef class Engine:
         per-example dC/dz (equal to the per-example dC/db) of layer l+1; deltas is None
         without targets.
         """
-        cdef int64_t n = X.shape[0]
+        cdef int64_t n = X.shape[0], rows_before = self.rows
         self._reserve(n)
         zs, acts, ds = self._views(n)
         acts[0][...] = X
@@ -725,8 +725,12 @@ cdef class Engine:
                 if back:
                     backward(p, <float*>P, <float*>w, <float*>g, n, <float*>ys, lab,
                              1.0, 0, False)
-        return ([z.copy() for z in zs], [a.copy() for a in acts],
-                [d.copy() for d in ds] if back else None)
+        out = ([z.copy() for z in zs], [a.copy() for a in acts],
+               [d.copy() for d in ds] if back else None)
+        if n > rows_before:  # a trace of many rows does not keep its workspace
+            self.rows = 0
+            self._reserve(rows_before)
+        return out
 
     def train_epoch(self, cnp.ndarray params, cnp.ndarray grad, cnp.ndarray X, cnp.ndarray Y,
                     cnp.ndarray labels, cnp.ndarray perm, int64_t batch_size, int opt_kind,

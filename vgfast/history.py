@@ -27,8 +27,9 @@ class History:
     grad_norm_preclip : ndarray (records,), global gradient norm before clipping (when clipping).
     activation_mean, activation_std : ndarray (records, layers), over examples and units of each
         layer's activations a^l (before dropout), the output layer last.
-    saturation : ndarray (records, layers), fraction of sigmoid activations below 0.05 or above
-        0.95 (sigma' < 0.0475) or of tanh activations with |a| > 0.95; 0 for other activations.
+    saturation : ndarray (records, layers), fraction of activations where f' < 0.19 max f'
+        (as vgfast.analysis.saturation): sigmoid a < 0.05 or a > 0.95, tanh |a| > 0.9; 0 for
+        other activations.
     dead_fraction : ndarray (records, layers), fraction of ReLU units that are 0 for a whole
         mini-batch, averaged over the steps.
     update_ratio : ndarray (records, layers), ||W_new - W_old||_F / ||W_old||_F per step.

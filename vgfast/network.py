@@ -378,6 +378,9 @@ class Network:
         zs : list of (n, n_l) pre-activations z^l, l = 1..L
         activations : list of (n, n_l) activations a^l, l = 0..L (a^0 = X)
         deltas : list of (n, n_l) per-example dC/dz^l (= dC/db^l), or None without Y
+
+        With batch normalisation, zs[l] is the normalised gamma * xhat + beta (the activation's
+        input) while deltas[l] is dC/db^l, taken before the normalisation.
         """
         X, _ = self._X(X)
         lab = T = None
