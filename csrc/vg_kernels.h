@@ -33,7 +33,7 @@ void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1);                
 void vg_scale##S(T *x, int64_t len, T s);                                                 \
 void vg_clip_value##S(T *x, int64_t len, T c);                                            \
 int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const double *h, \
-                   int64_t t);                                                            \
+                   int64_t t, T *old);                                                    \
 void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
 void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \

@@ -181,25 +181,34 @@ void SFX(vg_clip_value)(REAL *x, int64_t len, REAL c) {
  *   h[0] lr; h[1] momentum | rho | beta1; h[2] nesterov flag | beta2; h[3] eps;
  *   h[4] decoupled weight decay (p <- p (1 - lr wd) first); h[5] AdaGrad lr_decay.
  * t is the 1-based step count. s1, s2 are state buffers of the same length (may be unused).
+ * old, when not NULL, receives the parameters before the step (fused into the loop, so the
+ * caller can undo a step that overflowed at the cost of one extra write stream).
  * Returns 1 if any updated parameter is not finite, else 0. */
+#define VG_SAVE_OLD(i) do { if (old) old[i] = p[i]; } while (0)
 int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
-                     const double *h, int64_t t) {
+                     const double *h, int64_t t, REAL *old) {
     const REAL lr = (REAL)h[0];
     const double wd = h[4];
     int bad = 0;
     if (wd != 0) {
         REAL f = (REAL)(1.0 - h[0] * wd);
-        for (int64_t i = 0; i < len; i++) p[i] *= f;
+        for (int64_t i = 0; i < len; i++) { VG_SAVE_OLD(i); p[i] *= f; }
+        old = 0; /* saved */
     }
     switch (kind) {
     case VG_OPT_SGD: {
         const REAL mu = (REAL)h[1];
         if (mu == 0) {
-            for (int64_t i = 0; i < len; i++) { p[i] -= lr * g[i]; bad |= !isfinite(p[i]); }
+            for (int64_t i = 0; i < len; i++) {
+                VG_SAVE_OLD(i);
+                p[i] -= lr * g[i];
+                bad |= !isfinite(p[i]);
+            }
         } else if (h[2] != 0) { /* nesterov */
             for (int64_t i = 0; i < len; i++) {
                 REAL b = mu * s1[i] + g[i];
                 s1[i] = b;
+                VG_SAVE_OLD(i);
                 p[i] -= lr * (g[i] + mu * b);
                 bad |= !isfinite(p[i]);
             }
@@ -207,6 +216,7 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
             for (int64_t i = 0; i < len; i++) {
                 REAL b = mu * s1[i] + g[i];
                 s1[i] = b;
+                VG_SAVE_OLD(i);
                 p[i] -= lr * b;
                 bad |= !isfinite(p[i]);
             }
@@ -217,6 +227,7 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
         const REAL eps = (REAL)h[3];
         for (int64_t i = 0; i < len; i++) {
             s1[i] += g[i] * g[i];
+            VG_SAVE_OLD(i);
             p[i] -= clr * g[i] / (SQRT(s1[i]) + eps);
             bad |= !isfinite(p[i]);
         }
@@ -225,6 +236,7 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
         const REAL rho = (REAL)h[1], eps = (REAL)h[3];
         for (int64_t i = 0; i < len; i++) {
             s1[i] = rho * s1[i] + ((REAL)1 - rho) * g[i] * g[i];
+            VG_SAVE_OLD(i);
             p[i] -= lr * g[i] / (SQRT(s1[i]) + eps);
             bad |= !isfinite(p[i]);
         }
@@ -237,6 +249,7 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
         for (int64_t i = 0; i < len; i++) {
             s1[i] = b1 * s1[i] + ((REAL)1 - b1) * g[i];
             s2[i] = b2 * s2[i] + ((REAL)1 - b2) * g[i] * g[i];
+            VG_SAVE_OLD(i);
             p[i] -= step * s1[i] / (SQRT(s2[i]) / bc2s + eps);
             bad |= !isfinite(p[i]);
         }
@@ -245,6 +258,7 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
     }
     return bad;
 }
+#undef VG_SAVE_OLD
 
 /* Inverted dropout: x[i] <- x[i] / keep with probability keep, else 0. The mask for element i is
  * a pure function of (seed, counter + i), so the backward pass regenerates it exactly. */

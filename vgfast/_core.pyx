@@ -15,6 +15,7 @@ cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t, uint64_t
 from libc.math cimport sqrt, isfinite
+from libc.string cimport memcpy
 from vgfast._blas cimport gemm_rm
 
 cnp.import_array()
@@ -44,8 +45,9 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_clip_value_d(double*, int64_t, double)
     void vg_clip_value_f(float*, int64_t, float)
     int vg_opt_step_d(int, double*, const double*, double*, double*, int64_t, const double*,
-                      int64_t)
-    int vg_opt_step_f(int, float*, const float*, float*, float*, int64_t, const double*, int64_t)
+                      int64_t, double*)
+    int vg_opt_step_f(int, float*, const float*, float*, float*, int64_t, const double*, int64_t,
+                      float*)
     void vg_dropout_d(double*, int64_t, double, uint64_t, uint64_t)
     void vg_dropout_f(float*, int64_t, double, uint64_t, uint64_t)
     void vg_max_norm_d(double*, int64_t, int64_t, double)
@@ -128,11 +130,11 @@ cdef inline void clip_value(floating* x, int64_t n, double c) noexcept nogil:
         vg_clip_value_f(x, n, <float>c)
 
 cdef inline int opt_step(int kind, floating* p, const floating* g, floating* s1, floating* s2,
-                         int64_t n, const double* h, int64_t t) noexcept nogil:
+                         int64_t n, const double* h, int64_t t, floating* old) noexcept nogil:
     if floating is double:
-        return vg_opt_step_d(kind, p, g, s1, s2, n, h, t)
+        return vg_opt_step_d(kind, p, g, s1, s2, n, h, t, old)
     else:
-        return vg_opt_step_f(kind, p, g, s1, s2, n, h, t)
+        return vg_opt_step_f(kind, p, g, s1, s2, n, h, t, old)
 
 cdef inline void dropout(floating* x, int64_t n, double keep, uint64_t seed,
                          uint64_t counter) noexcept nogil:
@@ -324,8 +326,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     """One epoch of mini-batch training. Returns the number of steps completed.
 
     acc holds 7L + 3 running sums for the current record: gb (L), gw (L), cost, prenorm,
-    activation statistics (4L), update ratios (L), rows. scratch (n_params) is needed only when
-    update ratios are recorded.
+    activation statistics (4L), update ratios (L), rows. scratch (n_params) holds the parameters
+    before each update.
     """
     cdef int L = p.L
     cdef int64_t steps = (n + bs - 1) // bs
@@ -413,21 +415,22 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             h[1] = o.mom[s]
         o.t += 1
         bad = 0
-        if r.upd != NULL:
-            for i in range(bn0):
-                scratch[i] = params[i]
+        # each update kernel saves the parameters it overwrites into scratch, so a step whose
+        # update overflows is undone: the network always holds the last finite step
         for l in range(L):
             lw = p.sizes[l] * p.sizes[l + 1]
             h[4] = o.wd
             bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
-                            s2 + p.w_off[l], lw, h, o.t)
+                            s2 + p.w_off[l], lw, h, o.t, scratch + p.w_off[l])
             h[4] = 0
             bad |= opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
-                            s2 + p.b_off[l], p.sizes[l + 1], h, o.t)
+                            s2 + p.b_off[l], p.sizes[l + 1], h, o.t, scratch + p.b_off[l])
             if bad:
+                memcpy(params, scratch, (p.b_off[l] + p.sizes[l + 1]) * sizeof(floating))
+                o.t -= 1
                 r.bad_layer = l
                 r.bad_kind = 3
-                return s + 1
+                return s
             if o.max_norm > 0:
                 max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
             if r.upd != NULL:
@@ -438,10 +441,12 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         if p.n_params > bn0:
             # gamma, beta of every normalised layer: no weight decay
             if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0, p.n_params - bn0,
-                        h, o.t):
+                        h, o.t, scratch + bn0):
+                memcpy(params, scratch, p.n_params * sizeof(floating))
+                o.t -= 1
                 r.bad_layer = -1
                 r.bad_kind = 3
-                return s + 1
+                return s
         # close a record every `every` steps and at the end of the epoch
         cnt += 1
         if cnt == r.every or s == steps - 1:
@@ -770,7 +775,7 @@ cdef class Engine:
         r.sat = <double*>ptr(more.get("saturation"))
         r.dead = <double*>ptr(more.get("dead_fraction"))
         r.upd = <double*>ptr(more.get("update_ratio"))
-        scr = np.zeros(self.n_params if r.upd != NULL else 1, self.dtype)
+        scr = np.zeros(self.n_params, self.dtype)
         cdef void* SC = ptr(scr)
         r.n = 0
         r.bad_layer = -1
@@ -842,8 +847,10 @@ def optimizer_step(int kind, cnp.ndarray p, cnp.ndarray g, cnp.ndarray s1, cnp.n
     cdef void* B = ptr(s2)
     if p.dtype == np.float64:
         with nogil:
-            bad = vg_opt_step_d(kind, <double*>P, <double*>G, <double*>A, <double*>B, n, hp, t)
+            bad = vg_opt_step_d(kind, <double*>P, <double*>G, <double*>A, <double*>B, n, hp, t,
+                                NULL)
     else:
         with nogil:
-            bad = vg_opt_step_f(kind, <float*>P, <float*>G, <float*>A, <float*>B, n, hp, t)
+            bad = vg_opt_step_f(kind, <float*>P, <float*>G, <float*>A, <float*>B, n, hp, t,
+                                NULL)
     return bool(bad)

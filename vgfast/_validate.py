@@ -112,7 +112,7 @@ def as_targets(Y, name, n_rows, n_out, dtype):
             raise ValueError(f"{name} must have one label per row of X ({n_rows}); got "
                              f"{arr.shape[0]}")
         if n_rows and (arr.min() < 0 or arr.max() >= n_out):
-            raise ValueError(f"{name} labels must be in 0..{n_out - 1} (the output layer has "
+            raise ValueError(f"{name}: labels must be in 0..{n_out - 1} (the output layer has "
                              f"{n_out} units); got values in {arr.min()}..{arr.max()}")
         return np.ascontiguousarray(arr, dtype=np.int64), None
     if arr.ndim == 2:

@@ -95,7 +95,11 @@ class Network:
         if isinstance(activation, str):
             activations = [activation] * (L - 1)
         else:
-            activations = list(activation)
+            try:
+                activations = list(activation)
+            except TypeError:
+                raise TypeError(f"activation must be a name or one name per hidden layer; got "
+                                f"{activation!r}") from None
             if len(activations) != L - 1:
                 raise ValueError(f"activation must be one name or one per hidden layer "
                                  f"({L - 1}); got {len(activations)} names")
@@ -142,7 +146,8 @@ class Network:
         try:
             raw = list(sizes)
             sizes = [int(s) for s in raw]
-            ok = all(float(s) == float(t) for s, t in zip(sizes, raw))
+            ok = all(float(s) == float(t) and not isinstance(t, (str, bytes, bool, np.bool_))
+                     for s, t in zip(sizes, raw))
         except (TypeError, ValueError):
             ok = False
         if not ok or len(sizes) < 2 or min(sizes) < 1:

@@ -161,6 +161,10 @@ class Optimizer:
                 raise ValueError(f"optimizer state has shape {buf.shape} and dtype {buf.dtype}, "
                                  f"but the network has {n_params} parameters of dtype "
                                  f"{np.dtype(dtype).name}: use a fresh optimizer per network")
+            elif not (buf.flags.c_contiguous and buf.flags.writeable):
+                raise ValueError(f"optimizer state {name!r} must be a writable C-contiguous "
+                                 f"array (the engine updates it in place); set state with "
+                                 f"optimizer.load_state_dict(), which copies")
         return self.state["s1"], self.state["s2"]
 
     def reset(self):
@@ -223,7 +227,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr=0.01, eps=1e-10, lr_decay=0.0):
         super().__init__(lr)
-        self.eps = check_number(eps, "eps", low=0)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         self.lr_decay = check_number(lr_decay, "lr_decay", low=0)
 
     def hyper(self):
@@ -239,7 +243,7 @@ class RMSProp(Optimizer):
     def __init__(self, lr=0.01, rho=0.9, eps=1e-8):
         super().__init__(lr)
         self.rho = check_number(rho, "rho", low=0, high=1, high_open=True)
-        self.eps = check_number(eps, "eps", low=0)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
 
     def hyper(self):
         return [0.0, self.rho, 0.0, self.eps, 0.0, 0.0]
@@ -259,7 +263,7 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1 = check_number(beta1, "beta1", low=0, high=1, high_open=True)
         self.beta2 = check_number(beta2, "beta2", low=0, high=1, high_open=True)
-        self.eps = check_number(eps, "eps", low=0)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
 
     def hyper(self):
         return [0.0, self.beta1, self.beta2, self.eps, 0.0, 0.0]

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from ._validate import as_matrix, as_targets, check_choice, check_number
+from .checkpoint import check_path, load_training_state, optimizer_spec, save_training_state
 from .history import History
 from .optim import SGD, Optimizer
 
@@ -31,9 +32,7 @@ class DivergenceError(FloatingPointError):
 
     def __init__(self, epoch, step, layer, what, history):
         self.epoch, self.step, self.layer, self.what, self.history = epoch, step, layer, what, history
-        hint = (" Parameters are those after the last finite step." if what != "update" else
-                " The update itself overflowed: parameters of that layer are not finite; the "
-                "other layers hold their last finite values.")
+        hint = " Parameters are those after the last finite step."
         super().__init__(f"non-finite {what} at step {step} (epoch {epoch}) in layer {layer} "
                          f"(W^{layer + 1}, b^{layer + 1}; 0 is the first weight layer, as in "
                          f"History columns).{hint} Lower the learning rate or clip the gradient.")
@@ -50,6 +49,8 @@ class EarlyStopping:
         self.metric = check_choice(metric, {"validation_accuracy", "validation_cost",
                                             "train_cost", "train_accuracy"}, "metric")
         self.min_delta = check_number(min_delta, "min_delta", low=0)
+        if not isinstance(restore_best, (bool, np.bool_)):
+            raise TypeError(f"restore_best must be True or False; got {restore_best!r}")
         self.restore_best = bool(restore_best)
 
 
@@ -81,6 +82,16 @@ def _dropout_spec(dropout, L):
     return keep
 
 
+def _schedule_values(schedule, what, t, steps, epoch):
+    """The schedule's values for the epoch's steps as the engine reads them: (steps,) float64."""
+    v = np.asarray(schedule.values(t, steps, epoch))
+    if v.shape != (steps,) or v.dtype.kind not in "fiu":
+        raise ValueError(f"the {what} schedule {type(schedule).__name__}.values() must give one "
+                         f"real value per step of the epoch, shape ({steps},); got shape "
+                         f"{v.shape} and dtype {v.dtype}")
+    return np.ascontiguousarray(v, dtype=np.float64)
+
+
 class _Progress:
     def __init__(self, total, enabled):
         self.total, self.enabled, self.t0 = total, enabled, time.perf_counter()
@@ -105,7 +116,7 @@ class _Progress:
 def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validation=None,
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
           max_norm=None, dropout=None, early_stopping=None, monitor=True, shuffle=True,
-          callback=None):
+          callback=None, checkpoint=None, checkpoint_every=1, resume=None):
     """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
 
     The objective is the mean cost over the mini-batch + (lmbda / 2n) sum ||W||^2 +
@@ -136,6 +147,15 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     shuffle : bool, draw a new permutation each epoch (else the data's order); or a callable
         ``shuffle(epoch, n)`` returning the epoch's order, a permutation of range(n) (checked).
     callback : callable(epoch, net, history) -> bool or None; returning True stops training.
+    checkpoint : path or None. Save the training state there (atomically, see
+        :mod:`vgfast.checkpoint`) every `checkpoint_every` epochs, after the last epoch and when
+        training stops early: parameters, batch-norm statistics, optimiser state, shuffling RNG,
+        dropout counter, History and early-stopping state.
+    checkpoint_every : int >= 1, epochs between checkpoints.
+    resume : path or None. Continue the run saved by ``checkpoint=``: `net` gets the saved
+        parameters, `optimizer` the saved state (default: the saved optimiser), and training
+        runs from the saved epoch up to `epochs` in total (`seed` is not used). With the same
+        X, Y, batch_size and options, the result is bitwise that of the uninterrupted run.
 
     Returns
     -------
@@ -158,8 +178,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     batch_size = check_number(batch_size, "batch_size", low=1, integer=True)
     if batch_size > n:
         raise ValueError(f"batch_size ({batch_size}) must be <= the number of training rows ({n})")
-    optimizer = SGD(0.1) if optimizer is None else optimizer
-    if not isinstance(optimizer, Optimizer):
+    optimizer = SGD(0.1) if optimizer is None and resume is None else optimizer
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a vgfast optimizer (SGD, Adam, ...); got "
                         f"{type(optimizer).__name__}")
     lmbda = check_number(lmbda, "lmbda", low=0)
@@ -176,12 +196,17 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         every = check_number(record_every, "record_every ('epoch', 'step' or steps)", low=1,
                              integer=True)
     clip_mode, clip_c = _clip_spec(clip)
+    if "grad_norm_preclip" in record and clip_mode == 0:
+        raise ValueError("record 'grad_norm_preclip' needs clip=...")
     max_norm = 0.0 if max_norm is None else check_number(max_norm, "max_norm", low=0,
                                                           low_open=True)
     keep = _dropout_spec(dropout, net.L)
     if any(net.batch_norm) and (batch_size < 2 or n % batch_size == 1):
         raise ValueError(f"batch_size: batch normalisation needs mini-batches of at least 2 rows; "
                          f"batch_size={batch_size} with n={n} rows leaves a batch of 1")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(epoch, net, history) or None; got "
+                        f"{type(callback).__name__}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError("early_stopping must be an EarlyStopping or None")
     if validation is not None:
@@ -197,26 +222,36 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         raise ValueError(f"early_stopping on {early_stopping.metric} needs monitor=True")
     if seed is not None:
         check_number(seed, "seed", low=0, integer=True)
-
-    rng = np.random.default_rng(seed)
-    drop_seed = int(rng.integers(0, 2 ** 63))
-    counter = 0
+    if checkpoint is not None:
+        checkpoint = check_path(checkpoint, "checkpoint")
+        checkpoint_every = check_number(checkpoint_every, "checkpoint_every", low=1,
+                                        integer=True)
+        if optimizer is not None:
+            optimizer_spec(optimizer)  # refuse an optimiser that cannot be saved now
+    if resume is not None:
+        state = load_training_state(resume)
+        state.check_compatible(net, n, batch_size)
+        optimizer = state.restore(net, optimizer)
+        rng, drop_seed, counter = state.generator, state.drop_seed, state.counter
+        hist, best, bad_epochs = state.history, state.best, state.bad_epochs
+        first = epochs if hist.stopped_early else state.epoch
+    else:
+        rng = np.random.default_rng(seed)
+        drop_seed = int(rng.integers(0, 2 ** 63))
+        counter = 0
+        hist, best, bad_epochs, first = History(), None, 0, 0
     steps = (n + batch_size - 1) // batch_size
     every_k = steps if every is None else every
     n_rec = (steps + every_k - 1) // every_k
     L = net.L
     s1, s2 = optimizer._bind(net.n_params, net.dtype)
     grad = np.zeros(net.n_params, net.dtype)
-    hist = History()
     hist.steps_per_epoch = steps
     want = set(record)
-    if "grad_norm_preclip" in want and clip_mode == 0:
-        raise ValueError("record 'grad_norm_preclip' needs clip=...")
-    best = None
-    bad_epochs = 0
     prog = _Progress(epochs, progress)
     wd = optimizer.weight_decay
-    for epoch in range(epochs):
+    best_running = None
+    for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))
             if perm.shape != (n,) or perm.dtype.kind not in "iu" or perm.min() < 0 or \
@@ -225,9 +260,9 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         else:
             perm = rng.permutation(n) if shuffle else np.arange(n)
         perm = perm.astype(np.int64)
-        lr = optimizer.lr.values(optimizer.t, steps, optimizer.epoch)
-        mom = (optimizer.momentum.values(optimizer.t, steps, optimizer.epoch)
-               if optimizer.momentum is not None else None)
+        lr = _schedule_values(optimizer.lr, "learning-rate", optimizer.t, steps, optimizer.epoch)
+        mom = (_schedule_values(optimizer.momentum, "momentum", optimizer.t, steps,
+                                optimizer.epoch) if optimizer.momentum is not None else None)
         if not np.isfinite(lr).all() or (lr < 0).any():
             raise ValueError("the learning-rate schedule gave a negative or non-finite value")
         if mom is not None and not (np.isfinite(mom).all() and (mom >= 0).all()
@@ -259,8 +294,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
             hist.lr.append(float(lr[0]))
             hist._finish(L)
             what = {1: "gradient", 2: "cost", 3: "update"}[bad_kind]
-            raise DivergenceError(epoch, t_before + done + (1 if bad_kind != 3 else 0), bad_layer,
-                                  what, hist)
+            raise DivergenceError(epoch, t_before + done + 1, bad_layer, what, hist)
         hist.lr.append(float(lr[0]))
         text = ""
         if monitor:
@@ -281,18 +315,26 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
             sign = 1 if early_stopping.metric.endswith("accuracy") else -1
             if best is None or sign * (value - best[0]) > early_stopping.min_delta:
                 best = (value, epoch, net.params.copy())
+                best_running = net._engine.running.copy()
                 bad_epochs = 0
             else:
                 bad_epochs += 1
             if bad_epochs >= early_stopping.patience:
                 hist.stopped_early = True
-                break
-        if callback is not None and callback(epoch, net, hist):
+        stop = hist.stopped_early or (callback is not None and bool(callback(epoch, net, hist)))
+        if checkpoint is not None and (stop or epoch + 1 == epochs or
+                                       (epoch + 1) % checkpoint_every == 0):
+            save_training_state(checkpoint, net, optimizer, rng, drop_seed, counter, epoch + 1,
+                                hist, best=best, bad_epochs=bad_epochs, n_rows=n,
+                                batch_size=batch_size)
+        if stop:
             break
     if early_stopping is not None and best is not None:
         hist.best_epoch = best[1]
         if early_stopping.restore_best:
             net.params[...] = best[2]
+            if best_running is not None:  # batch-norm statistics of that epoch too
+                net._engine.running[...] = best_running
     if progress and hist.stopped_early:
         prog.close()
     return hist._finish(L)
