@@ -7,6 +7,7 @@ hard to train (vanishing, exploding and unstable gradients; Nielsen ch. 5).
 ...                     record=("grad_norms",))
 """
 from . import init, optim
+from .checkpoint import Checkpoint, CheckpointError, load
 from .fullbatch import FullBatchResult, fit_cg, fit_lbfgs, full_batch_objective
 from .history import History
 from .network import Gradient, Network
@@ -20,4 +21,4 @@ __version__ = "0.1.0"
 __all__ = ["Network", "Gradient", "train", "History", "DivergenceError", "EarlyStopping", "SGD",
            "AdaGrad", "RMSProp", "Adam", "AdamW", "Schedule", "Constant", "LinearDecay",
            "StepDecay", "Exponential", "InverseTime", "Cosine", "init", "optim", "blas_threads",
-           "fit_lbfgs", "fit_cg", "full_batch_objective", "FullBatchResult", "__version__"]
+           "load", "Checkpoint", "CheckpointError", "fit_lbfgs", "fit_cg", "full_batch_objective", "FullBatchResult", "__version__"]

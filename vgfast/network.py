@@ -395,7 +395,9 @@ class Network:
             return eng.trace(self.params, X, T, lab, batch_stats=bool(batch_stats))
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path):
-        """Checkpoint to ``path`` (see :func:`vgfast.checkpoint.save`)."""
+    def save(self, path, optimizer=None, epoch=None, extra=None):
+        """Checkpoint to ``path``, atomically: parameters, architecture, dtype, batch-norm
+        statistics, and the optimiser's state when given (see :func:`vgfast.checkpoint.save`;
+        read back with :func:`vgfast.load`)."""
         from .checkpoint import save
-        return save(self, path)
+        return save(self, path, optimizer=optimizer, epoch=epoch, extra=extra)
