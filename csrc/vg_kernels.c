@@ -3,19 +3,29 @@
 #include <string.h>
 #include "vg_kernels.h"
 
-/* Counter-based generator: Philox-2x32 with 10 rounds, keyed by the seed. A pure function of
- * (seed, counter), so any element's random number can be regenerated without state. */
-uint64_t vg_philox_u64(uint64_t seed, uint64_t counter) {
-    uint32_t x0 = (uint32_t)counter, x1 = (uint32_t)(counter >> 32);
-    uint32_t k = (uint32_t)seed ^ (uint32_t)(seed >> 32) * 0x9E3779B9u;
+/* Counter-based generator: Philox-4x32 with 10 rounds (Salmon et al. 2011), keyed by the seed.
+ * Block b (a 64-bit counter) gives four 32-bit words; the random word of element c is word c % 4
+ * of block c / 4. A pure function of (seed, c), so any element's number can be regenerated
+ * without state, and four elements cost one block. */
+void vg_philox4x32(uint64_t seed, uint64_t block, uint32_t out[4]) {
+    uint32_t x0 = (uint32_t)block, x1 = (uint32_t)(block >> 32), x2 = 0, x3 = 0;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
-        uint64_t prod = (uint64_t)0xD256D193u * x0;
-        uint32_t hi = (uint32_t)(prod >> 32), lo = (uint32_t)prod;
-        x0 = hi ^ k ^ x1;
-        x1 = lo;
-        k += 0x9E3779B9u;
+        uint64_t p0 = (uint64_t)0xD2511F53u * x0, p1 = (uint64_t)0xCD9E8D57u * x2;
+        uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1 ^ k0, y1 = (uint32_t)p1;
+        uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3 ^ k1, y3 = (uint32_t)p0;
+        x0 = y0; x1 = y1; x2 = y2; x3 = y3;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
     }
-    return ((uint64_t)x1 << 32) | x0;
+    out[0] = x0; out[1] = x1; out[2] = x2; out[3] = x3;
+}
+
+/* the 32-bit random word of element c */
+uint32_t vg_random_word(uint64_t seed, uint64_t c) {
+    uint32_t w[4];
+    vg_philox4x32(seed, c >> 2, w);
+    return w[c & 3];
 }
 
 #define REAL double

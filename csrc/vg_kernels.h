@@ -48,5 +48,6 @@ void vg_bn_backward##S(T *d, const T *xhat, const T *gamma, const T *invstd, int
 VG_DECLARE(double, _d)
 VG_DECLARE(float, _f)
 
-uint64_t vg_philox_u64(uint64_t seed, uint64_t counter);
+void vg_philox4x32(uint64_t seed, uint64_t block, uint32_t out[4]);
+uint32_t vg_random_word(uint64_t seed, uint64_t c);
 #endif

@@ -260,13 +260,20 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
 }
 #undef VG_SAVE_OLD
 
-/* Inverted dropout: x[i] <- x[i] / keep with probability keep, else 0. The mask for element i is
- * a pure function of (seed, counter + i), so the backward pass regenerates it exactly. */
+/* Inverted dropout: x[i] <- x[i] / keep with probability keep, else 0. Element i is kept when
+ * u < keep for u = w / 2^32, w the random word of element counter + i (see vg_random_word): a
+ * pure function of (seed, counter + i), so the backward pass regenerates the mask exactly. */
 void SFX(vg_dropout)(REAL *x, int64_t len, double keep, uint64_t seed, uint64_t counter) {
     const REAL inv = (REAL)(1.0 / keep);
-    for (int64_t i = 0; i < len; i++) {
-        double u = (double)(vg_philox_u64(seed, counter + (uint64_t)i) >> 11) * 0x1.0p-53;
-        x[i] = u < keep ? x[i] * inv : (REAL)0;
+    uint32_t w[4];
+    int64_t i = 0;
+    while (i < len) {
+        uint64_t c = counter + (uint64_t)i;
+        vg_philox4x32(seed, c >> 2, w);
+        for (unsigned k = (unsigned)(c & 3); k < 4 && i < len; k++, i++) {
+            double u = (double)w[k] * 0x1.0p-32;
+            x[i] = u < keep ? x[i] * inv : (REAL)0;
+        }
     }
 }
 

@@ -577,3 +577,9 @@ def test_fullbatch_validation(small):
     with pytest.raises(ValueError, match="batch"):
         fit_lbfgs(vgfast.Network([8, 6, 3], batch_norm=True), X, y)
     assert np.array_equal(net.params, p0)  # nothing ran
+
+
+def test_dropout_generator_is_philox4x32_10():
+    """Known-answer test of Random123's Philox-4x32-10 (counter 0, key 0)."""
+    words = np.round(_core.philox_uniform(0, 0, 4) * 2.0 ** 32).astype(np.uint64)
+    assert words.tolist() == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]

@@ -13,7 +13,7 @@ D_1 .. D_L (dC/dZ for the batch) plus the gathered targets.
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t, uint32_t
 from libc.math cimport sqrt, isfinite
 from libc.string cimport memcpy
 from vgfast._blas cimport gemm_rm
@@ -52,7 +52,7 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_dropout_f(float*, int64_t, double, uint64_t, uint64_t)
     void vg_max_norm_d(double*, int64_t, int64_t, double)
     void vg_max_norm_f(float*, int64_t, int64_t, float)
-    uint64_t vg_philox_u64(uint64_t, uint64_t)
+    uint32_t vg_random_word(uint64_t, uint64_t)
     void vg_act_stats_d(const double*, int64_t, int64_t, int, double*)
     void vg_act_stats_f(const float*, int64_t, int64_t, int, double*)
     double vg_diff_sumsq_d(const double*, const double*, int64_t)
@@ -813,12 +813,13 @@ cdef inline void _copy_rows(const floating* src, int64_t n, floating* dst) noexc
 
 
 def philox_uniform(uint64_t seed, uint64_t counter, Py_ssize_t n):
-    """The dropout generator's uniforms u_i in [0, 1) for counters counter .. counter+n-1."""
+    """The dropout generator's uniforms u_i = w_i / 2^32 in [0, 1) for elements counter ..
+    counter + n - 1 (Philox-4x32-10 words); dropout keeps element i when u_i < keep."""
     out = np.empty(n, np.float64)
     cdef double[::1] o = out
     cdef Py_ssize_t i
     for i in range(n):
-        o[i] = (vg_philox_u64(seed, counter + i) >> 11) * (1.0 / 9007199254740992.0)
+        o[i] = vg_random_word(seed, counter + i) * (1.0 / 4294967296.0)
     return out
 
 

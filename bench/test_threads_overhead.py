@@ -1,0 +1,104 @@
+"""Two threads against one, and the cost of dropout, batch norm and recording per epoch.
+
+Run: python -m pytest bench/test_threads_overhead.py --benchmark-only --benchmark-group-by=group
+
+threads   two networks trained in two Python threads (each engine call releases the GIL) against
+          the same two trained one after the other; speed-up = sequential / threaded time.
+overhead  one epoch of the [784, 30, 30, 30, 10] workload, mini-batch 100, plain, with dropout
+          (0.8 / 0.5), with batch norm, with per-step recording of every statistic; the ratio to
+          the plain epoch is in extra_info.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import vgfast
+
+SIZES = [784, 30, 30, 30, 10]
+
+
+def _train(net, X, y, **kw):
+    vgfast.train(net, X, y, epochs=1, batch_size=kw.pop("batch_size", 100), monitor=False,
+                 seed=0, **kw)
+
+
+@pytest.mark.benchmark(group="threads: two networks, one epoch each")
+@pytest.mark.parametrize("mode", ["sequential", "two threads"])
+def test_two_networks(benchmark, mnist_like, mode):
+    X, y = mnist_like
+    nets = [vgfast.Network(SIZES, seed=s) for s in (0, 1)]
+
+    def sequential():
+        for n in nets:
+            _train(n, X, y)
+
+    def threaded():
+        ts = [threading.Thread(target=_train, args=(n, X, y)) for n in nets]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    benchmark.pedantic(sequential if mode == "sequential" else threaded, rounds=5, iterations=1)
+    benchmark.extra_info["examples_per_s"] = 2 * len(X) / benchmark.stats.stats.min
+
+
+VARIANTS = {
+    "plain": {},
+    "dropout 0.8/0.5": {"dropout": (0.8, 0.5)},
+    "batch norm": {"batch_norm": True},
+    "record everything per step": {"record": ("grad_norms", "weight_grad_norms", "cost",
+                                              "activation_mean", "activation_std", "saturation",
+                                              "dead_fraction", "update_ratio"),
+                                   "record_every": "step"},
+}
+
+
+def epoch_time(X, y, variant, repeats=5):
+    kw = dict(VARIANTS[variant])
+    net = vgfast.Network(SIZES, seed=0, batch_norm=kw.pop("batch_norm", False))
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _train(net, X, y, **kw)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.mark.benchmark(group="overhead per epoch (batch 100)")
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_overhead(benchmark, mnist_like, variant):
+    X, y = mnist_like
+    kw = dict(VARIANTS[variant])
+    net = vgfast.Network(SIZES, seed=0, batch_norm=kw.pop("batch_norm", False))
+    benchmark.pedantic(_train, args=(net, X, y), kwargs=kw, rounds=5, iterations=1)
+    if variant != "plain":
+        benchmark.extra_info["ratio_to_plain"] = (benchmark.stats.stats.min /
+                                                  epoch_time(X, y, "plain"))
+
+
+if __name__ == "__main__":  # a quick table without pytest-benchmark
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    X, y = rng.random((10_000, 784)), rng.integers(0, 10, 10_000)
+    with threadpool_limits(1, "blas"):
+        plain = epoch_time(X, y, "plain")
+        for v in VARIANTS:
+            t = epoch_time(X, y, v)
+            print(f"{v:28s} {t * 1e3:7.1f} ms  ratio {t / plain:.3f}")
+        nets = [vgfast.Network(SIZES, seed=s) for s in (0, 1)]
+        t0 = time.perf_counter()
+        for n in nets:
+            _train(n, X, y)
+        seq = time.perf_counter() - t0
+        ts = [threading.Thread(target=_train, args=(n, X, y)) for n in nets]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        par = time.perf_counter() - t0
+        print(f"two networks: sequential {seq * 1e3:.1f} ms, two threads {par * 1e3:.1f} ms, "
+              f"speed-up {seq / par:.2f}x")
