@@ -29,6 +29,7 @@ uint32_t vg_random_word(uint64_t seed, uint64_t c) {
 }
 
 #define REAL double
+#define VG_CHECK_IN_LOOP 0
 #define SFX(name) name##_d
 #define EXP exp
 #define LOG1P log1p
@@ -46,7 +47,9 @@ uint32_t vg_random_word(uint64_t seed, uint64_t c) {
 #undef TANH
 #undef FABS
 
+#undef VG_CHECK_IN_LOOP
 #define REAL float
+#define VG_CHECK_IN_LOOP 1
 #define SFX(name) name##_f
 #define EXP expf
 #define LOG1P log1pf

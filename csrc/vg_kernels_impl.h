@@ -74,6 +74,8 @@ void SFX(vg_mul_act_deriv)(REAL *d, const REAL *z, const REAL *a, int64_t len, i
 double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
                             int64_t m, int64_t n, int act, int cost) {
     double total = 0;
+    const int want = !(cost & VG_NO_COST); /* the cost may be skipped when only d is needed */
+    cost &= ~VG_NO_COST;
     for (int64_t i = 0; i < m; i++) {
         const REAL *zr = z + i * n, *ar = a + i * n;
         const REAL *yr = y ? y + i * n : 0;
@@ -81,11 +83,14 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
         REAL *dr = d ? d + i * n : 0;
 #define YV(j) (yr ? yr[j] : (REAL)((j) == li))
         if (cost == VG_CROSS_ENTROPY) {
-            for (int64_t j = 0; j < n; j++) {
-                REAL yj = YV(j);
-                total += (double)SFX(softplus)(zr[j]) - (double)yj * (double)zr[j];
-                if (dr) dr[j] = ar[j] - yj;
-            }
+            if (want)
+                for (int64_t j = 0; j < n; j++)
+                    total += (double)SFX(softplus)(zr[j]) - (double)YV(j) * (double)zr[j];
+            if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ar[j] - YV(j);
+        } else if (cost == VG_LOG_LIKELIHOOD && !want) {
+            REAL ysum = 0;
+            for (int64_t j = 0; j < n; j++) ysum += YV(j);
+            if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
         } else if (cost == VG_LOG_LIKELIHOOD) {
             REAL mx = zr[0];
             for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
@@ -100,9 +105,14 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
             }
             if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
         } else { /* quadratic */
-            double c = 0;
-            for (int64_t j = 0; j < n; j++) { double e = (double)ar[j] - (double)YV(j); c += e * e; }
-            total += 0.5 * c;
+            if (want) {
+                double c = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    double e = (double)ar[j] - (double)YV(j);
+                    c += e * e;
+                }
+                total += 0.5 * c;
+            }
             if (dr) {
                 if (act == VG_SOFTMAX) {
                     REAL ae = 0;
@@ -147,9 +157,18 @@ void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, 
 }
 
 double SFX(vg_sumsq)(const REAL *x, int64_t len) {
-    double s = 0;
-    for (int64_t i = 0; i < len; i++) s += (double)x[i] * (double)x[i];
-    return s;
+    /* four independent sums: one running sum is bound by the add latency (2-4 cycles per
+     * element); four let the loop vectorise without reassociation, and stay deterministic */
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        s0 += (double)x[i] * (double)x[i];
+        s1 += (double)x[i + 1] * (double)x[i + 1];
+        s2 += (double)x[i + 2] * (double)x[i + 2];
+        s3 += (double)x[i + 3] * (double)x[i + 3];
+    }
+    for (; i < len; i++) s0 += (double)x[i] * (double)x[i];
+    return (s0 + s1) + (s2 + s3);
 }
 
 double SFX(vg_sumabs)(const REAL *x, int64_t len) {
@@ -177,88 +196,107 @@ void SFX(vg_clip_value)(REAL *x, int64_t len, REAL c) {
     for (int64_t i = 0; i < len; i++) x[i] = x[i] > c ? c : (x[i] < -c ? -c : x[i]);
 }
 
+/* 1 if any x[i] is NaN or +-Inf. x - x is exactly 0 for finite x and NaN otherwise; summing it
+ * in four lanes keeps the test in the floating-point domain, so the loop vectorises (isfinite()
+ * on a double is a 64-bit integer test, which baseline x86-64 (SSE2) cannot vectorise). */
+static inline int SFX(nonfinite)(const REAL *x, int64_t len) {
+    REAL a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) a[k] += x[i + k] - x[i + k];
+    for (; i < len; i++) a[0] += x[i] - x[i];
+    return !(((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) == 0);
+}
+
+/* VG_CHECK_IN_LOOP (set per type in vg_kernels.c): 1 tests isfinite() element by element inside
+ * the update loops (vectorises for float: a 32-bit integer test), 0 tests each block afterwards
+ * with nonfinite() (for double, whose 64-bit integer test does not vectorise on SSE2). */
+#if VG_CHECK_IN_LOOP
+#define VG_CHECK(i) bad |= !isfinite(p[i])
+#else
+#define VG_CHECK(i) ((void)0)
+#endif
+
+#define VG_OPT_BLOCK 1024 /* a block of p is saved, updated and checked while it is in L1 */
+
 /* One optimiser step over a segment, torch.optim's equations. h holds the hyper-parameters:
  *   h[0] lr; h[1] momentum | rho | beta1; h[2] nesterov flag | beta2; h[3] eps;
  *   h[4] decoupled weight decay (p <- p (1 - lr wd) first); h[5] AdaGrad lr_decay.
  * t is the 1-based step count. s1, s2 are state buffers of the same length (may be unused).
- * old, when not NULL, receives the parameters before the step (fused into the loop, so the
- * caller can undo a step that overflowed at the cost of one extra write stream).
- * Returns 1 if any updated parameter is not finite, else 0. */
-#define VG_SAVE_OLD(i) do { if (old) old[i] = p[i]; } while (0)
+ * old, when not NULL, receives the parameters before the step (block by block, while they are
+ * in L1, so the caller can undo a step that overflowed).
+ * Returns 1 if any updated parameter is not finite, else 0.
+ * Loops carry no branch and no integer test, so they vectorise. */
 int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
                      const double *h, int64_t t, REAL *old) {
     const REAL lr = (REAL)h[0];
     const double wd = h[4];
+    const REAL f = (REAL)(1.0 - h[0] * wd);
+    const REAL mu = (REAL)h[1], rho = (REAL)h[1], b1 = (REAL)h[1], b2 = (REAL)h[2];
+    const int nesterov = h[2] != 0;
+    const REAL clr = (REAL)(h[0] / (1.0 + (double)(t - 1) * h[5]));
+    const REAL eps = (REAL)h[3];
+    double bc1 = 1, bc2 = 1;
+    if (kind == VG_OPT_ADAM) { bc1 = 1.0 - pow(h[1], (double)t); bc2 = 1.0 - pow(h[2], (double)t); }
+    const REAL step = (REAL)(h[0] / bc1);
+    const REAL bc2s = (REAL)sqrt(bc2);
     int bad = 0;
-    if (wd != 0) {
-        REAL f = (REAL)(1.0 - h[0] * wd);
-        for (int64_t i = 0; i < len; i++) { VG_SAVE_OLD(i); p[i] *= f; }
-        old = 0; /* saved */
-    }
-    switch (kind) {
-    case VG_OPT_SGD: {
-        const REAL mu = (REAL)h[1];
-        if (mu == 0) {
-            for (int64_t i = 0; i < len; i++) {
-                VG_SAVE_OLD(i);
-                p[i] -= lr * g[i];
-                bad |= !isfinite(p[i]);
+    for (int64_t i0 = 0; i0 < len; i0 += VG_OPT_BLOCK) {
+        const int64_t i1 = len - i0 < VG_OPT_BLOCK ? len : i0 + VG_OPT_BLOCK;
+        if (old) memcpy(old + i0, p + i0, (size_t)(i1 - i0) * sizeof(REAL));
+        if (wd != 0) for (int64_t i = i0; i < i1; i++) p[i] *= f;
+        switch (kind) {
+        case VG_OPT_SGD:
+            if (mu == 0) {
+                for (int64_t i = i0; i < i1; i++) { p[i] -= lr * g[i]; VG_CHECK(i); }
+            } else if (nesterov) {
+                for (int64_t i = i0; i < i1; i++) {
+                    REAL b = mu * s1[i] + g[i];
+                    s1[i] = b;
+                    p[i] -= lr * (g[i] + mu * b);
+                    VG_CHECK(i);
+                }
+            } else {
+                for (int64_t i = i0; i < i1; i++) {
+                    REAL b = mu * s1[i] + g[i];
+                    s1[i] = b;
+                    p[i] -= lr * b;
+                    VG_CHECK(i);
+                }
             }
-        } else if (h[2] != 0) { /* nesterov */
-            for (int64_t i = 0; i < len; i++) {
-                REAL b = mu * s1[i] + g[i];
-                s1[i] = b;
-                VG_SAVE_OLD(i);
-                p[i] -= lr * (g[i] + mu * b);
-                bad |= !isfinite(p[i]);
+            break;
+        case VG_OPT_ADAGRAD:
+            for (int64_t i = i0; i < i1; i++) {
+                s1[i] += g[i] * g[i];
+                p[i] -= clr * g[i] / (SQRT(s1[i]) + eps);
+                VG_CHECK(i);
             }
-        } else {
-            for (int64_t i = 0; i < len; i++) {
-                REAL b = mu * s1[i] + g[i];
-                s1[i] = b;
-                VG_SAVE_OLD(i);
-                p[i] -= lr * b;
-                bad |= !isfinite(p[i]);
+            break;
+        case VG_OPT_RMSPROP:
+            for (int64_t i = i0; i < i1; i++) {
+                s1[i] = rho * s1[i] + ((REAL)1 - rho) * g[i] * g[i];
+                p[i] -= lr * g[i] / (SQRT(s1[i]) + eps);
+                VG_CHECK(i);
             }
+            break;
+        case VG_OPT_ADAM:
+            for (int64_t i = i0; i < i1; i++) {
+                s1[i] = b1 * s1[i] + ((REAL)1 - b1) * g[i];
+                s2[i] = b2 * s2[i] + ((REAL)1 - b2) * g[i] * g[i];
+                p[i] -= step * s1[i] / (SQRT(s2[i]) / bc2s + eps);
+                VG_CHECK(i);
+            }
+            break;
+        default: break;
         }
-    } break;
-    case VG_OPT_ADAGRAD: {
-        const REAL clr = (REAL)(h[0] / (1.0 + (double)(t - 1) * h[5]));
-        const REAL eps = (REAL)h[3];
-        for (int64_t i = 0; i < len; i++) {
-            s1[i] += g[i] * g[i];
-            VG_SAVE_OLD(i);
-            p[i] -= clr * g[i] / (SQRT(s1[i]) + eps);
-            bad |= !isfinite(p[i]);
-        }
-    } break;
-    case VG_OPT_RMSPROP: {
-        const REAL rho = (REAL)h[1], eps = (REAL)h[3];
-        for (int64_t i = 0; i < len; i++) {
-            s1[i] = rho * s1[i] + ((REAL)1 - rho) * g[i] * g[i];
-            VG_SAVE_OLD(i);
-            p[i] -= lr * g[i] / (SQRT(s1[i]) + eps);
-            bad |= !isfinite(p[i]);
-        }
-    } break;
-    case VG_OPT_ADAM: {
-        const REAL b1 = (REAL)h[1], b2 = (REAL)h[2], eps = (REAL)h[3];
-        const double bc1 = 1.0 - pow(h[1], (double)t), bc2 = 1.0 - pow(h[2], (double)t);
-        const REAL step = (REAL)(h[0] / bc1);
-        const REAL bc2s = (REAL)sqrt(bc2);
-        for (int64_t i = 0; i < len; i++) {
-            s1[i] = b1 * s1[i] + ((REAL)1 - b1) * g[i];
-            s2[i] = b2 * s2[i] + ((REAL)1 - b2) * g[i] * g[i];
-            VG_SAVE_OLD(i);
-            p[i] -= step * s1[i] / (SQRT(s2[i]) / bc2s + eps);
-            bad |= !isfinite(p[i]);
-        }
-    } break;
-    default: break;
+#if !VG_CHECK_IN_LOOP
+        bad |= SFX(nonfinite)(p + i0, i1 - i0);
+#endif
     }
     return bad;
 }
-#undef VG_SAVE_OLD
+#undef VG_OPT_BLOCK
+#undef VG_CHECK
 
 /* Inverted dropout: x[i] <- x[i] / keep with probability keep, else 0. Element i is kept when
  * u < keep for u = w / 2^32, w the random word of element counter + i (see vg_random_word): a

@@ -206,6 +206,7 @@ cdef struct Plan:
     void* running           # running statistics buffer (the params' dtype)
     int bn_mode             # 0 running statistics, 1 batch statistics, 2 batch + update running
     double bn_eps, bn_momentum
+    int cost_flags          # VG_NO_COST (16) while training without recording the cost
 
 
 cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
@@ -260,7 +261,7 @@ cdef double backward(Plan* p, const floating* params, floating* ws, floating* gr
     cdef floating* Dprev
     cdef double ascale
     cdef double c = output_delta(ws + p.d_off[L], ws + p.z_off[L], ws + p.a_off[L], y, lab, m,
-                                 p.sizes[L], p.act[L - 1], p.cost)
+                                 p.sizes[L], p.act[L - 1], p.cost | p.cost_flags)
     for l in range(L - 1, -1, -1):
         nin = p.sizes[l]
         nout = p.sizes[l + 1]
@@ -316,6 +317,30 @@ cdef struct Rec:
     int64_t n               # records written
     int bad_layer           # layer where a non-finite value appeared, or -1
     int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update
+    double* acc             # running sums of the current record (see epoch)
+
+
+cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r, bint record) noexcept nogil:
+    """Per-layer gradient norms: added to the record sums when `record`, and the first layer
+    with a non-finite gradient, if any, reported in r (bad_kind 1; BN parameters: layer -1)."""
+    cdef int l, L = p.L
+    cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
+    cdef double sw, sb
+    for l in range(L):
+        sw = sumsq(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
+        sb = sumsq(grad + p.b_off[l], p.sizes[l + 1])
+        if not isfinite(sw + sb):
+            r.bad_layer = l
+            r.bad_kind = 1
+            return True
+        if record:
+            r.acc[l] += sqrt(sb)
+            r.acc[L + l] += sqrt(sw)
+    if p.n_params > bn0 and not isfinite(sumsq(grad + bn0, p.n_params - bn0)):
+        r.bad_layer = -1
+        r.bad_kind = 1
+        return True
+    return False
 
 
 cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, const floating* X,
@@ -340,9 +365,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef const int64_t* idx
     cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
     cdef bint want_act = r.amean != NULL or r.astd != NULL or r.sat != NULL or r.dead != NULL
+    cdef bint need_norms = r.gb != NULL or r.gw != NULL or o.clip != 0
     cdef double* AS = acc + 2 * L + 2
     cdef double* AU = acc + 6 * L + 2
     cdef double nu, mean
+    r.acc = acc
     for l in range(L):
         if p.keep[l] < 1.0:
             dropping = True
@@ -363,23 +390,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         forward(p, params, ws, m, counter if dropping else NULL, AS if want_act else NULL)
         acc[7 * L + 2] += m
         c = backward(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping)
-        # statistics, which are also the finiteness check
         tot = 0
-        for l in range(L):
-            lw = p.sizes[l] * p.sizes[l + 1]
-            sw = sumsq(grad + p.w_off[l], lw)
-            sb = sumsq(grad + p.b_off[l], p.sizes[l + 1])
-            if not isfinite(sw + sb):
-                r.bad_layer = l
-                r.bad_kind = 1
-                return s
-            acc[l] += sqrt(sb)
-            acc[L + l] += sqrt(sw)
-        if p.n_params > bn0:
-            sb = sumsq(grad + bn0, p.n_params - bn0)
-            if not isfinite(sb):
-                r.bad_layer = -1
-                r.bad_kind = 1
+        if need_norms:
+            # the recorded norms, and the finiteness check before clipping can hide an Inf
+            if nonfinite_layer(p, grad, r, True):
                 return s
         if not isfinite(c):
             r.bad_layer = L - 1
@@ -430,6 +444,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 o.t -= 1
                 r.bad_layer = l
                 r.bad_kind = 3
+                nonfinite_layer(p, grad, r, False)  # a non-finite gradient, or the update?
                 return s
             if o.max_norm > 0:
                 max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
@@ -446,6 +461,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 o.t -= 1
                 r.bad_layer = -1
                 r.bad_kind = 3
+                nonfinite_layer(p, grad, r, False)
                 return s
         # close a record every `every` steps and at the end of the epoch
         cnt += 1
@@ -793,6 +809,7 @@ cdef class Engine:
         cdef void* S1 = ptr(s1)
         cdef void* S2 = ptr(s2)
         cdef uint64_t ctr = counter
+        p.cost_flags = 0 if r.cost != NULL else 16  # VG_NO_COST: skip the cost nobody records
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
@@ -803,6 +820,7 @@ cdef class Engine:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
                               &ctr, a, <float*>SC)
+        p.cost_flags = 0
         return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
 
 
