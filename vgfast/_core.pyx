@@ -204,6 +204,7 @@ cdef struct Plan:
     const int64_t* xh_off   # L: offset of xhat^l in the workspace
     const int64_t* st_off   # L: offset of the batch mean, then 1/std, in the workspace
     void* running           # running statistics buffer (the params' dtype)
+    int64_t n_running       # its length
     int bn_mode             # 0 running statistics, 1 batch statistics, 2 batch + update running
     double bn_eps, bn_momentum
     int cost_flags          # VG_NO_COST (16) while training without recording the cost
@@ -343,11 +344,18 @@ cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r, bint record) noexcept
     return False
 
 
+cdef inline int64_t fail(Plan* p, floating* rb, int64_t s) noexcept nogil:
+    """A step failed: put back the running statistics its forward pass updated."""
+    if p.n_running:
+        memcpy(p.running, rb, p.n_running * sizeof(floating))
+    return s
+
+
 cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, const floating* X,
                    const floating* Y, const int64_t* labels, int64_t* labbuf,
                    const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
                    floating* s2, Rec* r, uint64_t* counter, double* acc,
-                   floating* scratch) noexcept nogil:
+                   floating* scratch, floating* rb) noexcept nogil:
     """One epoch of mini-batch training. Returns the number of steps completed.
 
     acc holds 7L + 3 running sums for the current record: gb (L), gw (L), cost, prenorm,
@@ -376,6 +384,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     for i in range(8):
         h[i] = o.h[i]
     for s in range(steps):
+        if p.n_running:  # batch-norm running statistics, restored if this step fails
+            memcpy(rb, p.running, p.n_running * sizeof(floating))
         start = s * bs
         m = bs if start + bs <= n else n - start
         idx = perm + start
@@ -391,14 +401,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         acc[7 * L + 2] += m
         c = backward(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping)
         tot = 0
-        if need_norms:
-            # the recorded norms, and the finiteness check before clipping can hide an Inf
-            if nonfinite_layer(p, grad, r, True):
-                return s
+        # the finiteness check (before clipping could hide an Inf), and the recorded norms
+        if nonfinite_layer(p, grad, r, need_norms):
+            return fail(p, rb, s)
         if not isfinite(c):
             r.bad_layer = L - 1
             r.bad_kind = 2
-            return s
+            return fail(p, rb, s)
         acc[2 * L] += c / m
         # penalties (weights only)
         if o.l2 != 0 or o.l1 != 0:
@@ -444,8 +453,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 o.t -= 1
                 r.bad_layer = l
                 r.bad_kind = 3
-                nonfinite_layer(p, grad, r, False)  # a non-finite gradient, or the update?
-                return s
+                return fail(p, rb, s)
             if o.max_norm > 0:
                 max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
             if r.upd != NULL:
@@ -461,8 +469,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 o.t -= 1
                 r.bad_layer = -1
                 r.bad_kind = 3
-                nonfinite_layer(p, grad, r, False)
-                return s
+                return fail(p, rb, s)
         # close a record every `every` steps and at the end of the epoch
         cnt += 1
         if cnt == r.every or s == steps - 1:
@@ -610,6 +617,7 @@ cdef class Engine:
         p.xh_off = <int64_t*>ptr(self.xh_off)
         p.st_off = <int64_t*>ptr(self.st_off)
         p.running = ptr(self.running)
+        p.n_running = self.running.shape[0]
         p.bn_mode = 0
 
     @property
@@ -666,6 +674,7 @@ cdef class Engine:
         """
         cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
         cdef Plan* p = &self.plan
+        cdef int64_t rows_before = self.rows
         if batch_stats:
             chunk = n
         self._reserve(min(n, chunk))
@@ -710,6 +719,9 @@ cdef class Engine:
                                           <float*>ys + i * nL if ys != NULL else NULL,
                                           lab + i if lab != NULL else NULL, gs, i > 0, False)
                 i += m
+        if batch_stats and n > rows_before:  # do not keep a whole-data-set workspace
+            self.rows = 0
+            self._reserve(rows_before)
         return total / n
 
     def trace(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray Y=None,
@@ -793,6 +805,8 @@ cdef class Engine:
         r.upd = <double*>ptr(more.get("update_ratio"))
         scr = np.zeros(self.n_params, self.dtype)
         cdef void* SC = ptr(scr)
+        rbk = np.zeros(max(self.running.shape[0], 1), self.dtype)
+        cdef void* RB = ptr(rbk)
         r.n = 0
         r.bad_layer = -1
         r.bad_kind = 0
@@ -809,17 +823,17 @@ cdef class Engine:
         cdef void* S1 = ptr(s1)
         cdef void* S2 = ptr(s2)
         cdef uint64_t ctr = counter
-        p.cost_flags = 0 if r.cost != NULL else 16  # VG_NO_COST: skip the cost nobody records
+        p.cost_flags = 0  # the cost is always computed: it is part of the finiteness check
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
-                              &ctr, a, <double*>SC)
+                              &ctr, a, <double*>SC, <double*>RB)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
-                              &ctr, a, <float*>SC)
+                              &ctr, a, <float*>SC, <float*>RB)
         p.cost_flags = 0
         return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
 
@@ -841,14 +855,18 @@ def philox_uniform(uint64_t seed, uint64_t counter, Py_ssize_t n):
     return out
 
 
-def optimizer_step(int kind, cnp.ndarray p, cnp.ndarray g, cnp.ndarray s1, cnp.ndarray s2, hyper,
-             int64_t t):
+def optimizer_step(int kind, cnp.ndarray p not None, cnp.ndarray g not None,
+                   cnp.ndarray s1 not None, cnp.ndarray s2 not None, hyper, int64_t t):
     """One optimiser step over whole flat buffers (the kernel train() uses per layer).
 
     kind: 0 SGD, 1 AdaGrad, 2 RMSProp, 3 Adam; hyper as in vg_opt_step (see optim.py);
     t: 1-based step count. Arrays must be C-contiguous, one dtype (float64 or float32), one
     length; checked here because this entry is public (benchmarks, tests).
     """
+    if p.ndim != 1:
+        raise ValueError("p must be a writable C-contiguous 1-D array")
+    if not 0 <= kind <= 3:
+        raise ValueError(f"kind must be 0 (SGD), 1 (AdaGrad), 2 (RMSProp) or 3 (Adam); got {kind}")
     cdef int64_t n = p.shape[0]
     for name, a in (("p", p), ("g", g), ("s1", s1), ("s2", s2)):
         if a.ndim != 1 or a.shape[0] != n or a.dtype != p.dtype or not a.flags.c_contiguous \

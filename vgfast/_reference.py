@@ -206,7 +206,7 @@ def adam_step(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_d
     p -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
 
 
-def rmsprop_step(p, g, s, lr, rho=0.9, eps=1e-8):
+def rmsprop_step(p, g, s, lr, rho=0.99, eps=1e-8):
     s[...] = rho * s + (1 - rho) * g * g
     p -= lr * g / (np.sqrt(s) + eps)
 

@@ -167,7 +167,7 @@ class TrainingState(Checkpoint):
     generator : numpy Generator, the shuffling RNG in its saved state.
     drop_seed, counter : int, the dropout stream's seed and position.
     history : History in its in-progress form (fields are Python lists train() extends).
-    best : (value, epoch, params) of early stopping, or None.
+    best : (value, epoch, params, running statistics or None) of early stopping, or None.
     bad_epochs : int, early stopping's epochs without improvement.
     n_rows, batch_size : int or None, the run's data size and batch size (checked on resume).
     """
@@ -187,7 +187,8 @@ class TrainingState(Checkpoint):
         if es is not None:
             self.bad_epochs = es["bad_epochs"]
             if es.get("best_epoch") is not None:
-                self.best = (es["best_value"], es["best_epoch"], arrays["best_params"])
+                self.best = (es["best_value"], es["best_epoch"], arrays["best_params"],
+                             arrays.get("best_running"))
 
     def check_compatible(self, net, n_rows=None, batch_size=None):
         """Raise ValueError unless `net` has the saved architecture (and the run's data size and
@@ -239,7 +240,8 @@ def save_training_state(path, net, optimizer, rng, drop_seed, counter, epoch, hi
     drop_seed, counter : the dropout stream's seed and counter after the epoch.
     epoch : int, the number of epochs completed.
     history : the History so far (in-progress lists or finished arrays).
-    best, bad_epochs : early stopping's (value, epoch, params) or None, and its patience count.
+    best, bad_epochs : early stopping's (value, epoch, params[, batch-norm running statistics])
+        or None, and its patience count.
     n_rows, batch_size : the run's data size and batch size, checked on resume.
     """
     if optimizer is None:
@@ -267,7 +269,13 @@ def save_training_state(path, net, optimizer, rng, drop_seed, counter, epoch, hi
     if best is not None or bad_epochs:
         es = {"bad_epochs": int(bad_epochs), "best_value": None, "best_epoch": None}
         if best is not None:
-            value, best_epoch, best_params = best
+            value, best_epoch, best_params = best[:3]
+            if len(best) > 3 and best[3] is not None and np.asarray(best[3]).size:
+                br = np.asarray(best[3])
+                if br.shape != net._engine.running.shape:
+                    raise ValueError(f"best: running statistics of shape {br.shape}; the network "
+                                     f"has {net._engine.running.shape}")
+                arrays["best_running"] = np.ascontiguousarray(br, net.dtype)
             es["best_value"] = float(value)
             es["best_epoch"] = int(best_epoch)
             bp = np.asarray(best_params)
@@ -729,6 +737,9 @@ def _check_training(path, header, arrays, net):
         _need(es, "bad_epochs", int, path, "training.early_stopping")
         if es.get("best_epoch") is not None:
             _array(arrays, "best_params", path, net.params.shape, net.params.dtype)
+            if "best_running" in arrays:
+                _array(arrays, "best_running", path, net._engine.running.shape,
+                       net.params.dtype)
 
 
 def _history_from(meta, arrays, L):

@@ -134,8 +134,8 @@ class Network:
         self.bn_eps = check_number(bn_eps, "bn_eps", low=0, low_open=True)
         self.bn_momentum = check_number(bn_momentum, "bn_momentum", low=0, high=1)
         self._engine = self._new_engine()
-        self.params = np.zeros(self._engine.n_params, self.dtype)
-        self.weights, self.biases = self._split(self.params)
+        self._params = np.zeros(self._engine.n_params, self.dtype)
+        self.weights, self.biases = self._split(self._params)
         self.bn_gamma, self.bn_beta = self._split_bn(self.params)
         self._lock = threading.Lock()
         self.initialize(init, seed=seed, bias_init=bias_init, gain=gain)
@@ -208,6 +208,17 @@ class Network:
         return out
 
     @property
+    def params(self):
+        """All parameters as one flat buffer (n_params,): W^l (row-major) then b^l, layer by layer,
+        then gamma^l, beta^l of batch-normalised layers. ``net.weights``/``net.biases`` are views
+        of it; assigning ``net.params = values`` copies the values in (the buffer stays)."""
+        return self._params
+
+    @params.setter
+    def params(self, values):
+        self.set_params(values)
+
+    @property
     def n_params(self):
         return self.params.size
 
@@ -238,6 +249,10 @@ class Network:
             if g_ is not None:
                 g_[...] = 1.0
                 b_[...] = 0.0
+        for m_, v_ in zip(self.bn_running_mean, self.bn_running_var):
+            if m_ is not None:  # the running statistics start again too
+                m_[...] = 0.0
+                v_[...] = 1.0
         self.init_name = init
         return self
 
@@ -249,10 +264,6 @@ class Network:
                                "(its workspace) serves one call at a time. Use net.copy() per "
                                "thread.")
         try:
-            if self.params.dtype != self.dtype or not self.params.flags.c_contiguous or \
-                    self.params.size != self._engine.n_params:
-                raise RuntimeError("net.params was replaced by an array of the wrong dtype or "
-                                   "size; assign into it instead: net.params[...] = values")
             yield self._engine
         finally:
             self._lock.release()
@@ -260,23 +271,27 @@ class Network:
     def set_params(self, flat):
         """Copy a flat parameter vector (n_params,) into the network."""
         flat = np.asarray(flat)
+        if flat.dtype.kind not in "fiu":
+            raise TypeError(f"flat must be real-valued; got dtype {flat.dtype}")
         if flat.shape != (self.n_params,):
             raise ValueError(f"flat must have shape ({self.n_params},); got {flat.shape}")
+        with np.errstate(over="ignore"):
+            flat = flat.astype(self.dtype)  # checked after the cast: 1e39 is Inf in float32
         if not np.isfinite(flat).all():
-            raise ValueError("flat contains NaN or Inf")
-        self.params[...] = flat
+            raise ValueError(f"flat contains NaN or Inf (in {np.dtype(self.dtype).name})")
+        self._params[...] = flat
 
     def copy(self):
         """An independent network with the same architecture and parameters."""
         new = object.__new__(Network)
         new.__dict__.update({k: v for k, v in self.__dict__.items()
-                             if k not in ("params", "weights", "biases", "bn_gamma", "bn_beta",
+                             if k not in ("_params", "weights", "biases", "bn_gamma", "bn_beta",
                                           "_engine", "_lock")})
         new._engine = new._new_engine()
         new._engine.running[...] = self._engine.running
-        new.params = self.params.copy()
-        new.weights, new.biases = new._split(new.params)
-        new.bn_gamma, new.bn_beta = new._split_bn(new.params)
+        new._params = self._params.copy()
+        new.weights, new.biases = new._split(new._params)
+        new.bn_gamma, new.bn_beta = new._split_bn(new._params)
         new._lock = threading.Lock()
         return new
 

@@ -235,12 +235,13 @@ class AdaGrad(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """torch.optim.RMSprop (alpha = rho): s <- rho s + (1-rho) g^2; p <- p - lr g / (sqrt(s) + eps)."""
+    """torch.optim.RMSprop (alpha = rho, default 0.99 as torch's):
+    s <- rho s + (1-rho) g^2; p <- p - lr g / (sqrt(s) + eps)."""
 
     kind = 2
     state_names = ("square_avg",)
 
-    def __init__(self, lr=0.01, rho=0.9, eps=1e-8):
+    def __init__(self, lr=0.01, rho=0.99, eps=1e-8):
         super().__init__(lr)
         self.rho = check_number(rho, "rho", low=0, high=1, high_open=True)
         self.eps = check_number(eps, "eps", low=0, low_open=True)

@@ -33,9 +33,11 @@ class DivergenceError(FloatingPointError):
     def __init__(self, epoch, step, layer, what, history):
         self.epoch, self.step, self.layer, self.what, self.history = epoch, step, layer, what, history
         hint = " Parameters are those after the last finite step."
-        super().__init__(f"non-finite {what} at step {step} (epoch {epoch}) in layer {layer} "
-                         f"(W^{layer + 1}, b^{layer + 1}; 0 is the first weight layer, as in "
-                         f"History columns).{hint} Lower the learning rate or clip the gradient.")
+        where = (f"in layer {layer} (W^{layer + 1}, b^{layer + 1}; 0 is the first weight layer, as "
+                 f"in History columns)" if layer >= 0 else
+                 "in the batch-normalisation parameters (gamma, beta)")
+        super().__init__(f"non-finite {what} at step {step} (epoch {epoch}) {where}.{hint} Lower "
+                         f"the learning rate or clip the gradient.")
 
 
 class EarlyStopping:
@@ -250,7 +252,6 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     want = set(record)
     prog = _Progress(epochs, progress)
     wd = optimizer.weight_decay
-    best_running = None
     for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))
@@ -314,8 +315,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
             value = series[-1]
             sign = 1 if early_stopping.metric.endswith("accuracy") else -1
             if best is None or sign * (value - best[0]) > early_stopping.min_delta:
-                best = (value, epoch, net.params.copy())
-                best_running = net._engine.running.copy()
+                best = (value, epoch, net.params.copy(), net._engine.running.copy())
                 bad_epochs = 0
             else:
                 bad_epochs += 1
@@ -333,8 +333,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         hist.best_epoch = best[1]
         if early_stopping.restore_best:
             net.params[...] = best[2]
-            if best_running is not None:  # batch-norm statistics of that epoch too
-                net._engine.running[...] = best_running
+            if len(best) > 3 and best[3] is not None:  # batch-norm statistics of that epoch too
+                net._engine.running[...] = best[3]
     if progress and hist.stopped_early:
         prog.close()
     return hist._finish(L)

@@ -1,0 +1,264 @@
+"""Print the benchmark tables in markdown, every ratio taken from one run.
+
+    python bench/report.py              # epochs, recording overhead, optimiser updates
+    python bench/report.py --quick      # fewer repeats (a smoke test, noisier)
+    python bench/report.py --json out.json
+    python bench/report.py --clock cpu  # on a machine shared with other jobs
+
+Same workloads as the pytest-benchmark suite (bench/_workloads.py), timed with a plain
+harness: the runners of one (dtype, batch) take turns, round after round, and each keeps its
+best time (time.perf_counter; with --clock cpu, time.process_time), so a burst of background
+load hits all of them alike. One BLAS thread (threadpoolctl) and one torch thread throughout.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+if importlib.util.find_spec("vgfast") is None:  # a checkout built in place, not installed
+    sys.path.insert(0, os.path.dirname(HERE))
+
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+import _ckernels  # noqa: E402
+import _workloads as W  # noqa: E402
+import vgfast  # noqa: E402
+import vgfast._core  # noqa: E402
+from vgfast import _reference  # noqa: E402
+
+
+CLOCK = "wall"
+
+
+def interleaved_best(runners, repeats, budget=None):
+    """Best time of each runner; runners take turns; reset() is never timed."""
+    now = W.CLOCKS[CLOCK]
+    for r in runners.values():  # warm-up: caches, workspaces, torch's first-call costs
+        r.reset()
+        r.run()
+    best = {k: float("inf") for k in runners}
+    spent = {k: 0.0 for k in runners}
+    for i in range(repeats):
+        for k, r in runners.items():
+            if budget is not None and i >= 2 and spent[k] > budget:
+                continue
+            r.reset()
+            t0 = now()
+            r.run()
+            dt = now() - t0
+            best[k] = min(best[k], dt)
+            spent[k] += dt
+    return best
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fmt_int(x):
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def fmt_ratio(x):
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def epoch_table(X, y, repeats, check=True):
+    rows, raw = [], []
+    for dtype in W.DTYPES:
+        Xd = np.ascontiguousarray(X, dtype=dtype)
+        for batch in W.BATCHES:
+            runners = {"engine": W.Engine(Xd, y, dtype, batch),
+                       "numpy": W.NumpyLoop(Xd, y, dtype, batch),
+                       "reference": W.ReferenceLoop(Xd, y, dtype, batch),
+                       "roof": W.Roof(Xd, y, dtype, batch)}
+            if dtype == "float64" and batch in W.PER_EXAMPLE_BATCHES:
+                runners["per-example"] = W.PerExample(Xd, y, dtype, batch)
+            if W.torch is not None:
+                runners["torch"] = W.Torch(Xd, y, dtype, batch)
+            best = interleaved_best(runners, repeats, budget=3.0)
+            ex = {k: runners[k].rows / t for k, t in best.items()}
+            gf = {k: W.rates(t, runners[k].rows)[1] for k, t in best.items()}
+            agree = None
+            if check:
+                runners["engine"].reset()
+                runners["engine"].run()
+                pe = runners["engine"].params()
+                agree = max(float(np.abs(r.params() - pe).max()) for k, r in runners.items()
+                            if k not in ("engine", "roof", "per-example"))
+            e = ex["engine"]
+            row = dict(dtype=dtype, batch=batch, examples_per_s=ex, gflops=gf, seconds=best,
+                       max_abs_diff_vs_engine=agree)
+            raw.append(row)
+            rows.append("| {} | {} | {} | {:.2f} | {} | {} | {} | {} | {:.0f}% | {:.2f} |".format(
+                dtype, batch, fmt_int(e), gf["engine"],
+                fmt_ratio(e / ex["numpy"]), fmt_ratio(e / ex["reference"]),
+                fmt_ratio(e / ex["per-example"]) if "per-example" in ex else "—",
+                fmt_ratio(e / ex["torch"]) if "torch" in ex else "skipped",
+                100 * gf["engine"] / gf["roof"], gf["roof"]))
+            sys.stderr.write(f"  epoch {dtype} batch {batch} done\n")
+    head = ["| dtype | batch | engine ex/s | engine GFLOP/s | × numpy loop | × reference "
+            "| × per-example | × torch | % of roof | roof GFLOP/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    detail = ["| dtype | batch | " + " | ".join(f"{k} ex/s" for k in
+                                                 ("engine", "numpy", "reference", "per-example",
+                                                  "torch", "roof")) + " |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in raw:
+        detail.append(f"| {r['dtype']} | {r['batch']} | " + " | ".join(
+            fmt_int(r["examples_per_s"].get(k)) for k in
+            ("engine", "numpy", "reference", "per-example", "torch", "roof")) + " |")
+    return head + rows, detail, raw
+
+
+def recording_table(X, y, repeats):
+    rows = ["| dtype | batch | plain ex/s | recording ex/s | overhead |",
+            "|---|---:|---:|---:|---:|"]
+    raw = []
+    for dtype in W.DTYPES:
+        Xd = np.ascontiguousarray(X, dtype=dtype)
+        for batch in W.BATCHES:
+            runners = {"plain": W.Engine(Xd, y, dtype, batch),
+                       "record": W.Engine(Xd, y, dtype, batch, record=W.RECORD,
+                                          record_every="step")}
+            best = interleaved_best(runners, repeats)
+            over = best["record"] / best["plain"] - 1
+            raw.append(dict(dtype=dtype, batch=batch, seconds=best, overhead=over))
+            rows.append(f"| {dtype} | {batch} | {fmt_int(W.N_ROWS / best['plain'])} | "
+                        f"{fmt_int(W.N_ROWS / best['record'])} | {100 * over:+.1f}% |")
+    return rows, raw
+
+
+class _Call:
+    def __init__(self, fn, reset=None):
+        self.fn, self._reset, self.rows = fn, reset, 1
+
+    def reset(self):
+        if self._reset:
+            self._reset()
+
+    def run(self):
+        self.fn()
+
+
+def optim_table(repeats, n=10_000_000):
+    rng = np.random.default_rng(0)
+    p0, g = rng.standard_normal(n), rng.standard_normal(n) * 1e-3
+    nbytes = {"adam": 7 * 8 * n, "sgd-momentum": 5 * 8 * n}
+    c_step, how = None, "unavailable"
+    for name in ("optimizer_step", "opt_step"):
+        if c_step is None and hasattr(vgfast._core, name):
+            c_step, how = getattr(vgfast._core, name), f"vgfast._core.{name}"
+    if c_step is None and _ckernels.load() is not None:
+        c_step, how = _ckernels.opt_step_ctypes, "standalone build of csrc/vg_kernels.c"
+    rows = ["| update | vgfast C kernel | numpy | torch.optim | torch.optim fused | "
+            "copy (np.copyto) |", "|---|---:|---:|---:|---:|---:|"]
+    raw = []
+    for algo in ("adam", "sgd-momentum"):
+        p, s1, s2 = p0.copy(), np.zeros(n), np.zeros(n)
+        calls = {}
+        if c_step is not None:
+            kind, hyper = (3, [1e-3, 0.9, 0.999, 1e-8]) if algo == "adam" else \
+                (0, [1e-3, 0.9, 0.0, 0.0])
+            calls["c"] = _Call(lambda: c_step(kind, p, g, s1, s2, hyper, 10))
+        if algo == "adam":
+            calls["numpy"] = _Call(lambda: _reference.adam_step(p, g, s1, s2, 10))
+        else:
+            def mom():
+                s1[...] = 0.9 * s1 + g
+                p[...] -= 1e-3 * s1
+            calls["numpy"] = _Call(mom)
+        if W.torch is not None:
+            torch = W.torch
+            for fused in (False, True):
+                tp = torch.nn.Parameter(torch.from_numpy(p0.copy()))
+                tp.grad = torch.from_numpy(g.copy())
+                kw = {"fused": True} if fused else {"foreach": False}
+                try:
+                    opt = (torch.optim.Adam([tp], lr=1e-3, **kw) if algo == "adam" else
+                           torch.optim.SGD([tp], lr=1e-3, momentum=0.9, **kw))
+                    opt.step()
+                except (RuntimeError, TypeError, ValueError):
+                    continue
+                calls["torch-fused" if fused else "torch"] = _Call(opt.step)
+        dst = np.empty(n)
+        calls["copy"] = _Call(lambda: np.copyto(dst, p0))
+        best = interleaved_best(calls, repeats)
+        gbs = {k: (2 * 8 * n if k == "copy" else nbytes[algo]) / t / 1e9 for k, t in best.items()}
+        raw.append(dict(update=algo, seconds=best, gbytes_per_s=gbs, c_entry=how))
+        cells = [f"{gbs[k]:.1f} GB/s ({1e3 * best[k]:.1f} ms)" if k in gbs else "—"
+                 for k in ("c", "numpy", "torch", "torch-fused", "copy")]
+        rows.append(f"| {algo} | " + " | ".join(cells) + " |")
+    note = (f"10M float64 parameters. GB/s counts bytes moved once: Adam 7×8 per parameter "
+            f"(read p, g, m, v; write p, m, v), SGD-momentum 5×8, copy 2×8. "
+            f"C kernel via {how}.")
+    return rows, note, raw
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7, help="rounds per runner (best kept)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds, a smoke test")
+    ap.add_argument("--no-optim", action="store_true", help="skip the optimiser table")
+    ap.add_argument("--json", help="also write the raw numbers to this file")
+    ap.add_argument("--clock", choices=sorted(W.CLOCKS), default="wall",
+                    help="wall: time.perf_counter (default); cpu: time.process_time, for a "
+                         "machine shared with other jobs (all runners are single-threaded)")
+    args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = args.clock
+    reps = 3 if args.quick else args.repeats
+    X, y = W.make_data()
+    out = {}
+    with threadpool_limits(1, "blas"):
+        if W.torch is not None:
+            W.torch.set_num_threads(1)
+        blas = [f"{i['internal_api']} {i['version']} ({i['architecture']}, "
+                f"{i['num_threads']} thread)" for i in threadpool_info()
+                if i["user_api"] == "blas"]
+        print(f"## vgfast {vgfast.__version__} epoch benchmark\n")
+        print(f"Machine: {cpu_name()}, {os.cpu_count()} cores; "
+              f"Python {platform.python_version()}, numpy {np.__version__}; BLAS: "
+              f"{'; '.join(sorted(set(blas)))}; torch: "
+              f"{W.torch.__version__ if W.torch is not None else 'not installed'}.")
+        print(f"Workload: one epoch of {W.SIZES}, sigmoid, cross-entropy, SGD lr {W.LR}, "
+              f"{W.N_ROWS:,} rows; best of {reps} interleaved rounds, {CLOCK} clock. GFLOP/s "
+              f"counts GEMM flops only ({W.FLOPS_PER_EXAMPLE:,} per example). The per-example "
+              f"loop is timed on {W.PER_EXAMPLE_ROWS:,} rows and scaled.\n")
+        lines, detail, raw = epoch_table(X, y, reps)
+        out["epoch"] = raw
+        print("\n".join(lines))
+        agree = max(r["max_abs_diff_vs_engine"] for r in raw)
+        print(f"\nAll loops end the epoch with the engine's parameters (max |Δ| {agree:.1e}).\n")
+        print("\n".join(detail))
+        print("\n### Recording overhead\n")
+        print(f"record={W.RECORD}, record_every='step' vs no recording (target < 5%).\n")
+        lines, raw = recording_table(X, y, reps)
+        out["recording"] = raw
+        print("\n".join(lines))
+        if not args.no_optim:
+            print("\n### Optimiser updates\n")
+            lines, note, raw = optim_table(reps)
+            out["optim"] = raw
+            print(note + "\n")
+            print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
