@@ -8,6 +8,7 @@ hard to train (vanishing, exploding and unstable gradients; Nielsen ch. 5).
 """
 from . import init, optim
 from .checkpoint import Checkpoint, CheckpointError, load
+from .analysis.curvature import newton as fit_newton
 from .fullbatch import FullBatchResult, fit_cg, fit_lbfgs, full_batch_objective
 from .history import History
 from .network import Gradient, Network
@@ -21,4 +22,4 @@ __version__ = "0.1.0"
 __all__ = ["Network", "Gradient", "train", "History", "DivergenceError", "EarlyStopping", "SGD",
            "AdaGrad", "RMSProp", "Adam", "AdamW", "Schedule", "Constant", "LinearDecay",
            "StepDecay", "Exponential", "InverseTime", "Cosine", "init", "optim", "blas_threads",
-           "load", "Checkpoint", "CheckpointError", "fit_lbfgs", "fit_cg", "full_batch_objective", "FullBatchResult", "__version__"]
+           "load", "Checkpoint", "CheckpointError", "fit_lbfgs", "fit_cg", "fit_newton", "full_batch_objective", "FullBatchResult", "__version__"]
