@@ -6,7 +6,7 @@ import pytest
 import vgfast
 from vgfast import _reference as R
 
-from conftest import rel_err
+from conftest import fd_gradient, rel_err
 
 
 def bn_net(act="sigmoid", seed=1, **kw):
@@ -18,19 +18,6 @@ def bn_net(act="sigmoid", seed=1, **kw):
     return net
 
 
-def fd(net, X, y, batch_stats, h=1e-6):
-    p0 = net.params.copy()
-    out = np.zeros(net.n_params)
-    for i in range(net.n_params):
-        net.params[i] = p0[i] + h
-        cp = net.cost(X, y, batch_stats=batch_stats)
-        net.params[i] = p0[i] - h
-        cm = net.cost(X, y, batch_stats=batch_stats)
-        net.params[i] = p0[i]
-        out[i] = (cp - cm) / (2 * h)
-    return out
-
-
 @pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "elu"])
 @pytest.mark.parametrize("batch_stats", [True, False])
 def test_bn_gradient_finite_differences_and_reference(act, batch_stats):
@@ -39,7 +26,7 @@ def test_bn_gradient_finite_differences_and_reference(act, batch_stats):
     X = rng.normal(size=(9, 5))
     y = rng.integers(0, 3, 9)
     g = net.gradient(X, y, batch_stats=batch_stats)
-    assert rel_err(g.flat, fd(net, X, y, batch_stats)) < 1e-6
+    assert rel_err(g.flat, fd_gradient(net, X, y, batch_stats=batch_stats)) < 1e-6
     gr, cr, _ = R.backprop(net, net.params, X, y, batch_stats=batch_stats)
     assert rel_err(g.flat, gr) < 1e-12
     assert abs(g.cost - cr) < 1e-12 * abs(cr)

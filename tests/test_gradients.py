@@ -9,7 +9,7 @@ import vgfast
 from vgfast import _reference as R
 from vgfast.network import HIDDEN, VALID_PAIRS
 
-from conftest import rel_err
+from conftest import fd_gradient, rel_err
 
 PAIRS = sorted(VALID_PAIRS)
 
@@ -27,20 +27,6 @@ def make_problem(act, output, cost, dtype="float64", seed=0, labels=True, sizes=
         if output == "softmax":
             Y /= Y.sum(axis=1, keepdims=True)
     return net, X, Y
-
-
-def fd_gradient(net, X, Y, h=1e-6):
-    """Central differences of net.cost in float64 over every parameter."""
-    p0 = net.params.copy()
-    g = np.zeros(net.n_params)
-    for i in range(net.n_params):
-        net.params[i] = p0[i] + h
-        cp = net.cost(X, Y)
-        net.params[i] = p0[i] - h
-        cm = net.cost(X, Y)
-        net.params[i] = p0[i]
-        g[i] = (cp - cm) / (2 * h)
-    return g
 
 
 @pytest.mark.parametrize("act", sorted(HIDDEN))

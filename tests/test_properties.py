@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import vgfast
 from vgfast.network import HIDDEN, VALID_PAIRS
 
-from conftest import rel_err
+from conftest import fd_gradient, rel_err
 
 SMOOTH = ["sigmoid", "tanh", "linear", "elu", "softplus"]
 PAIRS = sorted(VALID_PAIRS)
@@ -45,19 +45,6 @@ def problems(draw, activations=tuple(sorted(HIDDEN)), dtypes=("float64", "float3
         if output == "softmax":
             Y /= Y.sum(axis=1, keepdims=True)
     return net, X, Y
-
-
-def fd_gradient(net, X, Y, h=1e-6):
-    p0 = net.params.copy()
-    g = np.zeros(net.n_params)
-    for i in range(net.n_params):
-        net.params[i] = p0[i] + h
-        cp = net.cost(X, Y)
-        net.params[i] = p0[i] - h
-        cm = net.cost(X, Y)
-        net.params[i] = p0[i]
-        g[i] = (cp - cm) / (2 * h)
-    return g
 
 
 @FAST
