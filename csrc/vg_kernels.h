@@ -15,7 +15,8 @@ enum {
 };
 /* cost codes */
 enum { VG_CROSS_ENTROPY = 0, VG_LOG_LIKELIHOOD = 1, VG_QUADRATIC = 2 };
-/* or-ed into a cost code: compute dC/dz only, not the cost (vg_output_delta returns 0) */
+/* or-ed into a cost code: dC/dz, and for the sigmoid/softmax costs only whether the cost is
+ * finite (vg_output_delta returns 0 or NaN) */
 #define VG_NO_COST 16
 /* optimiser codes */
 enum { VG_OPT_SGD = 0, VG_OPT_ADAGRAD = 1, VG_OPT_RMSPROP = 2, VG_OPT_ADAM = 3 };
@@ -40,6 +41,7 @@ void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t count
 void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len);                               \
+int vg_nonfinite##S(const T *x, int64_t len);                                               \
 void vg_bn_forward##S(T *z, T *xhat, const T *b, const T *gamma, const T *beta, int64_t m,   \
                       int64_t n, double eps, T *mu, T *invstd, int mode, T *run_mean,        \
                       T *run_var, double momentum);                                         \

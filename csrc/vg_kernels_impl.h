@@ -101,7 +101,9 @@ void SFX(vg_mul_act_deriv)(REAL *d, const REAL *z, const REAL *a, int64_t len, i
 double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
                             int64_t m, int64_t n, int act, int cost) {
     double total = 0;
-    const int want = !(cost & VG_NO_COST); /* the cost may be skipped when only d is needed */
+    /* VG_NO_COST: the sigmoid/softmax costs are not computed, only whether they would be finite
+     * (they are iff every z is); the result is then 0 or NaN, or the quadratic cost */
+    const int want = !(cost & VG_NO_COST);
     cost &= ~VG_NO_COST;
     for (int64_t i = 0; i < m; i++) {
         const REAL *zr = z + i * n, *ar = a + i * n;
@@ -113,10 +115,12 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
             if (want)
                 for (int64_t j = 0; j < n; j++)
                     total += (double)SFX(softplus)(zr[j]) - (double)YV(j) * (double)zr[j];
+            else /* the cost is finite iff every z is: keep only that (z - z is 0 or NaN) */
+                for (int64_t j = 0; j < n; j++) total += (double)(zr[j] - zr[j]);
             if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ar[j] - YV(j);
         } else if (cost == VG_LOG_LIKELIHOOD && !want) {
             REAL ysum = 0;
-            for (int64_t j = 0; j < n; j++) ysum += YV(j);
+            for (int64_t j = 0; j < n; j++) { ysum += YV(j); total += (double)(zr[j] - zr[j]); }
             if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
         } else if (cost == VG_LOG_LIKELIHOOD) {
             REAL mx = zr[0];
@@ -132,7 +136,7 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
             }
             if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
         } else { /* quadratic */
-            if (want) {
+            { /* cheap, and it can overflow with finite z (far targets): always computed */
                 double c = 0;
                 for (int64_t j = 0; j < n; j++) {
                     double e = (double)ar[j] - (double)YV(j);
@@ -234,6 +238,8 @@ static inline int SFX(nonfinite)(const REAL *x, int64_t len) {
     for (; i < len; i++) a[0] += x[i] - x[i];
     return !(((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) == 0);
 }
+
+int SFX(vg_nonfinite)(const REAL *x, int64_t len) { return SFX(nonfinite)(x, len); }
 
 /* VG_CHECK_IN_LOOP (set per type in vg_kernels.c): 1 tests isfinite() element by element inside
  * the update loops (vectorises for float: a 32-bit integer test), 0 tests each block afterwards

@@ -57,6 +57,8 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_act_stats_f(const float*, int64_t, int64_t, int, double*)
     double vg_diff_sumsq_d(const double*, const double*, int64_t)
     double vg_diff_sumsq_f(const float*, const float*, int64_t)
+    int vg_nonfinite_d(const double*, int64_t)
+    int vg_nonfinite_f(const float*, int64_t)
     void vg_bn_forward_d(double*, double*, const double*, const double*, const double*, int64_t,
                          int64_t, double, double*, double*, int, double*, double*, double)
     void vg_bn_forward_f(float*, float*, const float*, const float*, const float*, int64_t,
@@ -173,6 +175,12 @@ cdef inline void act_stats(const floating* a, int64_t m, int64_t n, int act,
         vg_act_stats_d(a, m, n, act, out)
     else:
         vg_act_stats_f(a, m, n, act, out)
+
+cdef inline int nonfinite(const floating* x, int64_t n) noexcept nogil:
+    if floating is double:
+        return vg_nonfinite_d(x, n)
+    else:
+        return vg_nonfinite_f(x, n)
 
 cdef inline double diff_sumsq(const floating* x, const floating* y, int64_t n) noexcept nogil:
     if floating is double:
@@ -327,6 +335,8 @@ cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r, bint record) noexcept
     cdef int l, L = p.L
     cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
     cdef double sw, sb
+    if not record and not nonfinite(grad, p.n_params):
+        return False  # the common case: one vectorised pass, no norms
     for l in range(L):
         sw = sumsq(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
         sb = sumsq(grad + p.b_off[l], p.sizes[l + 1])
@@ -823,7 +833,8 @@ cdef class Engine:
         cdef void* S1 = ptr(s1)
         cdef void* S2 = ptr(s2)
         cdef uint64_t ctr = counter
-        p.cost_flags = 0  # the cost is always computed: it is part of the finiteness check
+        # VG_NO_COST when the cost is not recorded: its finiteness is still checked every step
+        p.cost_flags = 0 if r.cost != NULL else 16
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
