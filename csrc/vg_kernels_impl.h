@@ -188,18 +188,18 @@ void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, 
 }
 
 double SFX(vg_sumsq)(const REAL *x, int64_t len) {
-    /* four independent sums: one running sum is bound by the add latency (2-4 cycles per
-     * element); four let the loop vectorise without reassociation, and stay deterministic */
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    /* eight independent double sums: one running sum is bound by the add latency; eight let
+     * the loop vectorise without reassociation (deterministic), and double accumulation cannot
+     * overflow for any finite float input */
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        s0 += (double)x[i] * (double)x[i];
-        s1 += (double)x[i + 1] * (double)x[i + 1];
-        s2 += (double)x[i + 2] * (double)x[i + 2];
-        s3 += (double)x[i + 3] * (double)x[i + 3];
-    }
-    for (; i < len; i++) s0 += (double)x[i] * (double)x[i];
-    return (s0 + s1) + (s2 + s3);
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double v = (double)x[i + k];
+            a[k] += v * v;
+        }
+    for (; i < len; i++) a[0] += (double)x[i] * (double)x[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
 double SFX(vg_sumabs)(const REAL *x, int64_t len) {
