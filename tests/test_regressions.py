@@ -117,3 +117,15 @@ def test_batch_stats_gradient_does_not_keep_a_data_set_workspace():
 
 def test_rmsprop_default_is_torchs():
     assert vgfast.RMSProp().rho == 0.99
+
+
+def test_finite_check_fast_path_falls_back_on_overflowing_row_sums():
+    """Huge finite values overflow the row sums of the fast path: not an error."""
+    from vgfast._validate import first_nonfinite_row
+    X = np.full((3, 4), 1e308)
+    assert first_nonfinite_row(X) is None
+    X[2, 1] = np.nan
+    assert first_nonfinite_row(X) == 2
+    X = np.zeros((5, 3), np.float32)
+    X[4, 0] = -np.inf
+    assert first_nonfinite_row(X) == 4

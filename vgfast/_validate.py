@@ -83,8 +83,17 @@ def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False):
 
 
 def first_nonfinite_row(arr, chunk_bytes=1 << 22):
-    """Index of the first row holding NaN or Inf, or None; scans in chunks of ~4 MB so that
-    checking a large data set needs no full-size temporary."""
+    """Index of the first row holding NaN or Inf, or None.
+
+    Fast path: the row sums ``arr @ ones`` (one BLAS pass, no temporary beyond a vector) are all
+    finite only if every element is (NaN and Inf propagate through a sum); a sum can also
+    overflow with finite elements, so when any row sum is not finite the rows are scanned
+    exactly, in chunks of ~4 MB so that a large data set needs no full-size temporary.
+    """
+    if arr.ndim == 2 and arr.shape[0] and arr.shape[1]:
+        with np.errstate(all="ignore"):
+            if np.isfinite(arr @ np.ones(arr.shape[1], arr.dtype)).all():
+                return None
     rows = max(1, chunk_bytes // max(1, arr.itemsize * arr.shape[1]))
     for start in range(0, arr.shape[0], rows):
         block = arr[start:start + rows]
