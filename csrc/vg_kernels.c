@@ -46,6 +46,7 @@ uint32_t vg_random_word(uint64_t seed, uint64_t c) {
 #define VG_MANT_BITS 52
 #define VG_EXP_POLY VG_POLY13
 #define VG_CHECK_IN_LOOP 0
+#define VG_FLOAT_SUMSQ 0
 #define SFX(name) name##_d
 #define EXP exp
 #define LOG1P log1p
@@ -81,6 +82,8 @@ uint32_t vg_random_word(uint64_t seed, uint64_t c) {
 #define VG_MANT_BITS 23
 #define VG_EXP_POLY VG_POLY7
 #define REAL float
+#undef VG_FLOAT_SUMSQ
+#define VG_FLOAT_SUMSQ 1
 #define VG_CHECK_IN_LOOP 1
 #define SFX(name) name##_f
 #define EXP expf

@@ -72,3 +72,32 @@ def test_shuffle_callable_gives_the_order():
     assert np.array_equal(net.params, net2.params)
     with pytest.raises(ValueError, match="permutation"):
         vgfast.train(net, X, y, shuffle=lambda e, n: np.zeros(n, int), monitor=False)
+
+
+def test_float32_norms_accumulated_in_float_are_accurate():
+    """float32 networks sum squares in float lanes (double only on overflow): within 1e-5 of
+    the exact norm of the same float32 gradient."""
+    net = vgfast.Network([300, 200, 10], dtype="float32", seed=0)
+    X = np.random.default_rng(1).random((10, 300)).astype(np.float32)
+    y = np.arange(10)
+    g = net.gradient(X, y)
+    h = vgfast.train(net, X, y, epochs=1, batch_size=10, shuffle=False, monitor=False,
+                     record=("grad_norms", "weight_grad_norms"), record_every="step")
+    exact_w = [np.linalg.norm(w.astype(np.float64)) for w in g.weights]
+    exact_b = [np.linalg.norm(b.astype(np.float64)) for b in g.biases]
+    assert np.allclose(h.weight_grad_norms[0], exact_w, rtol=1e-5)
+    assert np.allclose(h.grad_norms[0], exact_b, rtol=1e-5)
+
+
+def test_huge_float32_gradients_fall_back_to_double_sums():
+    """Squares above float's range: the norm is still finite and right (no false divergence)."""
+    net = vgfast.Network([2, 2], activation="linear", output="linear", cost="quadratic",
+                         dtype="float32", seed=0)
+    X = np.array([[1e18, 1e18]], np.float32)
+    Y = np.array([[-1e18, -1e18]], np.float32)
+    h = vgfast.train(net, X, Y, epochs=1, batch_size=1, optimizer=vgfast.SGD(0.0),
+                     monitor=False, record=("weight_grad_norms",), record_every="step")
+    g = net.gradient(X, Y)
+    exact = np.linalg.norm(g.weights[0].astype(np.float64))
+    assert exact > 1e20 and np.isfinite(h.weight_grad_norms[0, 0])
+    assert h.weight_grad_norms[0, 0] == pytest.approx(exact, rel=1e-6)
