@@ -26,8 +26,14 @@ class DivergenceError(FloatingPointError):
     """Training produced a non-finite value. The network holds the last finite parameters.
 
     Attributes: epoch (0-based), step (global optimiser step, 1-based, that failed), layer
-    (0-based weight layer where it first appeared), what ('gradient', 'cost' or 'update'),
-    history (the History up to the last finite step).
+    (0-based weight layer where it first appeared; -1: the batch-norm gamma/beta), what
+    ('gradient', 'cost' or 'update'), history (the History up to the last finite step).
+
+    The parameters and the batch-norm running statistics are those after the last finite step
+    in every case, and ``optimizer.t`` does not count the failed step. When ``what`` is
+    'update' (a finite gradient times the learning rate overflowed), the optimiser's moment
+    buffers of the layers already updated hold that step's values: start again with a fresh
+    optimiser (or ``optimizer.reset()``) rather than retrying with it.
     """
 
     def __init__(self, epoch, step, layer, what, history):
