@@ -31,6 +31,7 @@ double vg_cost##S(const T *z, const T *a, const T *y, const int64_t *lab,       
 void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate);     \
 double vg_sumsq##S(const T *x, int64_t len);                                              \
 double vg_sumabs##S(const T *x, int64_t len);                                             \
+double vg_norm2##S(const T *x, int64_t len);                                              \
 void vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst);   \
 void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1);                          \
 void vg_scale##S(T *x, int64_t len, T s);                                                 \

@@ -199,7 +199,7 @@ double SFX(vg_sumsq)(const REAL *x, int64_t len) {
     for (; j < len; j++) f[0] += x[j] * x[j];
     float r = 0;
     for (int k = 0; k < 16; k++) r += f[k];
-    if (r - r == 0) return (double)r;
+    if (r - r == 0 && r >= 0x1p-60f) return (double)r; /* else overflow, NaN/Inf or underflow */
 #endif
     /* eight independent double sums: one running sum is bound by the add latency; eight let
      * the loop vectorise without reassociation (deterministic), and double accumulation cannot
@@ -213,6 +213,22 @@ double SFX(vg_sumsq)(const REAL *x, int64_t len) {
         }
     for (; i < len; i++) a[0] += (double)x[i] * (double)x[i];
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* ||x||_2 without overflow: sqrt(sumsq) when that is finite, else (for finite x whose squares
+ * overflow) max|x| * ||x / max|x|||; NaN or Inf in x give a non-finite result */
+double SFX(vg_norm2)(const REAL *x, int64_t len) {
+    double s = SFX(vg_sumsq)(x, len);
+    if (s - s == 0) return sqrt(s);
+    double mx = 0;
+    for (int64_t i = 0; i < len; i++) {
+        double v = FABS(x[i]);
+        if (!(v <= mx)) mx = v; /* NaN propagates */
+    }
+    if (!(mx - mx == 0)) return mx - mx + mx; /* NaN, or Inf */
+    double t = 0, inv = 1.0 / mx;
+    for (int64_t i = 0; i < len; i++) { double v = (double)x[i] * inv; t += v * v; }
+    return mx * sqrt(t);
 }
 
 double SFX(vg_sumabs)(const REAL *x, int64_t len) {
@@ -271,7 +287,7 @@ int SFX(vg_nonfinite)(const REAL *x, int64_t len) { return SFX(nonfinite)(x, len
  * t is the 1-based step count. s1, s2 are state buffers of the same length (may be unused).
  * old, when not NULL, receives the parameters before the step (block by block, while they are
  * in L1, so the caller can undo a step that overflowed).
- * Returns 1 if any updated parameter is not finite, else 0.
+ * Returns 1 if any updated parameter or state value is not finite, else 0.
  * Loops carry no branch and no integer test, so they vectorise. */
 int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
                      const double *h, int64_t t, REAL *old) {
@@ -338,6 +354,9 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
 #if !VG_CHECK_IN_LOOP
         bad |= SFX(nonfinite)(p + i0, i1 - i0);
 #endif
+        /* a moment buffer that overflowed would freeze or poison later steps: also divergence */
+        if (kind != VG_OPT_SGD || mu != 0) bad |= SFX(nonfinite)(s1 + i0, i1 - i0);
+        if (kind == VG_OPT_ADAM) bad |= SFX(nonfinite)(s2 + i0, i1 - i0);
     }
     return bad;
 }

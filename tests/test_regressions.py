@@ -104,7 +104,7 @@ def test_initialize_resets_batch_norm_running_statistics():
 
 def test_batch_norm_divergence_message_names_gamma_beta():
     err = vgfast.DivergenceError(0, 3, -1, "update", vgfast.History())
-    assert "batch-normalisation parameters" in str(err)
+    assert "batch-normalisation layers" in str(err)
 
 
 def test_batch_stats_gradient_does_not_keep_a_data_set_workspace():
@@ -129,3 +129,68 @@ def test_finite_check_fast_path_falls_back_on_overflowing_row_sums():
     X = np.zeros((5, 3), np.float32)
     X[4, 0] = -np.inf
     assert first_nonfinite_row(X) == 4
+
+
+def _outcome(net, X, Y, **kw):
+    try:
+        vgfast.train(net, X, Y, epochs=1, batch_size=len(X), monitor=False, seed=0, **kw)
+        return "ok"
+    except vgfast.DivergenceError as e:
+        return e.what
+
+
+@pytest.mark.parametrize("record", [(), ("grad_norms",)])
+def test_finite_gradient_with_overflowing_squares_is_not_divergence(record):
+    """|g| ~ 1e160: finite, though its sum of squares overflows; recorded or not, training goes
+    on and the recorded norm is finite."""
+    net = vgfast.Network([2, 2], seed=0)
+    X = np.full((4, 2), 1e160)
+    y = np.array([0, 1, 0, 1])
+    assert _outcome(net, X, y, record=record, optimizer=vgfast.SGD(1e-200)) == "ok"
+    h = vgfast.train(net, X, y, epochs=1, batch_size=4, monitor=False,
+                     optimizer=vgfast.SGD(1e-200), record=("weight_grad_norms",),
+                     clip=("norm", 1e300))
+    assert np.isfinite(h.weight_grad_norms).all() and h.weight_grad_norms[0, 0] > 1e159
+
+
+@pytest.mark.parametrize("record", [(), ("cost",)])
+def test_overflowing_cost_of_finite_z_stops_whatever_is_recorded(record):
+    net = vgfast.Network([1, 2], output="softmax", cost="log_likelihood", seed=0)
+    net.weights[0][:] = [[1e308], [-1e308]]
+    net.biases[0][:] = 0
+    assert _outcome(net, np.ones((2, 1)), np.array([1, 1]), record=record) == "cost"
+
+
+def test_float32_norms_of_vanishing_gradients_do_not_underflow():
+    net = vgfast.Network([50, 10], seed=0, dtype="float32")
+    X = (np.random.default_rng(0).random((20, 50)) * 1e-24).astype(np.float32)
+    y = np.arange(20) % 10
+    g = net.gradient(X, y)
+    h = vgfast.train(net, X, y, epochs=1, batch_size=20, monitor=False, shuffle=False,
+                     record=("weight_grad_norms",))
+    exact = np.linalg.norm(g.weights[0].astype(np.float64))
+    assert exact > 0
+    assert h.weight_grad_norms[0, 0] == pytest.approx(exact, rel=1e-5)
+
+
+def test_overflowing_optimiser_state_is_divergence():
+    """Adam's second moment overflowing float32 would freeze the parameters silently."""
+    net = vgfast.Network([2, 2], activation="linear", output="linear", cost="quadratic",
+                         dtype="float32", seed=0)
+    X = np.full((4, 2), 1e22, np.float32)
+    Y = np.zeros((4, 2), np.float32)
+    p0 = net.params.copy()
+    with pytest.raises(vgfast.DivergenceError) as ei:
+        vgfast.train(net, X, Y, epochs=3, batch_size=4, optimizer=vgfast.Adam(), monitor=False)
+    assert ei.value.what in ("update", "gradient")
+    assert np.isfinite(net.params).all()
+    assert ei.value.step == 1 and np.array_equal(net.params, p0)
+
+
+def test_overflowing_running_variance_is_divergence():
+    net = vgfast.Network([2, 3, 2], batch_norm=True, dtype="float32", seed=0)
+    X = (np.random.default_rng(0).normal(size=(8, 2)) * 1e21).astype(np.float32)
+    with pytest.raises(vgfast.DivergenceError) as ei:
+        vgfast.train(net, X, np.arange(8) % 2, epochs=1, batch_size=4, monitor=False)
+    assert ei.value.what == "batch-norm running statistics"
+    assert np.isfinite(net.bn_running_var[0]).all()

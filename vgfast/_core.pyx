@@ -58,6 +58,8 @@ cdef extern from "vg_kernels.h" nogil:
     double vg_diff_sumsq_d(const double*, const double*, int64_t)
     double vg_diff_sumsq_f(const float*, const float*, int64_t)
     int vg_nonfinite_d(const double*, int64_t)
+    double vg_norm2_d(const double*, int64_t)
+    double vg_norm2_f(const float*, int64_t)
     int vg_nonfinite_f(const float*, int64_t)
     void vg_bn_forward_d(double*, double*, const double*, const double*, const double*, int64_t,
                          int64_t, double, double*, double*, int, double*, double*, double)
@@ -175,6 +177,13 @@ cdef inline void act_stats(const floating* a, int64_t m, int64_t n, int act,
         vg_act_stats_d(a, m, n, act, out)
     else:
         vg_act_stats_f(a, m, n, act, out)
+
+cdef inline double norm2(const floating* x, int64_t n) noexcept nogil:
+    # ||x||_2, without overflow for finite x
+    if floating is double:
+        return vg_norm2_d(x, n)
+    else:
+        return vg_norm2_f(x, n)
 
 cdef inline int nonfinite(const floating* x, int64_t n) noexcept nogil:
     if floating is double:
@@ -325,7 +334,8 @@ cdef struct Rec:
     double* upd             # (records, L) ||W_new - W_old||_F / ||W_old||_F
     int64_t n               # records written
     int bad_layer           # layer where a non-finite value appeared, or -1
-    int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update
+    int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update,
+                            # 4 non-finite batch-norm running statistics
     double* acc             # running sums of the current record (see epoch)
 
 
@@ -333,24 +343,22 @@ cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r, bint record) noexcept
     """Per-layer gradient norms: added to the record sums when `record`, and the first layer
     with a non-finite gradient, if any, reported in r (bad_kind 1; BN parameters: layer -1)."""
     cdef int l, L = p.L
-    cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
-    cdef double sw, sb
-    if not record and not nonfinite(grad, p.n_params):
-        return False  # the common case: one vectorised pass, no norms
-    for l in range(L):
-        sw = sumsq(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
-        sb = sumsq(grad + p.b_off[l], p.sizes[l + 1])
-        if not isfinite(sw + sb):
-            r.bad_layer = l
-            r.bad_kind = 1
-            return True
-        if record:
-            r.acc[l] += sqrt(sb)
-            r.acc[L + l] += sqrt(sw)
-    if p.n_params > bn0 and not isfinite(sumsq(grad + bn0, p.n_params - bn0)):
-        r.bad_layer = -1
+    cdef int64_t lw
+    cdef bint bad = nonfinite(grad, p.n_params)  # one vectorised pass decides, recorded or not
+    if bad:
+        for l in range(L):
+            lw = p.sizes[l] * p.sizes[l + 1]
+            if nonfinite(grad + p.w_off[l], lw) or nonfinite(grad + p.b_off[l], p.sizes[l + 1]):
+                r.bad_layer = l
+                r.bad_kind = 1
+                return True
+        r.bad_layer = -1  # the batch-norm gamma, beta
         r.bad_kind = 1
         return True
+    if record:
+        for l in range(L):
+            r.acc[l] += norm2(grad + p.b_off[l], p.sizes[l + 1])
+            r.acc[L + l] += norm2(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
     return False
 
 
@@ -408,6 +416,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             for i in range(m):
                 labbuf[i] = labels[idx[i]]
         forward(p, params, ws, m, counter if dropping else NULL, AS if want_act else NULL)
+        if p.n_running and nonfinite(<floating*>p.running, p.n_running):
+            r.bad_layer = -1
+            r.bad_kind = 4  # the batch statistics overflowed the running averages
+            return fail(p, rb, s)
         acc[7 * L + 2] += m
         c = backward(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping)
         tot = 0
@@ -426,20 +438,20 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                           o.l2, o.l1)
         # clipping
         if o.clip == 1:
-            tot = sqrt(sumsq(grad, p.n_params))
+            tot = norm2(grad, p.n_params)
             acc[2 * L + 1] += tot
             if tot > o.clip_c:
                 scale(grad, p.n_params, o.clip_c / tot)
         elif o.clip == 2:
             for l in range(L):
                 lw = p.sizes[l] * p.sizes[l + 1] + p.sizes[l + 1]
-                sw = sqrt(sumsq(grad + p.w_off[l], lw))
+                sw = norm2(grad + p.w_off[l], lw)
                 tot += sw * sw
                 if sw > o.clip_c:
                     scale(grad + p.w_off[l], lw, o.clip_c / sw)
             acc[2 * L + 1] += sqrt(tot)
         elif o.clip == 3:
-            tot = sqrt(sumsq(grad, p.n_params))
+            tot = norm2(grad, p.n_params)
             acc[2 * L + 1] += tot
             clip_value(grad, p.n_params, o.clip_c)
         # the update, W with decoupled decay, b without
@@ -833,8 +845,9 @@ cdef class Engine:
         cdef void* S1 = ptr(s1)
         cdef void* S2 = ptr(s2)
         cdef uint64_t ctr = counter
-        # VG_NO_COST when the cost is not recorded: its finiteness is still checked every step
-        p.cost_flags = 0 if r.cost != NULL else 16
+        # the cost is always computed: finite z can still overflow it, and its finiteness is
+        # part of the divergence check whatever is recorded
+        p.cost_flags = 0
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,

@@ -27,7 +27,8 @@ class DivergenceError(FloatingPointError):
 
     Attributes: epoch (0-based), step (global optimiser step, 1-based, that failed), layer
     (0-based weight layer where it first appeared; -1: the batch-norm gamma/beta), what
-    ('gradient', 'cost' or 'update'), history (the History up to the last finite step).
+    ('gradient', 'cost', 'update' or 'batch-norm running statistics'), history (the History up
+    to the last finite step).
 
     The parameters and the batch-norm running statistics are those after the last finite step
     in every case, and ``optimizer.t`` does not count the failed step. When ``what`` is
@@ -41,7 +42,7 @@ class DivergenceError(FloatingPointError):
         hint = " Parameters are those after the last finite step."
         where = (f"in layer {layer} (W^{layer + 1}, b^{layer + 1}; 0 is the first weight layer, as "
                  f"in History columns)" if layer >= 0 else
-                 "in the batch-normalisation parameters (gamma, beta)")
+                 "in the batch-normalisation layers (gamma, beta or running statistics)")
         super().__init__(f"non-finite {what} at step {step} (epoch {epoch}) {where}.{hint} Lower "
                          f"the learning rate or clip the gradient.")
 
@@ -300,7 +301,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
             prog.close()
             hist.lr.append(float(lr[0]))
             hist._finish(L)
-            what = {1: "gradient", 2: "cost", 3: "update"}[bad_kind]
+            what = {1: "gradient", 2: "cost", 3: "update",
+                    4: "batch-norm running statistics"}[bad_kind]
             raise DivergenceError(epoch, t_before + done + 1, bad_layer, what, hist)
         hist.lr.append(float(lr[0]))
         text = ""
