@@ -355,10 +355,12 @@ cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r, bint record) noexcept
         r.bad_layer = -1  # the batch-norm gamma, beta
         r.bad_kind = 1
         return True
-    if record:
+    if record:  # only the norms asked for: ||dC/db|| alone reads a few hundred numbers
         for l in range(L):
-            r.acc[l] += norm2(grad + p.b_off[l], p.sizes[l + 1])
-            r.acc[L + l] += norm2(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
+            if r.gb != NULL:
+                r.acc[l] += norm2(grad + p.b_off[l], p.sizes[l + 1])
+            if r.gw != NULL:
+                r.acc[L + l] += norm2(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
     return False
 
 
