@@ -26,11 +26,8 @@ void vg_bias_act##S(T *z, T *a, const T *b, int64_t m, int64_t n, int act, T alp
 void vg_mul_act_deriv##S(T *d, const T *z, const T *a, int64_t len, int act, T alpha, T ascale); \
 double vg_output_delta##S(T *d, const T *z, const T *a, const T *y, const int64_t *lab,   \
                           int64_t m, int64_t n, int act, int cost);                       \
-double vg_cost##S(const T *z, const T *a, const T *y, const int64_t *lab,                 \
-                  int64_t m, int64_t n, int act, int cost);                               \
 void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate);     \
 double vg_sumsq##S(const T *x, int64_t len);                                              \
-double vg_sumabs##S(const T *x, int64_t len);                                             \
 double vg_norm2##S(const T *x, int64_t len);                                              \
 void vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst);   \
 void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1);                          \

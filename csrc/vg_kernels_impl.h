@@ -160,11 +160,6 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
     return total;
 }
 
-double SFX(vg_cost)(const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
-                    int64_t m, int64_t n, int act, int cost) {
-    return SFX(vg_output_delta)(0, z, a, y, lab, m, n, act, cost);
-}
-
 /* out[j] = scale * sum_i d[i, j]  (added to out when accumulate, else written) */
 void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, int accumulate) {
     if (n == 1) { /* a row of one: a strided sum, kept apart so the loop below stays simple */
@@ -229,12 +224,6 @@ double SFX(vg_norm2)(const REAL *x, int64_t len) {
     double t = 0, inv = 1.0 / mx;
     for (int64_t i = 0; i < len; i++) { double v = (double)x[i] * inv; t += v * v; }
     return mx * sqrt(t);
-}
-
-double SFX(vg_sumabs)(const REAL *x, int64_t len) {
-    double s = 0;
-    for (int64_t i = 0; i < len; i++) s += FABS(x[i]);
-    return s;
 }
 
 void SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n, REAL *dst) {

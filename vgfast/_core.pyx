@@ -664,41 +664,23 @@ cdef class Engine:
 
         Batch-normalised layers use the running statistics.
         """
-        cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
-        cdef Plan* p = &self.plan
-        self._reserve(min(n, chunk))
-        p.bn_mode = 0
-        cdef int64_t rows = self.rows
-        cdef void* P = ptr(params)
-        cdef void* xs = ptr(X)
-        cdef void* o = ptr(out)
-        cdef void* w = ptr(self.ws)
-        cdef bint dbl = self.dtype == np.float64
-        with nogil:
-            i = 0
-            while i < n:
-                m = rows if i + rows <= n else n - i
-                if dbl:
-                    _copy_rows(<double*>xs + i * n0, m * n0, <double*>w + p.a_off[0])
-                    forward(p, <double*>P, <double*>w, m, NULL)
-                    _copy_rows(<double*>w + p.a_off[p.L], m * nL, <double*>o + i * nL)
-                else:
-                    _copy_rows(<float*>xs + i * n0, m * n0, <float*>w + p.a_off[0])
-                    forward(p, <float*>P, <float*>w, m, NULL)
-                    _copy_rows(<float*>w + p.a_off[p.L], m * nL, <float*>o + i * nL)
-                i += m
+        self.gradient(params, X, None, None, None, chunk, mode=0, out=out)
 
     def gradient(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray labels,
                  cnp.ndarray grad, int64_t chunk=1024, bint cost_only=False,
-                 bint batch_stats=False):
+                 bint batch_stats=False, int mode=-1, cnp.ndarray out=None):
         """grad = mean over the rows of dC/dparams (unregularised); returns the mean cost.
 
+        cost_only: the mean cost alone (grad unused); out, when given, receives the outputs
+        (n, n_out) from the same pass; mode 0 (internal): the outputs alone.
         Batch-normalised layers use the running statistics, or with batch_stats the statistics
         of all the rows as one batch (then the rows are not chunked).
         """
-        cdef int64_t n = X.shape[0], i, m, n0 = self.sizes[0], nL = self.sizes[self.L]
+        cdef int64_t n = X.shape[0]
         cdef Plan* p = &self.plan
         cdef int64_t rows_before = self.rows
+        if mode < 0:
+            mode = 1 if cost_only else 2
         if batch_stats:
             chunk = n
         self._reserve(min(n, chunk))
@@ -710,39 +692,16 @@ cdef class Engine:
         cdef const int64_t* lab = <int64_t*>ptr(labels)
         cdef void* g = ptr(grad)
         cdef void* w = ptr(self.ws)
+        cdef void* o = ptr(out)
+        cdef double total
         cdef bint dbl = self.dtype == np.float64
-        cdef double total = 0, gs = 1.0 / n
         with nogil:
-            i = 0
-            while i < n:
-                m = rows if i + rows <= n else n - i
-                if dbl:
-                    _copy_rows(<double*>xs + i * n0, m * n0, <double*>w + p.a_off[0])
-                    forward(p, <double*>P, <double*>w, m, NULL)
-                    if cost_only:
-                        total += output_delta(<double*>NULL, <double*>w + p.z_off[p.L],
-                                              <double*>w + p.a_off[p.L],
-                                              <double*>ys + i * nL if ys != NULL else NULL,
-                                              lab + i if lab != NULL else NULL, m, nL,
-                                              p.act[p.L - 1], p.cost)
-                    else:
-                        total += backward(p, <double*>P, <double*>w, <double*>g, m,
-                                          <double*>ys + i * nL if ys != NULL else NULL,
-                                          lab + i if lab != NULL else NULL, gs, i > 0, False)
-                else:
-                    _copy_rows(<float*>xs + i * n0, m * n0, <float*>w + p.a_off[0])
-                    forward(p, <float*>P, <float*>w, m, NULL)
-                    if cost_only:
-                        total += output_delta(<float*>NULL, <float*>w + p.z_off[p.L],
-                                              <float*>w + p.a_off[p.L],
-                                              <float*>ys + i * nL if ys != NULL else NULL,
-                                              lab + i if lab != NULL else NULL, m, nL,
-                                              p.act[p.L - 1], p.cost)
-                    else:
-                        total += backward(p, <float*>P, <float*>w, <float*>g, m,
-                                          <float*>ys + i * nL if ys != NULL else NULL,
-                                          lab + i if lab != NULL else NULL, gs, i > 0, False)
-                i += m
+            if dbl:
+                total = _chunks(p, <double*>P, <double*>xs, <double*>ys, lab, <double*>g,
+                                <double*>w, <double*>o, n, rows, mode)
+            else:
+                total = _chunks(p, <float*>P, <float*>xs, <float*>ys, lab, <float*>g,
+                                <float*>w, <float*>o, n, rows, mode)
         if batch_stats and n > rows_before:  # do not keep a whole-data-set workspace
             self.rows = 0
             self._reserve(rows_before)
@@ -862,6 +821,32 @@ cdef class Engine:
                               &ctr, a, <float*>SC, <float*>RB)
         p.cost_flags = 0
         return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
+
+
+cdef double _chunks(Plan* p, const floating* params, const floating* X, const floating* Y,
+                    const int64_t* lab, floating* grad, floating* ws, floating* out, int64_t n,
+                    int64_t rows, int mode) noexcept nogil:
+    """The rows of X in chunks of `rows`: forward, outputs copied to out (when given), then
+    mode 0 nothing more, 1 the cost, 2 the cost and the mean gradient (accumulated across
+    chunks). Returns the summed cost."""
+    cdef int64_t i = 0, m, n0 = p.sizes[0], nL = p.sizes[p.L]
+    cdef double total = 0
+    while i < n:
+        m = rows if i + rows <= n else n - i
+        _copy_rows(X + i * n0, m * n0, ws + p.a_off[0])
+        forward(p, params, ws, m, NULL)
+        if out != NULL:
+            _copy_rows(ws + p.a_off[p.L], m * nL, out + i * nL)
+        if mode == 1:
+            total += output_delta(<floating*>NULL, ws + p.z_off[p.L], ws + p.a_off[p.L],
+                                  Y + i * nL if Y != NULL else NULL,
+                                  lab + i if lab != NULL else NULL, m, nL, p.act[p.L - 1],
+                                  p.cost)
+        elif mode == 2:
+            total += backward(p, params, ws, grad, m, Y + i * nL if Y != NULL else NULL,
+                              lab + i if lab != NULL else NULL, 1.0 / n, i > 0, False)
+        i += m
+    return total
 
 
 cdef inline void _copy_rows(const floating* src, int64_t n, floating* dst) noexcept nogil:

@@ -319,10 +319,15 @@ class Network:
     def feedforward(self, X):
         """Network output for each row of X: (n, n_out); a 1-D input gives a 1-D output."""
         X, was_1d = self._X(X, allow_1d=True)
+        out = self._forward(X)
+        return out[0] if was_1d else out
+
+    def _forward(self, X):
+        """Outputs for validated rows X."""
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         with self._using() as eng:
             eng.forward(self.params, X, out)
-        return out[0] if was_1d else out
+        return out
 
     def predict(self, X):
         """Class labels: argmax of the output for each row."""
@@ -334,7 +339,7 @@ class Network:
         lab, T = self._Y(labels, X.shape[0], "labels")
         if lab is None:
             lab = np.argmax(T, axis=1)
-        return float(np.mean(self.predict(X) == lab))
+        return float(np.mean(np.argmax(self._forward(X), axis=1) == lab))
 
     def _penalty(self, lmbda, l1, n):
         pen = 0.0
@@ -349,8 +354,7 @@ class Network:
         """(cost with penalty, accuracy) of validated arrays: one engine pass, no copies."""
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         with self._using() as eng:
-            eng.forward(self.params, X, out)
-            c = eng.gradient(self.params, X, T, lab, None, cost_only=True)
+            c = eng.gradient(self.params, X, T, lab, None, cost_only=True, out=out)
         labels = lab if lab is not None else np.argmax(T, axis=1)
         acc = float(np.mean(np.argmax(out, axis=1) == labels))
         return c + self._penalty(lmbda, l1, X.shape[0] if n is None else n), acc
