@@ -15,9 +15,6 @@ enum {
 };
 /* cost codes */
 enum { VG_CROSS_ENTROPY = 0, VG_LOG_LIKELIHOOD = 1, VG_QUADRATIC = 2 };
-/* or-ed into a cost code: dC/dz, and for the sigmoid/softmax costs only whether the cost is
- * finite (vg_output_delta returns 0 or NaN) */
-#define VG_NO_COST 16
 /* optimiser codes */
 enum { VG_OPT_SGD = 0, VG_OPT_ADAGRAD = 1, VG_OPT_RMSPROP = 2, VG_OPT_ADAM = 3 };
 

@@ -101,10 +101,6 @@ void SFX(vg_mul_act_deriv)(REAL *d, const REAL *z, const REAL *a, int64_t len, i
 double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
                             int64_t m, int64_t n, int act, int cost) {
     double total = 0;
-    /* VG_NO_COST: the sigmoid/softmax costs are not computed, only whether they would be finite
-     * (they are iff every z is); the result is then 0 or NaN, or the quadratic cost */
-    const int want = !(cost & VG_NO_COST);
-    cost &= ~VG_NO_COST;
     for (int64_t i = 0; i < m; i++) {
         const REAL *zr = z + i * n, *ar = a + i * n;
         const REAL *yr = y ? y + i * n : 0;
@@ -112,16 +108,9 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
         REAL *dr = d ? d + i * n : 0;
 #define YV(j) (yr ? yr[j] : (REAL)((j) == li))
         if (cost == VG_CROSS_ENTROPY) {
-            if (want)
-                for (int64_t j = 0; j < n; j++)
-                    total += (double)SFX(softplus)(zr[j]) - (double)YV(j) * (double)zr[j];
-            else /* the cost is finite iff every z is: keep only that (z - z is 0 or NaN) */
-                for (int64_t j = 0; j < n; j++) total += (double)(zr[j] - zr[j]);
+            for (int64_t j = 0; j < n; j++)
+                total += (double)SFX(softplus)(zr[j]) - (double)YV(j) * (double)zr[j];
             if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ar[j] - YV(j);
-        } else if (cost == VG_LOG_LIKELIHOOD && !want) {
-            REAL ysum = 0;
-            for (int64_t j = 0; j < n; j++) { ysum += YV(j); total += (double)(zr[j] - zr[j]); }
-            if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
         } else if (cost == VG_LOG_LIKELIHOOD) {
             REAL mx = zr[0];
             for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
@@ -136,7 +125,7 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
             }
             if (dr) for (int64_t j = 0; j < n; j++) dr[j] = ysum * ar[j] - YV(j);
         } else { /* quadratic */
-            { /* cheap, and it can overflow with finite z (far targets): always computed */
+            {
                 double c = 0;
                 for (int64_t j = 0; j < n; j++) {
                     double e = (double)ar[j] - (double)YV(j);

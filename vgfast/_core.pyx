@@ -224,7 +224,6 @@ cdef struct Plan:
     int64_t n_running       # its length
     int bn_mode             # 0 running statistics, 1 batch statistics, 2 batch + update running
     double bn_eps, bn_momentum
-    int cost_flags          # VG_NO_COST (16) while training without recording the cost
 
 
 cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
@@ -279,7 +278,7 @@ cdef double backward(Plan* p, const floating* params, floating* ws, floating* gr
     cdef floating* Dprev
     cdef double ascale
     cdef double c = output_delta(ws + p.d_off[L], ws + p.z_off[L], ws + p.a_off[L], y, lab, m,
-                                 p.sizes[L], p.act[L - 1], p.cost | p.cost_flags)
+                                 p.sizes[L], p.act[L - 1], p.cost)
     for l in range(L - 1, -1, -1):
         nin = p.sizes[l]
         nout = p.sizes[l + 1]
@@ -806,9 +805,6 @@ cdef class Engine:
         cdef void* S1 = ptr(s1)
         cdef void* S2 = ptr(s2)
         cdef uint64_t ctr = counter
-        # the cost is always computed: finite z can still overflow it, and its finiteness is
-        # part of the divergence check whatever is recorded
-        p.cost_flags = 0
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
@@ -819,7 +815,6 @@ cdef class Engine:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
                               &ctr, a, <float*>SC, <float*>RB)
-        p.cost_flags = 0
         return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
 
 
