@@ -718,28 +718,25 @@ cdef class Engine:
         cdef int64_t n = X.shape[0], rows_before = self.rows
         self._reserve(n)
         zs, acts, ds = self._views(n)
-        acts[0][...] = X
         grad = np.zeros(self.n_params, self.dtype)
         cdef Plan* p = &self.plan
         p.bn_mode = 1 if batch_stats else 0
         cdef void* P = ptr(params)
+        cdef void* xs = ptr(X)
         cdef void* w = ptr(self.ws)
         cdef void* ys = ptr(Y)
         cdef const int64_t* lab = <int64_t*>ptr(labels)
         cdef void* g = ptr(grad)
         cdef bint dbl = self.dtype == np.float64
         cdef bint back = Y is not None or labels is not None
-        with nogil:
+        cdef int mode = 2 if back else 0
+        with nogil:  # all the rows as one chunk, so the workspace holds every z, a and delta
             if dbl:
-                forward(p, <double*>P, <double*>w, n, NULL)
-                if back:
-                    backward(p, <double*>P, <double*>w, <double*>g, n, <double*>ys, lab,
-                             1.0, 0, False)
+                _chunks(p, <double*>P, <double*>xs, <double*>ys, lab, <double*>g, <double*>w,
+                        <double*>NULL, n, n, mode)
             else:
-                forward(p, <float*>P, <float*>w, n, NULL)
-                if back:
-                    backward(p, <float*>P, <float*>w, <float*>g, n, <float*>ys, lab,
-                             1.0, 0, False)
+                _chunks(p, <float*>P, <float*>xs, <float*>ys, lab, <float*>g, <float*>w,
+                        <float*>NULL, n, n, mode)
         out = ([z.copy() for z in zs], [a.copy() for a in acts],
                [d.copy() for d in ds] if back else None)
         if n > rows_before:  # a trace of many rows does not keep its workspace
