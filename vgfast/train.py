@@ -297,14 +297,13 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
                 getattr(hist, name).extend(arr[:nr].tolist())
         hist.record_steps.extend((t_before + np.minimum(np.arange(1, nr + 1) * every_k,
                                                         done)).tolist())
+        hist.lr.append(float(lr[0]))
         if bad_kind:
             prog.close()
-            hist.lr.append(float(lr[0]))
             hist._finish(L)
             what = {1: "gradient", 2: "cost", 3: "update",
                     4: "batch-norm running statistics"}[bad_kind]
             raise DivergenceError(epoch, t_before + done + 1, bad_layer, what, hist)
-        hist.lr.append(float(lr[0]))
         text = ""
         if monitor:
             c, a = net._evaluate(X, labels, T, lmbda, l1)
