@@ -61,11 +61,10 @@ class History:
         return len(self.lr)
 
     def speed_ratio(self):
-        """Per record: ||delta^last hidden|| / ||delta^first hidden|| (how much slower layer 1 learns)."""
-        g = np.asarray(self.grad_norms)
-        if g.ndim != 2 or g.shape[1] < 3:
-            raise ValueError("speed_ratio needs grad_norms recorded for at least two hidden layers")
-        return g[:, -2] / g[:, 0]
+        """Per record: ||delta^last hidden|| / ||delta^first hidden|| (how much slower layer 1
+        learns); see :func:`vgfast.analysis.speed.speed_ratio`."""
+        from .analysis.speed import speed_ratio
+        return speed_ratio(self)
 
     def to_dict(self):
         d = {f: np.asarray(getattr(self, f)).tolist() for f in EPOCH_FIELDS + RECORD_FIELDS}
@@ -102,20 +101,10 @@ class History:
         return cls.from_dict(json.loads(s))
 
     def plot_speed(self, ax=None, title="Speed of learning"):
-        """Log-scale ||delta^l|| against record, one line per hidden layer (the book's figure)."""
-        from ._plot import plt_axes
-        fig, ax = plt_axes(ax)
-        g = np.asarray(self.grad_norms)
-        if g.size == 0:
-            raise ValueError("no grad_norms recorded: train with record=('grad_norms',)")
-        for l in range(g.shape[1] - 1):
-            ax.plot(g[:, l], label=f"hidden layer {l + 1}")
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch" if len(g) == self.epochs else "record")
-        ax.set_ylabel(r"$\|\delta^l\|$")
-        ax.set_title(title)
-        ax.legend()
-        return fig
+        """Log-scale ||delta^l|| against record, one line per hidden layer (the book's figure);
+        see :func:`vgfast.analysis.speed.plot_speed`."""
+        from .analysis.speed import plot_speed
+        return plot_speed(self, ax=ax, title=title)
 
     def __repr__(self):
         parts = [f"epochs={self.epochs}"]
