@@ -5,7 +5,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-CFLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math"] if os.name != "nt" else ["/O2"]
+CFLAGS = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"] if os.name != "nt" else ["/O2"]
 common = dict(
     include_dirs=[np.get_include(), "csrc"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

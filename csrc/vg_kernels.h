@@ -18,11 +18,16 @@ enum { VG_CROSS_ENTROPY = 0, VG_LOG_LIKELIHOOD = 1, VG_QUADRATIC = 2 };
 /* optimiser codes */
 enum { VG_OPT_SGD = 0, VG_OPT_ADAGRAD = 1, VG_OPT_RMSPROP = 2, VG_OPT_ADAM = 3 };
 
+/* instruction sets of the dispatched kernels (vg_set_isa) */
+enum { VG_ISA_BASELINE = 0, VG_ISA_AVX2 = 1, VG_ISA_AVX512 = 2 };
+
 #define VG_DECLARE(T, S)                                                                  \
-void vg_bias_act##S(T *z, T *a, const T *b, int64_t m, int64_t n, int act, T alpha);      \
-void vg_mul_act_deriv##S(T *d, const T *z, const T *a, int64_t len, int act, T alpha, T ascale); \
-double vg_output_delta##S(T *d, const T *z, const T *a, const T *y, const int64_t *lab,   \
-                          int64_t m, int64_t n, int act, int cost);                       \
+void vg_bias_act##S(T *z, T *a, T *s, const T *b, int64_t m, int64_t n, int act, T alpha); \
+void vg_mul_deriv##S(T *d, const T *s, int64_t len);                                      \
+double vg_maxabs##S(const T *x, int64_t len);                                             \
+double vg_output_delta##S(T *d, const T *z, const T *a, const T *s, const T *y,           \
+                          const int64_t *lab, int64_t m, int64_t n, int act, int cost,    \
+                          int64_t *correct);                                              \
 void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate);     \
 double vg_sumsq##S(const T *x, int64_t len);                                              \
 double vg_norm2##S(const T *x, int64_t len);                                              \
@@ -34,6 +39,7 @@ int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const 
                    int64_t t, T *old);                                                    \
 void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
 void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
+void vg_momentum_apply##S(T *w, T *v, int64_t len, T lr, T l2, T f);                      \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len);                               \
 int vg_nonfinite##S(const T *x, int64_t len);                                               \
@@ -49,4 +55,8 @@ VG_DECLARE(float, _f)
 
 void vg_philox4x32(uint64_t seed, uint64_t block, uint32_t out[4]);
 uint32_t vg_random_word(uint64_t seed, uint64_t c);
+/* the widest instruction set this CPU runs; select one (clamped to that; -1: the widest) */
+int vg_isa_supported(void);
+int vg_set_isa(int level);
+int vg_get_isa(void);
 #endif

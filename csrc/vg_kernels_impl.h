@@ -1,5 +1,5 @@
 /* Template body for vg_kernels.c: included once with REAL=double, once with REAL=float.
- * Expects REAL, SFX(name), EXP, LOG1P, EXPM1, SQRT, TANH, FABS to be defined. */
+ * Expects VG_API (storage class), REAL, SFX(name), EXP, LOG1P, EXPM1, SQRT, TANH, FABS to be defined. */
 
 static inline REAL SFX(sigmoid)(REAL z) {
     /* stable for any finite z: never computes exp of a positive number */
@@ -12,84 +12,136 @@ static inline REAL SFX(sigmoid)(REAL z) {
  * scalar call). e^t = 2^k e^r with k = round(t / ln 2), |r| <= ln(2)/2, e^r by its Taylor
  * polynomial (degree VG_EXP_DEGREE: truncation below half an ulp), 2^k built in the exponent
  * bits. t = -z is clamped to VG_EXP_MAX, where 1/(1 + e^t) is below 1e-300 (float: 1e-37), so
- * no overflow for any finite z; errors are a few ulps against the stable scalar formula. */
-static void SFX(sigmoid_row)(const REAL *z, REAL *a, int64_t n) {
+ * no overflow for any finite z; errors are a few ulps against the stable scalar formula.
+ *
+ * s, when not NULL, receives sigma'(z) = e^t / (1 + e^t)^2 = a (e^t a), formed from the same
+ * exponential: no cancellation, so it keeps full relative precision where a(1 - a) would round
+ * to 0 (a = 1 for z >= 37 in double, z >= 17 in float) or lose digits (z > ~10). e^t a <= 1, so
+ * nothing overflows. */
+#define VG_SIGMOID_BODY                                                                        \
+        REAL t = -z[j];                                                                        \
+        t = t > (REAL)VG_EXP_MAX ? (REAL)VG_EXP_MAX : t;                                       \
+        t = t < -(REAL)VG_EXP_MAX ? -(REAL)VG_EXP_MAX : t;                                     \
+        REAL kd = t * log2e + magic; /* round to an integer in the low mantissa bits */        \
+        VG_UINT kb;                                                                            \
+        memcpy(&kb, &kd, sizeof kb);                                                           \
+        kd -= magic;                                                                           \
+        REAL r = (t - kd * ln2_hi) - kd * ln2_lo;                                              \
+        REAL e = VG_EXP_POLY(r);                                                               \
+        VG_UINT sb = (kb - magic_bits + (VG_UINT)VG_EXP_BIAS) << VG_MANT_BITS;                 \
+        REAL scale;                                                                            \
+        memcpy(&scale, &sb, sizeof scale);                                                     \
+        REAL et = e * scale;                                                                   \
+        REAL aj = (REAL)1 / ((REAL)1 + et);
+static void SFX(sigmoid_row)(const REAL *z, REAL *a, REAL *s, int64_t n) {
     const REAL log2e = (REAL)1.4426950408889634, ln2_hi = (REAL)VG_LN2_HI,
                ln2_lo = (REAL)VG_LN2_LO, magic = (REAL)VG_EXP_MAGIC;
     VG_UINT magic_bits;
     memcpy(&magic_bits, &magic, sizeof magic_bits);
-    for (int64_t j = 0; j < n; j++) {
-        REAL t = -z[j];
-        t = t > (REAL)VG_EXP_MAX ? (REAL)VG_EXP_MAX : t;
-        t = t < -(REAL)VG_EXP_MAX ? -(REAL)VG_EXP_MAX : t;
-        REAL kd = t * log2e + magic; /* round to an integer in the low mantissa bits */
-        VG_UINT kb;
-        memcpy(&kb, &kd, sizeof kb);
-        kd -= magic;
-        REAL r = (t - kd * ln2_hi) - kd * ln2_lo;
-        REAL e = VG_EXP_POLY(r);
-        VG_UINT sb = (kb - magic_bits + (VG_UINT)VG_EXP_BIAS) << VG_MANT_BITS;
-        REAL scale;
-        memcpy(&scale, &sb, sizeof scale);
-        a[j] = (REAL)1 / ((REAL)1 + e * scale);
+    if (s) {
+        for (int64_t j = 0; j < n; j++) { VG_SIGMOID_BODY a[j] = aj; s[j] = aj * (et * aj); }
+    } else {
+        for (int64_t j = 0; j < n; j++) { VG_SIGMOID_BODY a[j] = aj; }
     }
 }
+#undef VG_SIGMOID_BODY
 
 static inline REAL SFX(softplus)(REAL z) {
     /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|) */
     return (z > 0 ? z : (REAL)0) + LOG1P(EXP(-FABS(z)));
 }
 
-/* z <- z + b (row broadcast; b may be NULL); a <- f(z). z and a are (m, n), not aliased. */
-void SFX(vg_bias_act)(REAL *z, REAL *a, const REAL *b, int64_t m, int64_t n, int act, REAL alpha) {
+/* Softmax of one row. Infinite logits have a limit: the +inf entries share the mass equally;
+ * a row of -inf only is uniform. NaN propagates. */
+static void SFX(softmax_row)(const REAL *zr, REAL *ar, int64_t n) {
+    REAL mx = zr[0];
+    for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
+    if (!(mx - mx == 0) && mx == mx) { /* mx is +inf or -inf */
+        REAL cnt = 0;
+        for (int64_t j = 0; j < n; j++) cnt += zr[j] == mx;
+        for (int64_t j = 0; j < n; j++) ar[j] = zr[j] == mx ? (REAL)1 / cnt : (REAL)0;
+        for (int64_t j = 0; j < n; j++) if (zr[j] != zr[j]) ar[j] = zr[j]; /* NaN stays */
+        return;
+    }
+    REAL sum = 0;
+    for (int64_t j = 0; j < n; j++) { ar[j] = EXP(zr[j] - mx); sum += ar[j]; }
+    REAL inv = (REAL)1 / sum;
+    for (int64_t j = 0; j < n; j++) ar[j] *= inv;
+}
+
+/* z <- z + b (row broadcast; b may be NULL); a <- f(z); s <- f'(z) when s is not NULL (softmax:
+ * not formed, its Jacobian is not diagonal). z, a and s are (m, n), not aliased.
+ * f' is taken where it is exact: sigma' from the exponential (see sigmoid_row), tanh' = 1 - a^2,
+ * elu' = a + alpha for z <= 0, softplus' = sigma(z), and from z for the piecewise-linear ones. */
+VG_API void SFX(vg_bias_act)(REAL *z, REAL *a, REAL *s, const REAL *b, int64_t m, int64_t n,
+                             int act, REAL alpha) {
     for (int64_t i = 0; i < m; i++) {
-        REAL *zr = z + i * n, *ar = a + i * n;
+        REAL *zr = z + i * n, *ar = a + i * n, *sr = s ? s + i * n : 0;
         if (b) for (int64_t j = 0; j < n; j++) zr[j] += b[j];
         switch (act) {
-        case VG_SIGMOID: SFX(sigmoid_row)(zr, ar, n); break;
-        case VG_TANH: for (int64_t j = 0; j < n; j++) ar[j] = TANH(zr[j]); break;
-        case VG_RELU: for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : (REAL)0; break;
-        case VG_LEAKY_RELU: for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * zr[j]; break;
-        case VG_LINEAR: for (int64_t j = 0; j < n; j++) ar[j] = zr[j]; break;
-        case VG_ABS: for (int64_t j = 0; j < n; j++) ar[j] = FABS(zr[j]); break;
-        case VG_ELU: for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * EXPM1(zr[j]); break;
-        case VG_SOFTPLUS: for (int64_t j = 0; j < n; j++) ar[j] = SFX(softplus)(zr[j]); break;
-        case VG_SOFTMAX: {
-            REAL mx = zr[0];
-            for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
-            REAL s = 0;
-            for (int64_t j = 0; j < n; j++) { ar[j] = EXP(zr[j] - mx); s += ar[j]; }
-            REAL inv = (REAL)1 / s;
-            for (int64_t j = 0; j < n; j++) ar[j] *= inv;
-        } break;
+        case VG_SIGMOID: SFX(sigmoid_row)(zr, ar, sr, n); break;
+        case VG_TANH:
+            for (int64_t j = 0; j < n; j++) ar[j] = TANH(zr[j]);
+            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = (REAL)1 - ar[j] * ar[j];
+            break;
+        case VG_RELU:
+            for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : (REAL)0;
+            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = zr[j] > 0 ? (REAL)1 : (REAL)0;
+            break;
+        case VG_LEAKY_RELU:
+            for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * zr[j];
+            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = zr[j] > 0 ? (REAL)1 : alpha;
+            break;
+        case VG_LINEAR:
+            for (int64_t j = 0; j < n; j++) ar[j] = zr[j];
+            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = 1;
+            break;
+        case VG_ABS:
+            for (int64_t j = 0; j < n; j++) ar[j] = FABS(zr[j]);
+            if (sr)
+                for (int64_t j = 0; j < n; j++)
+                    sr[j] = zr[j] > 0 ? (REAL)1 : (zr[j] < 0 ? (REAL)-1 : (REAL)0);
+            break;
+        case VG_ELU:
+            for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * EXPM1(zr[j]);
+            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = zr[j] > 0 ? (REAL)1 : ar[j] + alpha;
+            break;
+        case VG_SOFTPLUS:
+            for (int64_t j = 0; j < n; j++) ar[j] = SFX(softplus)(zr[j]);
+            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = SFX(sigmoid)(zr[j]);
+            break;
+        case VG_SOFTMAX: SFX(softmax_row)(zr, ar, n); break;
         default: break;
         }
     }
 }
 
-/* d <- d * f'(z), the derivative taken from the stored activation where that is exact
- * (sigma' = a(1-a), tanh' = 1-a^2, elu' = a+alpha for z<=0) and from z otherwise.
- * ascale: the stored a is ascale times the true activation (inverted dropout), else 1. */
-void SFX(vg_mul_act_deriv)(REAL *d, const REAL *z, const REAL *a, int64_t len, int act, REAL alpha,
-                           REAL ascale) {
-    switch (act) {
-    case VG_SIGMOID:
-        for (int64_t i = 0; i < len; i++) { REAL s = ascale * a[i]; d[i] *= s * ((REAL)1 - s); }
-        break;
-    case VG_TANH:
-        for (int64_t i = 0; i < len; i++) { REAL s = ascale * a[i]; d[i] *= (REAL)1 - s * s; }
-        break;
-    case VG_RELU: for (int64_t i = 0; i < len; i++) d[i] = z[i] > 0 ? d[i] : (REAL)0; break;
-    case VG_LEAKY_RELU: for (int64_t i = 0; i < len; i++) d[i] = z[i] > 0 ? d[i] : alpha * d[i]; break;
-    case VG_ABS:
-        for (int64_t i = 0; i < len; i++) d[i] = z[i] > 0 ? d[i] : (z[i] < 0 ? -d[i] : (REAL)0);
-        break;
-    case VG_ELU:
-        for (int64_t i = 0; i < len; i++) if (!(z[i] > 0)) d[i] *= ascale * a[i] + alpha;
-        break;
-    case VG_SOFTPLUS: for (int64_t i = 0; i < len; i++) d[i] *= SFX(sigmoid)(z[i]); break;
-    default: break; /* linear */
+/* d <- d * s elementwise: s holds f'(z) from the forward pass (vg_bias_act). */
+VG_API void SFX(vg_mul_deriv)(REAL *d, const REAL *s, int64_t len) {
+    for (int64_t i = 0; i < len; i++) d[i] *= s[i];
+}
+
+/* max |x_i|, or -1 if any x_i is NaN or +-Inf (one vectorised pass: the max in eight lanes, the
+ * finiteness as in nonfinite()) */
+VG_API double SFX(vg_maxabs)(const REAL *x, int64_t len) {
+    REAL mx[8] = {0, 0, 0, 0, 0, 0, 0, 0}, bad[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) {
+            REAL v = FABS(x[i + k]);
+            mx[k] = v > mx[k] ? v : mx[k];
+            bad[k] += x[i + k] - x[i + k];
+        }
+    for (; i < len; i++) {
+        REAL v = FABS(x[i]);
+        mx[0] = v > mx[0] ? v : mx[0];
+        bad[0] += x[i] - x[i];
     }
+    REAL b = ((bad[0] + bad[1]) + (bad[2] + bad[3])) + ((bad[4] + bad[5]) + (bad[6] + bad[7]));
+    if (!(b == 0)) return -1.0;
+    REAL r = 0;
+    for (int k = 0; k < 8; k++) r = mx[k] > r ? mx[k] : r;
+    return (double)r;
 }
 
 /* Output layer: d = dC/dz for each row (d may be NULL: cost only). Returns the sum over the
@@ -97,10 +149,15 @@ void SFX(vg_mul_act_deriv)(REAL *d, const REAL *z, const REAL *a, int64_t len, i
  *   sigmoid + cross_entropy:  C = sum_j softplus(z_j) - y_j z_j,   d = a - y
  *   softmax + log_likelihood: C = sum_j y_j (lse(z) - z_j),       d = (sum_j y_j) a - y
  *   quadratic:                C = 0.5 ||a - y||^2,                d = J_f(z)^T (a - y)
- * y is (m, n) targets, or NULL with lab (m,) integer labels meaning one-hot rows. */
-double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y, const int64_t *lab,
-                            int64_t m, int64_t n, int act, int cost) {
+ * y is (m, n) targets, or NULL with lab (m,) integer labels meaning one-hot rows. s holds f'(z)
+ * from vg_bias_act (read only by the quadratic cost with an elementwise output).
+ * correct, when not NULL, is increased by the number of rows whose first argmax of a equals the
+ * label (the first argmax of the target row when y is given), as np.argmax counts them. */
+VG_API double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *s,
+                                   const REAL *y, const int64_t *lab, int64_t m, int64_t n,
+                                   int act, int cost, int64_t *correct) {
     double total = 0;
+    int64_t right = 0;
     for (int64_t i = 0; i < m; i++) {
         const REAL *zr = z + i * n, *ar = a + i * n;
         const REAL *yr = y ? y + i * n : 0;
@@ -139,18 +196,28 @@ double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const REAL *y
                     for (int64_t j = 0; j < n; j++) ae += ar[j] * (ar[j] - YV(j));
                     for (int64_t j = 0; j < n; j++) dr[j] = ar[j] * ((ar[j] - YV(j)) - ae);
                 } else {
-                    for (int64_t j = 0; j < n; j++) dr[j] = ar[j] - YV(j);
-                    SFX(vg_mul_act_deriv)(dr, zr, ar, n, act, (REAL)0, (REAL)1);
+                    const REAL *sr = s + i * n;
+                    for (int64_t j = 0; j < n; j++) dr[j] = (ar[j] - YV(j)) * sr[j];
                 }
             }
         }
+        if (correct) {
+            int64_t ka = 0, ky = li;
+            for (int64_t j = 1; j < n; j++) if (ar[j] > ar[ka]) ka = j;
+            if (yr) {
+                ky = 0;
+                for (int64_t j = 1; j < n; j++) if (yr[j] > yr[ky]) ky = j;
+            }
+            right += ka == ky;
+        }
 #undef YV
     }
+    if (correct) *correct += right;
     return total;
 }
 
 /* out[j] = scale * sum_i d[i, j]  (added to out when accumulate, else written) */
-void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, int accumulate) {
+VG_API void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, int accumulate) {
     if (n == 1) { /* a row of one: a strided sum, kept apart so the loop below stays simple */
         REAL s = 0;
         for (int64_t i = 0; i < m; i++) s += d[i];
@@ -171,7 +238,7 @@ void SFX(vg_colsum)(const REAL *d, int64_t m, int64_t n, REAL scale, REAL *out, 
     }
 }
 
-double SFX(vg_sumsq)(const REAL *x, int64_t len) {
+VG_API double SFX(vg_sumsq)(const REAL *x, int64_t len) {
 #if VG_FLOAT_SUMSQ
     /* float: sixteen float lanes (twice the width of the double loop below, no conversions);
      * relative error ~ sqrt(len/16) ulp of float. If they overflow (or meet NaN/Inf) the double
@@ -201,7 +268,7 @@ double SFX(vg_sumsq)(const REAL *x, int64_t len) {
 
 /* ||x||_2 without overflow: sqrt(sumsq) when that is finite, else (for finite x whose squares
  * overflow) max|x| * ||x / max|x|||; NaN or Inf in x give a non-finite result */
-double SFX(vg_norm2)(const REAL *x, int64_t len) {
+VG_API double SFX(vg_norm2)(const REAL *x, int64_t len) {
     double s = SFX(vg_sumsq)(x, len);
     if (s - s == 0) return sqrt(s);
     double mx = 0;
@@ -215,22 +282,22 @@ double SFX(vg_norm2)(const REAL *x, int64_t len) {
     return mx * sqrt(t);
 }
 
-void SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n, REAL *dst) {
+VG_API void SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n, REAL *dst) {
     for (int64_t i = 0; i < m; i++) memcpy(dst + i * n, src + idx[i] * n, (size_t)n * sizeof(REAL));
 }
 
 /* g += l2 * w + l1 * sign(w): the gradient of (l2/2)||w||^2 + l1 |w|_1 */
-void SFX(vg_add_l2_l1)(REAL *g, const REAL *w, int64_t len, REAL l2, REAL l1) {
+VG_API void SFX(vg_add_l2_l1)(REAL *g, const REAL *w, int64_t len, REAL l2, REAL l1) {
     if (l2 != 0) for (int64_t i = 0; i < len; i++) g[i] += l2 * w[i];
     if (l1 != 0)
         for (int64_t i = 0; i < len; i++) g[i] += w[i] > 0 ? l1 : (w[i] < 0 ? -l1 : (REAL)0);
 }
 
-void SFX(vg_scale)(REAL *x, int64_t len, REAL s) {
+VG_API void SFX(vg_scale)(REAL *x, int64_t len, REAL s) {
     for (int64_t i = 0; i < len; i++) x[i] *= s;
 }
 
-void SFX(vg_clip_value)(REAL *x, int64_t len, REAL c) {
+VG_API void SFX(vg_clip_value)(REAL *x, int64_t len, REAL c) {
     for (int64_t i = 0; i < len; i++) x[i] = x[i] > c ? c : (x[i] < -c ? -c : x[i]);
 }
 
@@ -246,7 +313,7 @@ static inline int SFX(nonfinite)(const REAL *x, int64_t len) {
     return !(((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) == 0);
 }
 
-int SFX(vg_nonfinite)(const REAL *x, int64_t len) { return SFX(nonfinite)(x, len); }
+VG_API int SFX(vg_nonfinite)(const REAL *x, int64_t len) { return SFX(nonfinite)(x, len); }
 
 /* VG_CHECK_IN_LOOP (set per type in vg_kernels.c): 1 tests isfinite() element by element inside
  * the update loops (vectorises for float: a 32-bit integer test), 0 tests each block afterwards
@@ -267,7 +334,7 @@ int SFX(vg_nonfinite)(const REAL *x, int64_t len) { return SFX(nonfinite)(x, len
  * in L1, so the caller can undo a step that overflowed).
  * Returns 1 if any updated parameter or state value is not finite, else 0.
  * Loops carry no branch and no integer test, so they vectorise. */
-int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
+VG_API int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64_t len,
                      const double *h, int64_t t, REAL *old) {
     const REAL lr = (REAL)h[0];
     const double wd = h[4];
@@ -344,7 +411,7 @@ int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2, int64
 /* Inverted dropout: x[i] <- x[i] / keep with probability keep, else 0. Element i is kept when
  * u < keep for u = w / 2^32, w the random word of element counter + i (see vg_random_word): a
  * pure function of (seed, counter + i), so the backward pass regenerates the mask exactly. */
-void SFX(vg_dropout)(REAL *x, int64_t len, double keep, uint64_t seed, uint64_t counter) {
+VG_API void SFX(vg_dropout)(REAL *x, int64_t len, double keep, uint64_t seed, uint64_t counter) {
     const REAL inv = (REAL)(1.0 / keep);
     uint32_t w[4];
     int64_t i = 0;
@@ -358,12 +425,22 @@ void SFX(vg_dropout)(REAL *x, int64_t len, double keep, uint64_t seed, uint64_t 
     }
 }
 
-/* each row (one unit's incoming weights) rescaled to norm <= c */
-void SFX(vg_max_norm)(REAL *w, int64_t n_out, int64_t n_in, REAL c) {
+/* each row (one unit's incoming weights) rescaled to norm <= c; the norm is taken without
+ * overflow (vg_norm2), so a row of huge finite weights is scaled down, not zeroed */
+VG_API void SFX(vg_max_norm)(REAL *w, int64_t n_out, int64_t n_in, REAL c) {
     for (int64_t i = 0; i < n_out; i++) {
-        double s = SFX(vg_sumsq)(w + i * n_in, n_in);
-        if (s > (double)c * (double)c) SFX(vg_scale)(w + i * n_in, n_in, (REAL)((double)c / sqrt(s)));
+        double nrm = SFX(vg_norm2)(w + i * n_in, n_in);
+        if (nrm > (double)c) SFX(vg_scale)(w + i * n_in, n_in, (REAL)((double)c / nrm));
     }
+}
+
+/* The second half of a fused SGD-momentum step, after the GEMM v <- mu v + (1/m) D^T A:
+ *   v <- v + l2 w (the coupled L2 term of torch's g = grad + l2 w), w <- f w - lr v
+ * with f = 1 - lr wd (decoupled decay). One pass over w and v. */
+VG_API void SFX(vg_momentum_apply)(REAL *w, REAL *v, int64_t len, REAL lr, REAL l2, REAL f) {
+    if (l2 != 0) for (int64_t i = 0; i < len; i++) v[i] += l2 * w[i];
+    if (f != 1) for (int64_t i = 0; i < len; i++) w[i] = f * w[i] - lr * v[i];
+    else for (int64_t i = 0; i < len; i++) w[i] -= lr * v[i];
 }
 
 /* Batch normalisation of the pre-activations z + b of one layer (Ioffe & Szegedy 2015), in place:
@@ -372,7 +449,7 @@ void SFX(vg_max_norm)(REAL *w, int64_t n_out, int64_t n_in, REAL c) {
  * mode 1: batch statistics (biased variance), stored in mu/invstd for the backward pass;
  * mode 2: as 1 and the running statistics are updated as torch does:
  *         run <- (1 - momentum) run + momentum * batch, with the unbiased variance. */
-void SFX(vg_bn_forward)(REAL *z, REAL *xhat, const REAL *b, const REAL *gamma, const REAL *beta,
+VG_API void SFX(vg_bn_forward)(REAL *z, REAL *xhat, const REAL *b, const REAL *gamma, const REAL *beta,
                         int64_t m, int64_t n, double eps, REAL *mu, REAL *invstd, int mode,
                         REAL *run_mean, REAL *run_var, double momentum) {
     if (b) for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) z[i * n + j] += b[j];
@@ -412,7 +489,7 @@ void SFX(vg_bn_forward)(REAL *z, REAL *xhat, const REAL *b, const REAL *gamma, c
  * with dbeta_j = sum_i d_ij and dgamma_j = sum_i d_ij xhat_ij; gscale times these are written
  * (or added when accumulate) to dbeta, dgamma. With batch_stats = 0 (running statistics, which
  * do not depend on the batch) the batch terms vanish: d_ij <- gamma_j invstd_j d_ij. */
-void SFX(vg_bn_backward)(REAL *d, const REAL *xhat, const REAL *gamma, const REAL *invstd,
+VG_API void SFX(vg_bn_backward)(REAL *d, const REAL *xhat, const REAL *gamma, const REAL *invstd,
                          int64_t m, int64_t n, double gscale, REAL *dgamma, REAL *dbeta,
                          int accumulate, int batch_stats) {
     REAL sb[256], sg[256];
@@ -444,7 +521,7 @@ void SFX(vg_bn_backward)(REAL *d, const REAL *xhat, const REAL *gamma, const REA
  * out[0] += sum a, out[1] += sum a^2, out[2] += number of saturated entries (sigmoid: a < 0.05
  * or a > 0.95; tanh: |a| > 0.9: both where f' < 0.19 max f'; other activations: none), out[3] +=
  * number of dead units (relu: a == 0 for every row of the batch). */
-void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, double *out) {
+VG_API void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, double *out) {
     double s = 0, s2 = 0, sat = 0;
     for (int64_t i = 0; i < m * n; i++) {
         double v = (double)a[i];
@@ -471,7 +548,7 @@ void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, double *out
 }
 
 /* sum (x - y)^2 */
-double SFX(vg_diff_sumsq)(const REAL *x, const REAL *y, int64_t len) {
+VG_API double SFX(vg_diff_sumsq)(const REAL *x, const REAL *y, int64_t len) {
     double s = 0;
     for (int64_t i = 0; i < len; i++) { double d = (double)x[i] - (double)y[i]; s += d * d; }
     return s;

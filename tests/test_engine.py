@@ -133,7 +133,7 @@ def test_history_per_epoch_metrics_and_json():
     X, y = data(40, 10, 4)
     Xv, yv = data(15, 10, 4, seed=9)
     h = vgfast.train(net, X, y, epochs=3, batch_size=8, validation=(Xv, yv), lmbda=1.0,
-                     record=("grad_norms",))
+                     record=("grad_norms",), monitor="full")
     assert h.train_cost.shape == (3,) and h.validation_accuracy.shape == (3,)
     assert h.train_cost[-1] == pytest.approx(net.cost(X, y, lmbda=1.0), rel=1e-14)
     assert h.validation_accuracy[-1] == net.accuracy(Xv, yv)

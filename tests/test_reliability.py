@@ -491,8 +491,8 @@ def _ws_after_training(n_rows, monitor):
 
 def test_engine_workspace_is_batch_times_width_independent_of_n():
     sizes = [784, 100, 30, 10]
-    # A_0..A_L, Z_1..Z_L, D_1..D_L and the gathered targets, for 10 rows
-    expect = 8 * 10 * (sum(sizes) + 2 * sum(sizes[1:]) + sizes[-1])
+    # A_0..A_L, Z_1..Z_L, D_1..D_L, S_1..S_L (f'(Z)) and the gathered targets, for 10 rows
+    expect = 8 * 10 * (sum(sizes) + 3 * sum(sizes[1:]) + sizes[-1])
     assert _ws_after_training(1_000, False) == expect
     assert _ws_after_training(10_000, False) == expect
     assert expect < 200_000

@@ -14,7 +14,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t, uint64_t, uint32_t
-from libc.math cimport sqrt, isfinite
+from libc.math cimport sqrt, isfinite, fabs, INFINITY
 from libc.string cimport memcpy
 from vgfast._blas cimport gemm_rm
 
@@ -24,14 +24,21 @@ cdef char NO = 78  # 'N': use the matrix as stored
 cdef char TR = 84  # 'T': use its transpose
 
 cdef extern from "vg_kernels.h" nogil:
-    void vg_bias_act_d(double*, double*, const double*, int64_t, int64_t, int, double)
-    void vg_bias_act_f(float*, float*, const float*, int64_t, int64_t, int, float)
-    void vg_mul_act_deriv_d(double*, const double*, const double*, int64_t, int, double, double)
-    void vg_mul_act_deriv_f(float*, const float*, const float*, int64_t, int, float, float)
-    double vg_output_delta_d(double*, const double*, const double*, const double*,
-                             const int64_t*, int64_t, int64_t, int, int)
-    double vg_output_delta_f(float*, const float*, const float*, const float*,
-                             const int64_t*, int64_t, int64_t, int, int)
+    void vg_bias_act_d(double*, double*, double*, const double*, int64_t, int64_t, int, double)
+    void vg_bias_act_f(float*, float*, float*, const float*, int64_t, int64_t, int, float)
+    void vg_mul_deriv_d(double*, const double*, int64_t)
+    void vg_mul_deriv_f(float*, const float*, int64_t)
+    double vg_maxabs_d(const double*, int64_t)
+    double vg_maxabs_f(const float*, int64_t)
+    double vg_output_delta_d(double*, const double*, const double*, const double*, const double*,
+                             const int64_t*, int64_t, int64_t, int, int, int64_t*)
+    double vg_output_delta_f(float*, const float*, const float*, const float*, const float*,
+                             const int64_t*, int64_t, int64_t, int, int, int64_t*)
+    void vg_momentum_apply_d(double*, double*, int64_t, double, double, double)
+    void vg_momentum_apply_f(float*, float*, int64_t, float, float, float)
+    int vg_isa_supported()
+    int vg_set_isa(int)
+    int vg_get_isa()
     void vg_colsum_d(const double*, int64_t, int64_t, double, double*, int)
     void vg_colsum_f(const float*, int64_t, int64_t, float, float*, int)
     double vg_sumsq_d(const double*, int64_t)
@@ -72,27 +79,41 @@ cdef extern from "vg_kernels.h" nogil:
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
-cdef inline void bias_act(floating* z, floating* a, const floating* b, int64_t m, int64_t n,
-                          int act, double alpha) noexcept nogil:
+cdef inline void bias_act(floating* z, floating* a, floating* s, const floating* b, int64_t m,
+                          int64_t n, int act, double alpha) noexcept nogil:
     if floating is double:
-        vg_bias_act_d(z, a, b, m, n, act, alpha)
+        vg_bias_act_d(z, a, s, b, m, n, act, alpha)
     else:
-        vg_bias_act_f(z, a, b, m, n, act, <float>alpha)
+        vg_bias_act_f(z, a, s, b, m, n, act, <float>alpha)
 
-cdef inline void mul_act_deriv(floating* d, const floating* z, const floating* a, int64_t n,
-                               int act, double alpha, double ascale) noexcept nogil:
+cdef inline void mul_deriv(floating* d, const floating* s, int64_t n) noexcept nogil:
     if floating is double:
-        vg_mul_act_deriv_d(d, z, a, n, act, alpha, ascale)
+        vg_mul_deriv_d(d, s, n)
     else:
-        vg_mul_act_deriv_f(d, z, a, n, act, <float>alpha, <float>ascale)
+        vg_mul_deriv_f(d, s, n)
+
+cdef inline double maxabs(const floating* x, int64_t n) noexcept nogil:
+    # max |x|, or -1 when x holds NaN or Inf
+    if floating is double:
+        return vg_maxabs_d(x, n)
+    else:
+        return vg_maxabs_f(x, n)
 
 cdef inline double output_delta(floating* d, const floating* z, const floating* a,
-                                const floating* y, const int64_t* lab, int64_t m, int64_t n,
-                                int act, int cost) noexcept nogil:
+                                const floating* s, const floating* y, const int64_t* lab,
+                                int64_t m, int64_t n, int act, int cost,
+                                int64_t* correct) noexcept nogil:
     if floating is double:
-        return vg_output_delta_d(d, z, a, y, lab, m, n, act, cost)
+        return vg_output_delta_d(d, z, a, s, y, lab, m, n, act, cost, correct)
     else:
-        return vg_output_delta_f(d, z, a, y, lab, m, n, act, cost)
+        return vg_output_delta_f(d, z, a, s, y, lab, m, n, act, cost, correct)
+
+cdef inline void momentum_apply(floating* w, floating* v, int64_t n, double lr, double l2,
+                                double f) noexcept nogil:
+    if floating is double:
+        vg_momentum_apply_d(w, v, n, lr, l2, f)
+    else:
+        vg_momentum_apply_f(w, v, n, <float>lr, <float>l2, <float>f)
 
 cdef inline void colsum(const floating* d, int64_t m, int64_t n, double scale, floating* out,
                         int acc) noexcept nogil:
@@ -210,6 +231,7 @@ cdef struct Plan:
     const int64_t* a_off    # L + 1: offsets of A_0 .. A_L in the workspace
     const int64_t* z_off    # L + 1: offsets of Z_l (entry 0 unused)
     const int64_t* d_off    # L + 1: offsets of D_l (entry 0 unused)
+    const int64_t* s_off    # L + 1: offsets of S_l = f'(Z_l) (entry 0 unused)
     int64_t y_off           # offset of the gathered targets
     const double* keep      # L: keep probability applied to A_l (l = 0 input, then hidden)
     uint64_t* counters      # L: dropout counter used for A_l in the current step
@@ -227,9 +249,10 @@ cdef struct Plan:
 
 
 cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
-                  uint64_t* counter, double* stats=NULL) noexcept nogil:
+                  uint64_t* counter, double* stats=NULL, bint deriv=False) noexcept nogil:
     """A_0 is in place; compute Z_l, A_l for l = 1..L (dropout on A_0..A_{L-1} if asked).
 
+    deriv: also S_l = f'(Z_l), for a backward pass (taken before dropout: the true derivative).
     stats, when given, accumulates vg_act_stats of each A_{l+1} (4 numbers per layer), taken
     before dropout.
     """
@@ -237,6 +260,7 @@ cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
     cdef int64_t nin, nout
     cdef floating* A
     cdef floating* Z
+    cdef floating* S
     for l in range(p.L):
         nin = p.sizes[l]
         nout = p.sizes[l + 1]
@@ -246,6 +270,7 @@ cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
             dropout(A, m * nin, p.keep[l], p.seed, counter[0])
             counter[0] += <uint64_t>(m * nin)
         Z = ws + p.z_off[l + 1]
+        S = ws + p.s_off[l + 1] if deriv else NULL
         # Z = A @ W.T
         gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin,
                 params + p.w_off[l], <int>nin, <floating>0, Z, <int>nout)
@@ -255,55 +280,78 @@ cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m,
                        params + p.g_off[l] + nout, m, nout, p.bn_eps, ws + p.st_off[l],
                        ws + p.st_off[l] + nout, p.bn_mode, <floating*>p.running + p.r_off[l],
                        <floating*>p.running + p.r_off[l] + nout, p.bn_momentum)
-            bias_act(Z, ws + p.a_off[l + 1], <floating*>NULL, m, nout, p.act[l], p.alpha[l])
+            bias_act(Z, ws + p.a_off[l + 1], S, <floating*>NULL, m, nout, p.act[l], p.alpha[l])
         else:
-            # Z += b; A_{l+1} = f(Z)
-            bias_act(Z, ws + p.a_off[l + 1], params + p.b_off[l], m, nout, p.act[l], p.alpha[l])
+            # Z += b; A_{l+1} = f(Z); S = f'(Z)
+            bias_act(Z, ws + p.a_off[l + 1], S, params + p.b_off[l], m, nout, p.act[l],
+                     p.alpha[l])
         if stats != NULL:
             act_stats(ws + p.a_off[l + 1], m, nout, p.act[l], stats + 4 * l)
 
 
-cdef double backward(Plan* p, const floating* params, floating* ws, floating* grad, int64_t m,
-                     const floating* y, const int64_t* lab, double gscale, int acc,
-                     bint dropping) noexcept nogil:
-    """After forward: D_L from the cost, then D_l and the gradient, layer by layer.
+cdef double deltas(Plan* p, const floating* params, floating* ws, floating* grad, int64_t m,
+                   const floating* y, const int64_t* lab, double gscale, int acc,
+                   bint dropping, int64_t* correct) noexcept nogil:
+    """After forward(deriv=True): every D_l = dC/dZ_l, from the output down, with W unchanged.
 
-    grad gets gscale * sum over the m rows of dC/dparams (added to it when acc).
-    Returns the sum over the rows of the cost.
+    D_L from the cost; D_l = (D_{l+1} @ W^{l+1}) * f'(Z_l), the dropout mask applied again.
+    Batch-normalised layers turn D_{l+1} into dC/d(z + b) and write gscale * dgamma, dbeta into
+    grad (added when acc). Returns the sum over the rows of the cost; correct (if not NULL) is
+    increased by the rows classified right.
     """
     cdef int l, L = p.L
     cdef int64_t nin, nout
     cdef floating* D
-    cdef floating* A
     cdef floating* Dprev
-    cdef double ascale
-    cdef double c = output_delta(ws + p.d_off[L], ws + p.z_off[L], ws + p.a_off[L], y, lab, m,
-                                 p.sizes[L], p.act[L - 1], p.cost)
+    cdef double c = output_delta(ws + p.d_off[L], ws + p.z_off[L], ws + p.a_off[L],
+                                 ws + p.s_off[L], y, lab, m, p.sizes[L], p.act[L - 1], p.cost,
+                                 correct)
     for l in range(L - 1, -1, -1):
         nin = p.sizes[l]
         nout = p.sizes[l + 1]
         D = ws + p.d_off[l + 1]
-        A = ws + p.a_off[l]
         if p.bn[l]:
             # through the normalisation: D becomes dC/d(z + b); dgamma, dbeta recorded
             bn_backward(D, ws + p.xh_off[l], params + p.g_off[l], ws + p.st_off[l] + nout, m,
                         nout, gscale, grad + p.g_off[l], grad + p.g_off[l] + nout, acc,
                         p.bn_mode != 0)
-        # dC/dW^l = gscale * D.T @ A
-        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout, A,
-                <int>nin, <floating>(1 if acc else 0), grad + p.w_off[l], <int>nin)
-        # dC/db^l = gscale * D.sum(axis=0)
-        colsum(D, m, nout, gscale, grad + p.b_off[l], acc)
         if l > 0:
             Dprev = ws + p.d_off[l]
             # D_l = (D_{l+1} @ W^{l+1}) * f'(Z_l)
             gemm_rm(NO, NO, <int>m, <int>nin, <int>nout, <floating>1, D, <int>nout,
                     params + p.w_off[l], <int>nin, <floating>0, Dprev, <int>nin)
-            ascale = p.keep[l] if (dropping and p.keep[l] < 1.0) else 1.0
-            mul_act_deriv(Dprev, ws + p.z_off[l], A, m * nin, p.act[l - 1], p.alpha[l - 1], ascale)
+            mul_deriv(Dprev, ws + p.s_off[l], m * nin)
             if dropping and p.keep[l] < 1.0:
                 # the same mask as in forward, regenerated from its counter
                 dropout(Dprev, m * nin, p.keep[l], p.seed, p.counters[l])
+    return c
+
+
+cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double gscale,
+                       int acc) noexcept nogil:
+    """After deltas(): grad gets gscale * sum over the rows of dC/dW^l and dC/db^l (added when
+    acc)."""
+    cdef int l
+    cdef int64_t nin, nout
+    cdef floating* D
+    for l in range(p.L):
+        nin = p.sizes[l]
+        nout = p.sizes[l + 1]
+        D = ws + p.d_off[l + 1]
+        # dC/dW^l = gscale * D.T @ A
+        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout,
+                ws + p.a_off[l], <int>nin, <floating>(1 if acc else 0), grad + p.w_off[l],
+                <int>nin)
+        # dC/db^l = gscale * D.sum(axis=0)
+        colsum(D, m, nout, gscale, grad + p.b_off[l], acc)
+
+
+cdef double backward(Plan* p, const floating* params, floating* ws, floating* grad, int64_t m,
+                     const floating* y, const int64_t* lab, double gscale, int acc,
+                     bint dropping) noexcept nogil:
+    """deltas() then weight_grads(): the whole gradient. Returns the summed cost."""
+    cdef double c = deltas(p, params, ws, grad, m, y, lab, gscale, acc, dropping, NULL)
+    weight_grads(p, ws, grad, m, gscale, acc)
     return c
 
 
@@ -318,6 +366,8 @@ cdef struct Opt:
     double clip_c
     double max_norm         # <= 0: off
     int64_t t               # steps taken before this epoch
+    double xmax             # max |X| of the training data (validated finite)
+    bint fused              # 1: SGD steps may take the fused path (see epoch)
 
 
 cdef struct Rec:
@@ -336,31 +386,38 @@ cdef struct Rec:
     int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update,
                             # 4 non-finite batch-norm running statistics
     double* acc             # running sums of the current record (see epoch)
+    double ecost            # sum over the epoch's rows of the cost (before each step's update)
+    int64_t ecorrect        # rows of the epoch classified right (before each step's update)
+    int64_t erows           # rows seen in the epoch's finished steps
+    int64_t fused_steps     # steps that took the fused SGD path
 
 
-cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r, bint record) noexcept nogil:
-    """Per-layer gradient norms: added to the record sums when `record`, and the first layer
-    with a non-finite gradient, if any, reported in r (bad_kind 1; BN parameters: layer -1)."""
+cdef bint nonfinite_layer(Plan* p, floating* grad, Rec* r) noexcept nogil:
+    """The first layer with a non-finite gradient, if any, reported in r (bad_kind 1;
+    batch-norm parameters: layer -1). One vectorised pass decides."""
     cdef int l, L = p.L
-    cdef int64_t lw
-    cdef bint bad = nonfinite(grad, p.n_params)  # one vectorised pass decides, recorded or not
-    if bad:
-        for l in range(L):
-            lw = p.sizes[l] * p.sizes[l + 1]
-            if nonfinite(grad + p.w_off[l], lw) or nonfinite(grad + p.b_off[l], p.sizes[l + 1]):
-                r.bad_layer = l
-                r.bad_kind = 1
-                return True
-        r.bad_layer = -1  # the batch-norm gamma, beta
-        r.bad_kind = 1
-        return True
-    if record:  # only the norms asked for: ||dC/db|| alone reads a few hundred numbers
-        for l in range(L):
-            if r.gb != NULL:
-                r.acc[l] += norm2(grad + p.b_off[l], p.sizes[l + 1])
-            if r.gw != NULL:
-                r.acc[L + l] += norm2(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
-    return False
+    if not nonfinite(grad, p.n_params):
+        return False
+    for l in range(L):
+        if nonfinite(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1]) or \
+                nonfinite(grad + p.b_off[l], p.sizes[l + 1]):
+            r.bad_layer = l
+            r.bad_kind = 1
+            return True
+    r.bad_layer = -1  # the batch-norm gamma, beta
+    r.bad_kind = 1
+    return True
+
+
+cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
+    """Add the per-layer gradient norms asked for to the record sums (||dC/db|| alone reads a
+    few hundred numbers)."""
+    cdef int l, L = p.L
+    for l in range(L):
+        if r.gb != NULL:
+            r.acc[l] += norm2(grad + p.b_off[l], p.sizes[l + 1])
+        if r.gw != NULL:
+            r.acc[L + l] += norm2(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
 
 
 cdef inline int64_t fail(Plan* p, floating* rb, int64_t s) noexcept nogil:
@@ -370,32 +427,78 @@ cdef inline int64_t fail(Plan* p, floating* rb, int64_t s) noexcept nogil:
     return s
 
 
+cdef inline double act_bound(Plan* p, floating* ws, int l, int64_t m,
+                             double xmax) noexcept nogil:
+    """A bound on |A_l| as the step's GEMMs read it (after dropout), or -1 if A_l is not
+    finite: the data's max |X| for l = 0, 1 for sigmoid/tanh units, else a scan of A_l."""
+    cdef double keep = p.keep[l]
+    if l == 0:
+        return xmax / keep
+    if p.act[l - 1] == 0 or p.act[l - 1] == 1:  # VG_SIGMOID, VG_TANH: |f| <= 1
+        return 1.0 / keep
+    return maxabs(ws + p.a_off[l], m * p.sizes[l])
+
+
+cdef inline double seg_max(const floating* x, int64_t n) noexcept nogil:
+    cdef double v = maxabs(x, n)
+    return v if v >= 0 else INFINITY
+
+
 cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, const floating* X,
                    const floating* Y, const int64_t* labels, int64_t* labbuf,
                    const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
                    floating* s2, Rec* r, uint64_t* counter, double* acc,
-                   floating* scratch, floating* rb) noexcept nogil:
+                   floating* scratch, floating* rb, double* bound) noexcept nogil:
     """One epoch of mini-batch training. Returns the number of steps completed.
 
+    Each step: gather the rows, forward, every delta (deltas()), then the update, by one of
+    two paths.
+
+    The fused path (plain or heavy-ball SGD without L1, clipping or recordings that need
+    dC/dW): each weight-gradient GEMM writes the update straight into W,
+        W <- (1 - lr (wd + l2)) W - (lr / m) D^T A          (plain)
+        V <- mu V + (1 / m) D^T A;  V += l2 W;  W <- (1 - lr wd) W - lr V   (momentum),
+    the gradient of W is never formed and nothing is copied. Its divergence check costs a scan
+    of the small matrices only: the deltas are checked finite and bounded (max |D|), the
+    activations bounded (max |X| of the data, 1 for sigmoid/tanh units, else a scan), and a
+    running bound of max |W| and max |V| per layer (bound[0:L], bound[L:2L]) is carried
+    forward with |dW| <= lr max|D| max|A|. While the bounds stay below DBL_MAX / 64 (float:
+    FLT_MAX / 64) the update cannot overflow, so the step is applied; otherwise the bounds are
+    refreshed by a scan and, if still too large, the step takes the general path.
+
+    The general path forms the gradient in `grad`, adds penalties, clips, and runs the
+    optimiser kernel per layer, which saves what it overwrites into `scratch` so that an
+    overflowing update is undone.
+
+    Either way a non-finite gradient, cost or update stops the epoch at that step with the
+    parameters of the last finite step.
+
     acc holds 7L + 3 running sums for the current record: gb (L), gw (L), cost, prenorm,
-    activation statistics (4L), update ratios (L), rows. scratch (n_params) holds the parameters
-    before each update.
+    activation statistics (4L), update ratios (L), rows.
     """
     cdef int L = p.L
     cdef int64_t steps = (n + bs - 1) // bs
-    cdef int64_t s, i, m, start, lw, cnt = 0
+    cdef int64_t s, i, m, start, lw, nin, nout, cnt = 0
     cdef int l, bad
-    cdef double c, sb, sw, tot
+    cdef double c, sb, sw, tot, lr, mu, beta, fdec, g, md, ma, wnew, vnew
+    cdef double lim = 1.7976931348623157e308 / 64 if floating is double else 3.4028234663852886e38 / 64
     cdef double h[8]
-    cdef bint dropping = False
+    cdef double mdl[64]
+    cdef double mal[64]
+    cdef double wbn[64]
+    cdef double vbn[64]
+    cdef bint dropping = False, general, risky, stale = True
     cdef floating* yb = NULL
+    cdef floating* D
     cdef const int64_t* idx
     cdef int64_t bn0 = p.b_off[L - 1] + p.sizes[L]
     cdef bint want_act = r.amean != NULL or r.astd != NULL or r.sat != NULL or r.dead != NULL
-    cdef bint need_norms = r.gb != NULL or r.gw != NULL or o.clip != 0
     cdef double* AS = acc + 2 * L + 2
     cdef double* AU = acc + 6 * L + 2
+    cdef double* wb = bound
+    cdef double* vb = bound + L
     cdef double nu, mean
+    cdef bint can_fuse = o.fused and L <= 64
     r.acc = acc
     for l in range(L):
         if p.keep[l] < 1.0:
@@ -416,83 +519,184 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         else:
             for i in range(m):
                 labbuf[i] = labels[idx[i]]
-        forward(p, params, ws, m, counter if dropping else NULL, AS if want_act else NULL)
+        forward(p, params, ws, m, counter if dropping else NULL, AS if want_act else NULL, True)
         if p.n_running and nonfinite(<floating*>p.running, p.n_running):
             r.bad_layer = -1
             r.bad_kind = 4  # the batch statistics overflowed the running averages
             return fail(p, rb, s)
-        acc[7 * L + 2] += m
-        c = backward(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping)
-        tot = 0
-        # the finiteness check (before clipping could hide an Inf), and the recorded norms
-        if nonfinite_layer(p, grad, r, need_norms):
+        c = deltas(p, params, ws, grad, m, yb, labbuf, 1.0 / m, 0, dropping, &r.ecorrect)
+        # every delta (and activation the GEMMs read) finite and bounded: then the gradient
+        # D^T A / m is finite too (its sums stay below m max|D| max|A|), no scan of it needed
+        risky = False
+        for l in range(L):
+            md = maxabs(ws + p.d_off[l + 1], m * p.sizes[l + 1])
+            ma = act_bound(p, ws, l, m, o.xmax)
+            if md < 0 or ma < 0:
+                r.bad_layer = l
+                r.bad_kind = 1
+                return fail(p, rb, s)
+            mdl[l] = md
+            mal[l] = ma
+            if m * md * ma >= lim:
+                risky = True  # could overflow: form the gradient and scan it
+        if p.n_params > bn0 and nonfinite(grad + bn0, p.n_params - bn0):
+            r.bad_layer = -1
+            r.bad_kind = 1
             return fail(p, rb, s)
         if not isfinite(c):
             r.bad_layer = L - 1
             r.bad_kind = 2
             return fail(p, rb, s)
+        acc[7 * L + 2] += m
         acc[2 * L] += c / m
-        # penalties (weights only)
-        if o.l2 != 0 or o.l1 != 0:
-            for l in range(L):
-                add_l2_l1(grad + p.w_off[l], params + p.w_off[l], p.sizes[l] * p.sizes[l + 1],
-                          o.l2, o.l1)
-        # clipping
-        if o.clip == 1:
-            tot = norm2(grad, p.n_params)
-            acc[2 * L + 1] += tot
-            if tot > o.clip_c:
-                scale(grad, p.n_params, o.clip_c / tot)
-        elif o.clip == 2:
-            for l in range(L):
-                lw = p.sizes[l] * p.sizes[l + 1] + p.sizes[l + 1]
-                sw = norm2(grad + p.w_off[l], lw)
-                tot += sw * sw
-                if sw > o.clip_c:
-                    scale(grad + p.w_off[l], lw, o.clip_c / sw)
-            acc[2 * L + 1] += sqrt(tot)
-        elif o.clip == 3:
-            tot = norm2(grad, p.n_params)
-            acc[2 * L + 1] += tot
-            clip_value(grad, p.n_params, o.clip_c)
-        # the update, W with decoupled decay, b without
         h[0] = o.lr[s]
         if o.mom != NULL:
             h[1] = o.mom[s]
-        o.t += 1
-        bad = 0
-        # each update kernel saves the parameters it overwrites into scratch, so a step whose
-        # update overflows is undone: the network always holds the last finite step
-        for l in range(L):
-            lw = p.sizes[l] * p.sizes[l + 1]
-            h[4] = o.wd
-            bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
-                            s2 + p.w_off[l], lw, h, o.t, scratch + p.w_off[l])
-            h[4] = 0
-            bad |= opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
-                            s2 + p.b_off[l], p.sizes[l + 1], h, o.t, scratch + p.b_off[l])
-            if bad:
-                memcpy(params, scratch, (p.b_off[l] + p.sizes[l + 1]) * sizeof(floating))
-                o.t -= 1
-                r.bad_layer = l
-                r.bad_kind = 3
+        lr = h[0]
+        mu = h[1]
+        general = risky or not can_fuse
+        if not general:
+            # ---- the fused SGD path: bounds first, nothing is written unless all are safe
+            fdec = 1.0 - lr * o.wd
+            beta = 1.0 - lr * (o.wd + o.l2)
+            if stale:
+                for l in range(L):
+                    wb[l] = max(seg_max(params + p.w_off[l], p.sizes[l] * p.sizes[l + 1]),
+                                seg_max(params + p.b_off[l], p.sizes[l + 1]))
+                    vb[l] = max(seg_max(s1 + p.w_off[l], p.sizes[l] * p.sizes[l + 1]),
+                                seg_max(s1 + p.b_off[l], p.sizes[l + 1]))
+                stale = False
+            for l in range(L):
+                g = mdl[l] * mal[l]
+                for i in range(2):
+                    if mu == 0:
+                        vnew = vb[l]
+                        wnew = max(fabs(beta) * wb[l] + lr * g, wb[l] + lr * mdl[l])
+                    else:
+                        vnew = mu * vb[l] + max(g + o.l2 * wb[l], mdl[l])
+                        wnew = max(fabs(fdec), 1.0) * wb[l] + lr * vnew
+                    if wnew < lim and vnew < lim:
+                        break
+                    if i == 0:  # the bound may be loose: measure and try once more
+                        wb[l] = max(seg_max(params + p.w_off[l], p.sizes[l] * p.sizes[l + 1]),
+                                    seg_max(params + p.b_off[l], p.sizes[l + 1]))
+                        vb[l] = max(seg_max(s1 + p.w_off[l], p.sizes[l] * p.sizes[l + 1]),
+                                    seg_max(s1 + p.b_off[l], p.sizes[l + 1]))
+                    else:
+                        general = True
+                wbn[l] = wnew
+                vbn[l] = vnew
+            if not general and p.n_params > bn0:
+                # gamma, beta of the normalised layers: the general kernel, saved and checked,
+                # before any W changes
+                if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0,
+                            p.n_params - bn0, h, o.t + 1, scratch + bn0):
+                    memcpy(params + bn0, scratch + bn0, (p.n_params - bn0) * sizeof(floating))
+                    r.bad_layer = -1
+                    r.bad_kind = 3
+                    return fail(p, rb, s)
+        if not general:
+            o.t += 1
+            r.fused_steps += 1
+            for l in range(L):
+                nin = p.sizes[l]
+                nout = p.sizes[l + 1]
+                D = ws + p.d_off[l + 1]
+                # the bias gradient, D.sum(axis=0) / m, kept in grad (recorded norms read it)
+                colsum(D, m, nout, 1.0 / m, grad + p.b_off[l], 0)
+                if r.gb != NULL:
+                    acc[l] += norm2(grad + p.b_off[l], nout)
+                if mu == 0:
+                    # W = (1 - lr (wd + l2)) W - (lr / m) D.T @ A
+                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
+                            <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
+                            params + p.w_off[l], <int>nin)
+                    h[4] = 0
+                    opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
+                             s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
+                else:
+                    # V = mu V + D.T @ A / m; V += l2 W; W = (1 - lr wd) W - lr V
+                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
+                            <int>nout, ws + p.a_off[l], <int>nin, <floating>mu,
+                            s1 + p.w_off[l], <int>nin)
+                    momentum_apply(params + p.w_off[l], s1 + p.w_off[l], nin * nout, lr, o.l2,
+                                   fdec)
+                    h[4] = 0
+                    opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
+                             s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
+                wb[l] = wbn[l]
+                vb[l] = vbn[l]
+                if o.max_norm > 0:
+                    max_norm(params + p.w_off[l], nout, nin, o.max_norm)
+        else:
+            # ---- the general path
+            stale = True
+            weight_grads(p, ws, grad, m, 1.0 / m, 0)
+            tot = 0
+            if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
-            if o.max_norm > 0:
-                max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
-            if r.upd != NULL:
+            record_norms(p, grad, r)
+            # penalties (weights only)
+            if o.l2 != 0 or o.l1 != 0:
+                for l in range(L):
+                    add_l2_l1(grad + p.w_off[l], params + p.w_off[l],
+                              p.sizes[l] * p.sizes[l + 1], o.l2, o.l1)
+            # clipping
+            if o.clip == 1:
+                tot = norm2(grad, p.n_params)
+                acc[2 * L + 1] += tot
+                if tot > o.clip_c:
+                    scale(grad, p.n_params, o.clip_c / tot)
+            elif o.clip == 2:
+                for l in range(L):
+                    lw = p.sizes[l] * p.sizes[l + 1] + p.sizes[l + 1]
+                    sw = norm2(grad + p.w_off[l], lw)
+                    tot += sw * sw
+                    if sw > o.clip_c:
+                        scale(grad + p.w_off[l], lw, o.clip_c / sw)
+                acc[2 * L + 1] += sqrt(tot)
+            elif o.clip == 3:
+                tot = norm2(grad, p.n_params)
+                acc[2 * L + 1] += tot
+                clip_value(grad, p.n_params, o.clip_c)
+            # the update, W with decoupled decay, b without
+            o.t += 1
+            bad = 0
+            # each update kernel saves the parameters it overwrites into scratch, so a step
+            # whose update overflows is undone: the network always holds the last finite step
+            for l in range(L):
                 lw = p.sizes[l] * p.sizes[l + 1]
-                sw = sumsq(scratch + p.w_off[l], lw)
-                AU[l] += sqrt(diff_sumsq(params + p.w_off[l], scratch + p.w_off[l], lw) /
-                              sw) if sw > 0 else 0.0
-        if p.n_params > bn0:
-            # gamma, beta of every normalised layer: no weight decay
-            if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0, p.n_params - bn0,
-                        h, o.t, scratch + bn0):
-                memcpy(params, scratch, p.n_params * sizeof(floating))
-                o.t -= 1
-                r.bad_layer = -1
-                r.bad_kind = 3
-                return fail(p, rb, s)
+                h[4] = o.wd
+                bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l],
+                                s1 + p.w_off[l], s2 + p.w_off[l], lw, h, o.t,
+                                scratch + p.w_off[l])
+                h[4] = 0
+                bad |= opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l],
+                                s1 + p.b_off[l], s2 + p.b_off[l], p.sizes[l + 1], h, o.t,
+                                scratch + p.b_off[l])
+                if bad:
+                    memcpy(params, scratch, (p.b_off[l] + p.sizes[l + 1]) * sizeof(floating))
+                    o.t -= 1
+                    r.bad_layer = l
+                    r.bad_kind = 3
+                    return fail(p, rb, s)
+                if o.max_norm > 0:
+                    max_norm(params + p.w_off[l], p.sizes[l + 1], p.sizes[l], o.max_norm)
+                if r.upd != NULL:
+                    sw = sumsq(scratch + p.w_off[l], lw)
+                    AU[l] += sqrt(diff_sumsq(params + p.w_off[l], scratch + p.w_off[l], lw) /
+                                  sw) if sw > 0 else 0.0
+            if p.n_params > bn0:
+                # gamma, beta of every normalised layer: no weight decay
+                if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0,
+                            p.n_params - bn0, h, o.t, scratch + bn0):
+                    memcpy(params, scratch, p.n_params * sizeof(floating))
+                    o.t -= 1
+                    r.bad_layer = -1
+                    r.bad_kind = 3
+                    return fail(p, rb, s)
+        r.ecost += c
+        r.erows += m
         # close a record every `every` steps and at the end of the epoch
         cnt += 1
         if cnt == r.every or s == steps - 1:
@@ -539,7 +743,7 @@ cdef class Engine:
     cdef readonly int L
     cdef readonly object dtype
     cdef readonly int64_t n_params, rows
-    cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, keep, counters
+    cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
     cdef int cost
@@ -594,6 +798,7 @@ cdef class Engine:
         a_off = np.zeros(L + 1, np.int64)
         z_off = np.zeros(L + 1, np.int64)
         d_off = np.zeros(L + 1, np.int64)
+        s_off = np.zeros(L + 1, np.int64)
         o = 0
         for l in range(L + 1):
             a_off[l] = o
@@ -602,6 +807,8 @@ cdef class Engine:
             z_off[l] = o
             o += m * self.sizes[l]
             d_off[l] = o
+            o += m * self.sizes[l]
+            s_off[l] = o
             o += m * self.sizes[l]
         y_off = o
         o += m * self.sizes[L]
@@ -616,7 +823,7 @@ cdef class Engine:
         self.xh_off, self.st_off = xh_off, st_off
         self.ws = np.zeros(o, self.dtype)
         self.labbuf = np.zeros(m, np.int64)
-        self.a_off, self.z_off, self.d_off = a_off, z_off, d_off
+        self.a_off, self.z_off, self.d_off, self.s_off = a_off, z_off, d_off, s_off
         self.rows = m
         p = &self.plan
         p.L = L
@@ -629,6 +836,7 @@ cdef class Engine:
         p.a_off = <int64_t*>ptr(self.a_off)
         p.z_off = <int64_t*>ptr(self.z_off)
         p.d_off = <int64_t*>ptr(self.d_off)
+        p.s_off = <int64_t*>ptr(self.s_off)
         p.y_off = y_off
         p.keep = <double*>ptr(self.keep)
         p.counters = <uint64_t*>ptr(self.counters)
@@ -750,10 +958,17 @@ cdef class Engine:
                     cnp.ndarray s2, int64_t t, double l2, double l1, int clip, double clip_c,
                     double max_norm_c, keep, uint64_t seed, uint64_t counter,
                     int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
-                    cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None):
+                    cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None,
+                    double xmax=INFINITY, bint fused=True):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
-        Returns (steps_done, t, counter, records_written, bad_kind, bad_layer).
+        xmax: max |X| over the training data (train() measures it once per call); the fused
+        path's bounds start from it. fused=False forces the general path (tests compare them).
+
+        Returns (steps_done, t, counter, records_written, bad_kind, bad_layer, cost_sum,
+        correct, rows, fused_steps): cost_sum and correct are the summed cost and the count of
+        rows classified right over the epoch's finished steps, each measured on its
+        mini-batch before that step's update.
         """
         cdef int64_t n = perm.shape[0], steps
         cdef int L = self.L
@@ -770,6 +985,9 @@ cdef class Engine:
         o.lr = <double*>ptr(lr)
         o.mom = <double*>ptr(mom)
         o.l2, o.l1, o.clip, o.clip_c, o.max_norm, o.t = l2, l1, clip, clip_c, max_norm_c, t
+        o.xmax = xmax
+        o.fused = (fused and opt_kind == 0 and (len(hyper) < 3 or hyper[2] == 0) and l1 == 0
+                   and clip == 0 and rec_gw is None and "update_ratio" not in (rec_more or {}))
         cdef Rec r
         r.every = rec_every
         r.gb = <double*>ptr(rec_gb)
@@ -789,6 +1007,12 @@ cdef class Engine:
         r.n = 0
         r.bad_layer = -1
         r.bad_kind = 0
+        r.ecost = 0
+        r.ecorrect = 0
+        r.erows = 0
+        r.fused_steps = 0
+        bnd = np.zeros(2 * L, np.float64)
+        cdef double* BD = <double*>ptr(bnd)
         acc = np.zeros(7 * L + 3, np.float64)
         cdef double* a = <double*>ptr(acc)
         cdef void* P = ptr(params)
@@ -806,13 +1030,14 @@ cdef class Engine:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
-                              &ctr, a, <double*>SC, <double*>RB)
+                              &ctr, a, <double*>SC, <double*>RB, BD)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
-                              &ctr, a, <float*>SC, <float*>RB)
-        return steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer
+                              &ctr, a, <float*>SC, <float*>RB, BD)
+        return (steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer, r.ecost, r.ecorrect, r.erows,
+                r.fused_steps)
 
 
 cdef double _chunks(Plan* p, const floating* params, const floating* X, const floating* Y,
@@ -826,14 +1051,14 @@ cdef double _chunks(Plan* p, const floating* params, const floating* X, const fl
     while i < n:
         m = rows if i + rows <= n else n - i
         _copy_rows(X + i * n0, m * n0, ws + p.a_off[0])
-        forward(p, params, ws, m, NULL)
+        forward(p, params, ws, m, NULL, NULL, mode == 2)
         if out != NULL:
             _copy_rows(ws + p.a_off[p.L], m * nL, out + i * nL)
         if mode == 1:
             total += output_delta(<floating*>NULL, ws + p.z_off[p.L], ws + p.a_off[p.L],
-                                  Y + i * nL if Y != NULL else NULL,
+                                  <floating*>NULL, Y + i * nL if Y != NULL else NULL,
                                   lab + i if lab != NULL else NULL, m, nL, p.act[p.L - 1],
-                                  p.cost)
+                                  p.cost, <int64_t*>NULL)
         elif mode == 2:
             total += backward(p, params, ws, grad, m, Y + i * nL if Y != NULL else NULL,
                               lab + i if lab != NULL else NULL, 1.0 / n, i > 0, False)
@@ -894,3 +1119,67 @@ def optimizer_step(int kind, cnp.ndarray p not None, cnp.ndarray g not None,
             bad = vg_opt_step_f(kind, <float*>P, <float*>G, <float*>A, <float*>B, n, hp, t,
                                 NULL)
     return bool(bad)
+
+
+# ---------------------------------------------------------------- instruction sets, data bound
+
+ISA_NAMES = ("baseline", "avx2", "avx512")
+
+
+def isa_supported():
+    """The widest instruction set of the elementwise kernels this CPU runs: 'baseline' (any
+    x86-64, SSE2), 'avx2' or 'avx512'."""
+    return ISA_NAMES[vg_isa_supported()]
+
+
+def get_isa():
+    """The instruction set the elementwise kernels use now."""
+    return ISA_NAMES[vg_get_isa()]
+
+
+def set_isa(name):
+    """Select the kernels' instruction set: 'baseline', 'avx2', 'avx512' or 'auto' (the widest
+    this CPU runs). A set the CPU lacks is refused. Every set computes bitwise the same numbers
+    (no FMA contraction, no reassociation): only the speed differs. Returns the set in use.
+    Not for use while another thread trains: call it at start-up."""
+    if name == "auto":
+        vg_set_isa(-1)
+        return get_isa()
+    if name not in ISA_NAMES:
+        raise ValueError(f"instruction set must be one of {ISA_NAMES + ('auto',)}; got {name!r}")
+    level = ISA_NAMES.index(name)
+    if level > vg_isa_supported():
+        raise ValueError(f"this CPU does not run the {name!r} kernels (the widest it runs is "
+                         f"{isa_supported()!r})")
+    vg_set_isa(level)
+    return get_isa()
+
+
+def _isa_from_environment():
+    import os
+    import warnings
+    want = os.environ.get("VGFAST_ISA", "auto").strip().lower() or "auto"
+    try:
+        set_isa(want)
+    except ValueError as e:
+        warnings.warn(f"VGFAST_ISA: {e}; using {set_isa('auto')!r}", RuntimeWarning, stacklevel=2)
+
+
+_isa_from_environment()
+
+
+def data_bound(cnp.ndarray X not None):
+    """max |x| over a C-contiguous float64/float32 array, or -1.0 if it holds NaN or Inf
+    (one vectorised pass, without the GIL)."""
+    if not X.flags.c_contiguous or X.dtype not in (np.float64, np.float32):
+        raise ValueError("data_bound: X must be a C-contiguous float64 or float32 array")
+    cdef int64_t n = X.size
+    cdef void* P = ptr(X)
+    cdef double r
+    if X.dtype == np.float64:
+        with nogil:
+            r = vg_maxabs_d(<double*>P, n)
+    else:
+        with nogil:
+            r = vg_maxabs_f(<float*>P, n)
+    return r

@@ -15,9 +15,16 @@ class History:
 
     Attributes
     ----------
-    train_cost, train_accuracy, validation_cost, validation_accuracy : ndarray (epochs,)
-        Full-set cost (with the L2/L1 penalty, network2's total_cost) and accuracy (fraction)
-        after each epoch; empty when not monitored.
+    train_cost, train_accuracy : ndarray (epochs,)
+        Training cost (with the L2/L1 penalty, network2's total_cost) and accuracy (fraction)
+        of each epoch. With train()'s default ``monitor="running"`` they are running means:
+        the cost and accuracy of each mini-batch, measured as the engine computes them before
+        that step's update, averaged over the epoch's rows (as Keras reports training
+        metrics; the penalty is taken at the epoch's final parameters). With
+        ``monitor="full"`` they are exact, one pass over the whole training set with the
+        epoch's final parameters. Empty with ``monitor=False``.
+    validation_cost, validation_accuracy : ndarray (epochs,)
+        Exact cost and accuracy on the validation set after each epoch (when one is given).
     lr : ndarray (epochs,), the learning rate of each epoch's first step.
     grad_norms : ndarray (records, layers)
         ||dC/db^l|| of the mini-batch mean gradient, the book's "speed of learning" of layer l,

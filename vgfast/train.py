@@ -3,7 +3,7 @@
 Each epoch is one call into the compiled engine, which loops over the mini-batches without the
 GIL (gather rows by the permutation, forward, backward, record, update). Python runs once per
 epoch: it draws the permutation, evaluates the learning-rate schedule for the epoch's steps,
-and evaluates the network on the training and validation sets.
+and evaluates the network on the validation set (and on the training set when asked).
 """
 import sys
 import time
@@ -14,12 +14,27 @@ from ._validate import as_matrix, as_targets, check_choice, check_number
 from .checkpoint import check_path, load_training_state, optimizer_spec, save_training_state
 from .history import History
 from .optim import SGD, Optimizer
+from . import _core
 
 RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip", "activation_mean",
               "activation_std", "saturation", "dead_fraction", "update_ratio")
 PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_fraction",
                    "update_ratio")
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
+MONITOR_MODES = ("running", "full")
+
+
+def _monitor_spec(monitor):
+    """'running', 'full' or None from train()'s monitor argument."""
+    if monitor is True:
+        return "full"
+    if monitor is False or monitor is None:
+        return None
+    if isinstance(monitor, str) and monitor in MONITOR_MODES:
+        return monitor
+    raise ValueError(f"monitor must be 'running' (the mean over the epoch's mini-batches, free), "
+                     f"'full' or True (an exact pass over the training set after each epoch) or "
+                     f"False; got {monitor!r}")
 
 
 class DivergenceError(FloatingPointError):
@@ -124,7 +139,7 @@ class _Progress:
 
 def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validation=None,
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
-          max_norm=None, dropout=None, early_stopping=None, monitor=True, shuffle=True,
+          max_norm=None, dropout=None, early_stopping=None, monitor="running", shuffle=True,
           callback=None, checkpoint=None, checkpoint_every=1, resume=None):
     """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
 
@@ -152,7 +167,14 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     max_norm : float or None, rescale each unit's incoming weights to norm <= max_norm.
     dropout : keep probability of hidden units, or (keep_input, keep_hidden); inverted dropout.
     early_stopping : EarlyStopping or None.
-    monitor : bool, evaluate full training-set cost and accuracy after each epoch.
+    monitor : ``"running"`` (default), ``"full"`` (or True) or False: what goes into
+        ``History.train_cost`` and ``train_accuracy`` after each epoch. ``"running"``: the mean
+        over the epoch's mini-batches of the cost and accuracy measured on each mini-batch as
+        the engine computes it, before that step's update (as Keras reports training metrics),
+        plus the L2/L1 penalty at the epoch's final parameters; free. ``"full"``: an exact pass
+        over the whole training set with the epoch's final parameters (network2's
+        ``monitor_training_*``), which costs about a third of an epoch. False: neither. The
+        validation set, when given, is always evaluated exactly.
     shuffle : bool, draw a new permutation each epoch (else the data's order); or a callable
         ``shuffle(epoch, n)`` returning the epoch's order, a permutation of range(n) (checked).
     callback : callable(epoch, net, history) -> bool or None; returning True stops training.
@@ -227,8 +249,10 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     if early_stopping is not None and early_stopping.metric.startswith("validation") and \
             validation is None:
         raise ValueError(f"early_stopping on {early_stopping.metric} needs validation data")
+    monitor = _monitor_spec(monitor)
     if early_stopping is not None and early_stopping.metric.startswith("train") and not monitor:
-        raise ValueError(f"early_stopping on {early_stopping.metric} needs monitor=True")
+        raise ValueError(f"early_stopping on {early_stopping.metric} needs monitor='running' or "
+                         f"'full'")
     if seed is not None:
         check_number(seed, "seed", low=0, integer=True)
     if checkpoint is not None:
@@ -259,6 +283,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     want = set(record)
     prog = _Progress(epochs, progress)
     wd = optimizer.weight_decay
+    # one pass over the data per call: the fused update's overflow bound starts from max |X|
+    xmax = _core.data_bound(X)
     for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))
@@ -283,11 +309,12 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         rec_more = {k: np.zeros((n_rec, L)) for k in PER_LAYER_EXTRA if k in want}
         t_before = optimizer.t
         with net._using() as eng:
-            done, t, counter, nr, bad_kind, bad_layer = eng.train_epoch(
+            (done, t, counter, nr, bad_kind, bad_layer, cost_sum, correct, rows,
+             _fused) = eng.train_epoch(
                 net.params, grad, X, T, labels, perm, batch_size, optimizer.kind,
                 optimizer.hyper(), wd, lr, mom, s1, s2, optimizer.t, lmbda / n, l1 / n,
                 clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
-                rec_c, rec_p, rec_more)
+                rec_c, rec_p, rec_more, xmax)
         optimizer.t = t
         if not bad_kind:
             optimizer.epoch += 1
@@ -305,7 +332,13 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
                     4: "batch-norm running statistics"}[bad_kind]
             raise DivergenceError(epoch, t_before + done + 1, bad_layer, what, hist)
         text = ""
-        if monitor:
+        if monitor == "running":
+            c = cost_sum / rows + net._penalty(lmbda, l1, n)
+            a = correct / rows
+            hist.train_cost.append(c)
+            hist.train_accuracy.append(a)
+            text = f"cost {c:.4f} acc {a:.4f}"
+        elif monitor == "full":
             c, a = net._evaluate(X, labels, T, lmbda, l1)
             hist.train_cost.append(c)
             hist.train_accuracy.append(a)
