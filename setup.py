@@ -1,5 +1,6 @@
 """Build the compiled core: C99 kernels (csrc/) and the Cython engine over scipy's BLAS."""
 import os
+from glob import glob
 
 import numpy as np
 from Cython.Build import cythonize
@@ -13,7 +14,8 @@ common = dict(
 )
 extensions = [
     Extension("vgfast._blas", ["vgfast/_blas.pyx"], **common),
-    Extension("vgfast._core", ["vgfast/_core.pyx", "csrc/vg_kernels.c"], **common),
+    Extension("vgfast._core", ["vgfast/_core.pyx", "csrc/vg_kernels.c"],
+              depends=sorted(glob("csrc/*.h")), **common),
 ]
 setup(
     ext_modules=cythonize(extensions, compiler_directives={"language_level": 3}),

@@ -75,44 +75,50 @@ static void SFX(softmax_row)(const REAL *zr, REAL *ar, int64_t n) {
  * elu' = a + alpha for z <= 0, softplus' = sigma(z), and from z for the piecewise-linear ones. */
 VG_API void SFX(vg_bias_act)(REAL *z, REAL *a, REAL *s, const REAL *b, int64_t m, int64_t n,
                              int act, REAL alpha) {
-    for (int64_t i = 0; i < m; i++) {
-        REAL *zr = z + i * n, *ar = a + i * n, *sr = s ? s + i * n : 0;
-        if (b) for (int64_t j = 0; j < n; j++) zr[j] += b[j];
-        switch (act) {
-        case VG_SIGMOID: SFX(sigmoid_row)(zr, ar, sr, n); break;
-        case VG_TANH:
-            for (int64_t j = 0; j < n; j++) ar[j] = TANH(zr[j]);
-            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = (REAL)1 - ar[j] * ar[j];
-            break;
-        case VG_RELU:
-            for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : (REAL)0;
-            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = zr[j] > 0 ? (REAL)1 : (REAL)0;
-            break;
-        case VG_LEAKY_RELU:
-            for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * zr[j];
-            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = zr[j] > 0 ? (REAL)1 : alpha;
-            break;
-        case VG_LINEAR:
-            for (int64_t j = 0; j < n; j++) ar[j] = zr[j];
-            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = 1;
-            break;
-        case VG_ABS:
-            for (int64_t j = 0; j < n; j++) ar[j] = FABS(zr[j]);
-            if (sr)
-                for (int64_t j = 0; j < n; j++)
-                    sr[j] = zr[j] > 0 ? (REAL)1 : (zr[j] < 0 ? (REAL)-1 : (REAL)0);
-            break;
-        case VG_ELU:
-            for (int64_t j = 0; j < n; j++) ar[j] = zr[j] > 0 ? zr[j] : alpha * EXPM1(zr[j]);
-            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = zr[j] > 0 ? (REAL)1 : ar[j] + alpha;
-            break;
-        case VG_SOFTPLUS:
-            for (int64_t j = 0; j < n; j++) ar[j] = SFX(softplus)(zr[j]);
-            if (sr) for (int64_t j = 0; j < n; j++) sr[j] = SFX(sigmoid)(zr[j]);
-            break;
-        case VG_SOFTMAX: SFX(softmax_row)(zr, ar, n); break;
-        default: break;
+    if (b)
+        for (int64_t i = 0; i < m; i++) {
+            REAL *zr = z + i * n;
+            for (int64_t j = 0; j < n; j++) zr[j] += b[j];
         }
+    /* elementwise activations run over the whole (m, n) block at once: one long loop
+     * vectorises better than m rows of n (n is often 10 or 30) */
+    const int64_t len = m * n;
+    switch (act) {
+    case VG_SIGMOID: SFX(sigmoid_row)(z, a, s, len); break;
+    case VG_TANH:
+        for (int64_t j = 0; j < len; j++) a[j] = TANH(z[j]);
+        if (s) for (int64_t j = 0; j < len; j++) s[j] = (REAL)1 - a[j] * a[j];
+        break;
+    case VG_RELU:
+        for (int64_t j = 0; j < len; j++) a[j] = z[j] > 0 ? z[j] : (REAL)0;
+        if (s) for (int64_t j = 0; j < len; j++) s[j] = z[j] > 0 ? (REAL)1 : (REAL)0;
+        break;
+    case VG_LEAKY_RELU:
+        for (int64_t j = 0; j < len; j++) a[j] = z[j] > 0 ? z[j] : alpha * z[j];
+        if (s) for (int64_t j = 0; j < len; j++) s[j] = z[j] > 0 ? (REAL)1 : alpha;
+        break;
+    case VG_LINEAR:
+        for (int64_t j = 0; j < len; j++) a[j] = z[j];
+        if (s) for (int64_t j = 0; j < len; j++) s[j] = 1;
+        break;
+    case VG_ABS:
+        for (int64_t j = 0; j < len; j++) a[j] = FABS(z[j]);
+        if (s)
+            for (int64_t j = 0; j < len; j++)
+                s[j] = z[j] > 0 ? (REAL)1 : (z[j] < 0 ? (REAL)-1 : (REAL)0);
+        break;
+    case VG_ELU:
+        for (int64_t j = 0; j < len; j++) a[j] = z[j] > 0 ? z[j] : alpha * EXPM1(z[j]);
+        if (s) for (int64_t j = 0; j < len; j++) s[j] = z[j] > 0 ? (REAL)1 : a[j] + alpha;
+        break;
+    case VG_SOFTPLUS:
+        for (int64_t j = 0; j < len; j++) a[j] = SFX(softplus)(z[j]);
+        if (s) for (int64_t j = 0; j < len; j++) s[j] = SFX(sigmoid)(z[j]);
+        break;
+    case VG_SOFTMAX:
+        for (int64_t i = 0; i < m; i++) SFX(softmax_row)(z + i * n, a + i * n, n);
+        break;
+    default: break;
     }
 }
 
@@ -121,27 +127,35 @@ VG_API void SFX(vg_mul_deriv)(REAL *d, const REAL *s, int64_t len) {
     for (int64_t i = 0; i < len; i++) d[i] *= s[i];
 }
 
-/* max |x_i|, or -1 if any x_i is NaN or +-Inf (one vectorised pass: the max in eight lanes, the
- * finiteness as in nonfinite()) */
+/* max |x_i|, or -1 if any x_i is NaN or +-Inf. One pass over the bit patterns: with the sign
+ * bit cleared, the bits of non-negative floats order as signed integers, and NaN/Inf are
+ * exactly those at or above the all-ones exponent; an integer max vectorises where a
+ * floating-point `a > b ? a : b` does not (GCC keeps its NaN semantics scalar). */
 VG_API double SFX(vg_maxabs)(const REAL *x, int64_t len) {
-    REAL mx[8] = {0, 0, 0, 0, 0, 0, 0, 0}, bad[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const VG_SINT mask = (VG_SINT)(((VG_UINT)1 << (sizeof(REAL) * 8 - 1)) - 1);
+    const VG_SINT inf_bits = (VG_SINT)((((VG_UINT)1 << (sizeof(REAL) * 8 - 1 - VG_MANT_BITS)) - 1)
+                                        << VG_MANT_BITS);
+    VG_SINT mx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= len; i += 8)
         for (int k = 0; k < 8; k++) {
-            REAL v = FABS(x[i + k]);
-            mx[k] = v > mx[k] ? v : mx[k];
-            bad[k] += x[i + k] - x[i + k];
+            VG_SINT b;
+            memcpy(&b, x + i + k, sizeof b);
+            b &= mask;
+            mx[k] = b > mx[k] ? b : mx[k];
         }
     for (; i < len; i++) {
-        REAL v = FABS(x[i]);
-        mx[0] = v > mx[0] ? v : mx[0];
-        bad[0] += x[i] - x[i];
+        VG_SINT b;
+        memcpy(&b, x + i, sizeof b);
+        b &= mask;
+        mx[0] = b > mx[0] ? b : mx[0];
     }
-    REAL b = ((bad[0] + bad[1]) + (bad[2] + bad[3])) + ((bad[4] + bad[5]) + (bad[6] + bad[7]));
-    if (!(b == 0)) return -1.0;
-    REAL r = 0;
+    VG_SINT r = 0;
     for (int k = 0; k < 8; k++) r = mx[k] > r ? mx[k] : r;
-    return (double)r;
+    if (r >= inf_bits) return -1.0;
+    REAL v;
+    memcpy(&v, &r, sizeof v);
+    return (double)v;
 }
 
 /* Output layer: d = dC/dz for each row (d may be NULL: cost only). Returns the sum over the
@@ -282,8 +296,41 @@ VG_API double SFX(vg_norm2)(const REAL *x, int64_t len) {
     return mx * sqrt(t);
 }
 
-VG_API void SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n, REAL *dst) {
-    for (int64_t i = 0; i < m; i++) memcpy(dst + i * n, src + idx[i] * n, (size_t)n * sizeof(REAL));
+/* dst[i] = src[idx[i]] for the m rows of n values; returns max |value| over the copied rows, or
+ * -1 if one is NaN or Inf. The check rides on the copy (the bits are compared as integers, as in
+ * vg_maxabs, in the same vectorised loop), so checking the data costs no extra pass over it. */
+VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n,
+                                  REAL *dst) {
+    const VG_SINT mask = (VG_SINT)(((VG_UINT)1 << (sizeof(REAL) * 8 - 1)) - 1);
+    const VG_SINT inf_bits = (VG_SINT)((((VG_UINT)1 << (sizeof(REAL) * 8 - 1 - VG_MANT_BITS)) - 1)
+                                        << VG_MANT_BITS);
+    VG_SINT mx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t i = 0; i < m; i++) {
+        const REAL *sr = src + idx[i] * n;
+        REAL *dr = dst + i * n;
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int k = 0; k < 8; k++) {
+                VG_SINT b;
+                memcpy(&b, sr + j + k, sizeof b);
+                memcpy(dr + j + k, &b, sizeof b);
+                b &= mask;
+                mx[k] = b > mx[k] ? b : mx[k];
+            }
+        for (; j < n; j++) {
+            VG_SINT b;
+            memcpy(&b, sr + j, sizeof b);
+            memcpy(dr + j, &b, sizeof b);
+            b &= mask;
+            mx[0] = b > mx[0] ? b : mx[0];
+        }
+    }
+    VG_SINT r = 0;
+    for (int k = 0; k < 8; k++) r = mx[k] > r ? mx[k] : r;
+    if (r >= inf_bits) return -1.0;
+    REAL v;
+    memcpy(&v, &r, sizeof v);
+    return (double)v;
 }
 
 /* g += l2 * w + l1 * sign(w): the gradient of (l2/2)||w||^2 + l1 |w|_1 */

@@ -5,6 +5,7 @@
 
 #define REAL double
 #define VG_UINT uint64_t
+#define VG_SINT int64_t
 #define VG_LN2_HI 6.93147180369123816490e-01
 #define VG_LN2_LO 1.90821492927058770002e-10
 #define VG_EXP_MAGIC 0x1.8p52
@@ -24,6 +25,7 @@
 #include "vg_kernels_impl.h"
 #undef REAL
 #undef VG_UINT
+#undef VG_SINT
 #undef VG_LN2_HI
 #undef VG_LN2_LO
 #undef VG_EXP_MAGIC
@@ -43,6 +45,7 @@
 
 #define REAL float
 #define VG_UINT uint32_t
+#define VG_SINT int32_t
 #define VG_LN2_HI 0.693145751953125f
 #define VG_LN2_LO 1.428606765330187045e-06f
 #define VG_EXP_MAGIC 0x1.8p23f
@@ -62,6 +65,7 @@
 #include "vg_kernels_impl.h"
 #undef REAL
 #undef VG_UINT
+#undef VG_SINT
 #undef VG_LN2_HI
 #undef VG_LN2_LO
 #undef VG_EXP_MAGIC

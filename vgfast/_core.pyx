@@ -43,8 +43,8 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_colsum_f(const float*, int64_t, int64_t, float, float*, int)
     double vg_sumsq_d(const double*, int64_t)
     double vg_sumsq_f(const float*, int64_t)
-    void vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*)
-    void vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*)
+    double vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*)
+    double vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*)
     void vg_add_l2_l1_d(double*, const double*, int64_t, double, double)
     void vg_add_l2_l1_f(float*, const float*, int64_t, float, float)
     void vg_scale_d(double*, int64_t, double)
@@ -128,12 +128,13 @@ cdef inline double sumsq(const floating* x, int64_t n) noexcept nogil:
     else:
         return vg_sumsq_f(x, n)
 
-cdef inline void gather_rows(const floating* src, const int64_t* idx, int64_t m, int64_t n,
-                             floating* dst) noexcept nogil:
+cdef inline double gather_rows(const floating* src, const int64_t* idx, int64_t m, int64_t n,
+                               floating* dst) noexcept nogil:
+    # dst = src[idx]; returns max |dst|, or -1 if it holds NaN or Inf
     if floating is double:
-        vg_gather_rows_d(src, idx, m, n, dst)
+        return vg_gather_rows_d(src, idx, m, n, dst)
     else:
-        vg_gather_rows_f(src, idx, m, n, dst)
+        return vg_gather_rows_f(src, idx, m, n, dst)
 
 cdef inline void add_l2_l1(floating* g, const floating* w, int64_t n, double l2,
                            double l1) noexcept nogil:
@@ -366,7 +367,6 @@ cdef struct Opt:
     double clip_c
     double max_norm         # <= 0: off
     int64_t t               # steps taken before this epoch
-    double xmax             # max |X| of the training data (validated finite)
     bint fused              # 1: SGD steps may take the fused path (see epoch)
 
 
@@ -384,7 +384,8 @@ cdef struct Rec:
     int64_t n               # records written
     int bad_layer           # layer where a non-finite value appeared, or -1
     int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update,
-                            # 4 non-finite batch-norm running statistics
+                            # 4 non-finite batch-norm running statistics, 5 NaN/Inf in the
+                            # rows of X just gathered (nothing of that step was done)
     double* acc             # running sums of the current record (see epoch)
     double ecost            # sum over the epoch's rows of the cost (before each step's update)
     int64_t ecorrect        # rows of the epoch classified right (before each step's update)
@@ -430,7 +431,7 @@ cdef inline int64_t fail(Plan* p, floating* rb, int64_t s) noexcept nogil:
 cdef inline double act_bound(Plan* p, floating* ws, int l, int64_t m,
                              double xmax) noexcept nogil:
     """A bound on |A_l| as the step's GEMMs read it (after dropout), or -1 if A_l is not
-    finite: the data's max |X| for l = 0, 1 for sigmoid/tanh units, else a scan of A_l."""
+    finite: the gathered rows' max |x| for l = 0, 1 for sigmoid/tanh units, else a scan."""
     cdef double keep = p.keep[l]
     if l == 0:
         return xmax / keep
@@ -480,7 +481,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef int64_t steps = (n + bs - 1) // bs
     cdef int64_t s, i, m, start, lw, nin, nout, cnt = 0
     cdef int l, bad
-    cdef double c, sb, sw, tot, lr, mu, beta, fdec, g, md, ma, wnew, vnew
+    cdef double c, sb, sw, tot, lr, mu, beta, fdec, g, md, ma, wnew, vnew, xmax
     cdef double lim = 1.7976931348623157e308 / 64 if floating is double else 3.4028234663852886e38 / 64
     cdef double h[8]
     cdef double mdl[64]
@@ -511,8 +512,12 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         start = s * bs
         m = bs if start + bs <= n else n - start
         idx = perm + start
-        # gather the mini-batch rows
-        gather_rows(X, idx, m, p.sizes[0], ws + p.a_off[0])
+        # gather the mini-batch rows, checking them on the way (max |x|, or -1 for NaN/Inf)
+        xmax = gather_rows(X, idx, m, p.sizes[0], ws + p.a_off[0])
+        if xmax < 0:
+            r.bad_layer = -1
+            r.bad_kind = 5
+            return s
         if Y != NULL:
             yb = ws + p.y_off
             gather_rows(Y, idx, m, p.sizes[L], yb)
@@ -530,7 +535,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         risky = False
         for l in range(L):
             md = maxabs(ws + p.d_off[l + 1], m * p.sizes[l + 1])
-            ma = act_bound(p, ws, l, m, o.xmax)
+            ma = act_bound(p, ws, l, m, xmax)
             if md < 0 or ma < 0:
                 r.bad_layer = l
                 r.bad_kind = 1
@@ -959,11 +964,12 @@ cdef class Engine:
                     double max_norm_c, keep, uint64_t seed, uint64_t counter,
                     int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
                     cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None,
-                    double xmax=INFINITY, bint fused=True):
+                    bint fused=True):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
-        xmax: max |X| over the training data (train() measures it once per call); the fused
-        path's bounds start from it. fused=False forces the general path (tests compare them).
+        The rows of X are checked for NaN/Inf as they are gathered (bad_kind 5 stops the epoch
+        before that step does anything). fused=False forces the general path (tests compare
+        the two).
 
         Returns (steps_done, t, counter, records_written, bad_kind, bad_layer, cost_sum,
         correct, rows, fused_steps): cost_sum and correct are the summed cost and the count of
@@ -985,7 +991,6 @@ cdef class Engine:
         o.lr = <double*>ptr(lr)
         o.mom = <double*>ptr(mom)
         o.l2, o.l1, o.clip, o.clip_c, o.max_norm, o.t = l2, l1, clip, clip_c, max_norm_c, t
-        o.xmax = xmax
         o.fused = (fused and opt_kind == 0 and (len(hyper) < 3 or hyper[2] == 0) and l1 == 0
                    and clip == 0 and rec_gw is None and "update_ratio" not in (rec_more or {}))
         cdef Rec r

@@ -45,11 +45,13 @@ def check_number(value, name, *, low=None, high=None, low_open=False, high_open=
     return int(value) if integer else float(value)
 
 
-def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False):
+def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False, check_finite=True):
     """X as a C-contiguous finite 2-D array of dtype (copied only when needed).
 
     Returns (array, was_1d). Integer, boolean, complex and object arrays are refused: integer
     pixels are usually unscaled (divide by 256 as the book does) and silent conversion hides that.
+    check_finite=False leaves the NaN/Inf check to the caller (train() does it in the same pass
+    that measures max |X|, see check_finite_rows).
     """
     if isinstance(X, np.ndarray):
         arr = X
@@ -75,11 +77,17 @@ def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False):
         raise ValueError(f"{name} must have {n_cols} columns (the network's input size); got "
                          f"shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    bad = first_nonfinite_row(arr)
+    if check_finite:
+        check_finite_rows(arr, name)
+    return arr, was_1d
+
+
+def check_finite_rows(arr, name, bad=None):
+    """Raise naming the first row and column of arr holding NaN or Inf (bad: that row, if known)."""
+    bad = first_nonfinite_row(arr) if bad is None else bad
     if bad is not None:
         col = int(np.argmax(~np.isfinite(arr[bad])))
         raise ValueError(f"{name} contains NaN or Inf (first at row {bad}, column {col})")
-    return arr, was_1d
 
 
 def first_nonfinite_row(arr, chunk_bytes=1 << 22):

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from ._validate import as_matrix, as_targets, check_choice, check_number
+from ._validate import (as_matrix, as_targets, check_choice, check_finite_rows, check_number,
+                        first_nonfinite_row)
 from .checkpoint import check_path, load_training_state, optimizer_spec, save_training_state
 from .history import History
 from .optim import SGD, Optimizer
@@ -137,6 +138,22 @@ class _Progress:
             sys.stderr.flush()
 
 
+class _Snapshot:
+    """The parameters, batch-norm statistics and optimiser state at the start of train()."""
+
+    def __init__(self, net, optimizer, s1, s2):
+        self.net, self.opt, self.s1, self.s2 = net, optimizer, s1, s2
+        self.saved = [a.copy() if a is not None else None
+                      for a in (net.params, net._engine.running, s1, s2)]
+        self.t, self.epoch = optimizer.t, optimizer.epoch
+
+    def restore(self):
+        for a, b in zip((self.net.params, self.net._engine.running, self.s1, self.s2), self.saved):
+            if a is not None:
+                a[...] = b
+        self.opt.t, self.opt.epoch = self.t, self.epoch
+
+
 def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validation=None,
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
           max_norm=None, dropout=None, early_stopping=None, monitor="running", shuffle=True,
@@ -202,7 +219,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a vgfast.Network; got {type(net).__name__}")
-    X, _ = as_matrix(X, "X", net.dtype, net.sizes[0])
+    # X's NaN/Inf check rides on the engine's row gather (no pass of its own, see _train_epochs)
+    X, _ = as_matrix(X, "X", net.dtype, net.sizes[0], check_finite=False)
     n = X.shape[0]
     labels, T = as_targets(Y, "Y", n, net.sizes[-1], net.dtype)
     epochs = check_number(epochs, "epochs", low=0, integer=True)
@@ -283,8 +301,13 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     want = set(record)
     prog = _Progress(epochs, progress)
     wd = optimizer.weight_decay
-    # one pass over the data per call: the fused update's overflow bound starts from max |X|
-    xmax = _core.data_bound(X)
+    # X is checked for NaN/Inf by the engine as it gathers each mini-batch (every row once in the
+    # first epoch), at no cost of its own. Should it find one, the network and the optimiser are
+    # put back as they were when train() was called and the error names the row, as if X had been
+    # refused up front.
+    snapshot = _Snapshot(net, optimizer, s1, s2) if epochs > first else None
+    if snapshot is None and _core.data_bound(X) < 0:
+        check_finite_rows(X, "X")
     for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))
@@ -314,7 +337,10 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
                 net.params, grad, X, T, labels, perm, batch_size, optimizer.kind,
                 optimizer.hyper(), wd, lr, mom, s1, s2, optimizer.t, lmbda / n, l1 / n,
                 clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
-                rec_c, rec_p, rec_more, xmax)
+                rec_c, rec_p, rec_more)
+        if bad_kind == 5:
+            snapshot.restore()
+            check_finite_rows(X, "X")
         optimizer.t = t
         if not bad_kind:
             optimizer.epoch += 1
