@@ -299,6 +299,9 @@ VG_API double SFX(vg_norm2)(const REAL *x, int64_t len) {
 /* dst[i] = src[idx[i]] for the m rows of n values; returns max |value| over the copied rows, or
  * -1 if one is NaN or Inf. The check rides on the copy (the bits are compared as integers, as in
  * vg_maxabs, in the same vectorised loop), so checking the data costs no extra pass over it. */
+#ifndef VG_PREFETCH_ROWS
+#define VG_PREFETCH_ROWS 2
+#endif
 VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n,
                                   REAL *dst) {
     const VG_SINT mask = (VG_SINT)(((VG_UINT)1 << (sizeof(REAL) * 8 - 1)) - 1);
@@ -308,6 +311,12 @@ VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m
     for (int64_t i = 0; i < m; i++) {
         const REAL *sr = src + idx[i] * n;
         REAL *dr = dst + i * n;
+#if VG_PREFETCH_ROWS
+        if (i + VG_PREFETCH_ROWS < m) { /* a later row: random in memory, so not predicted */
+            const char *pf = (const char *)(src + idx[i + VG_PREFETCH_ROWS] * n);
+            for (int64_t o = 0; o < n * (int64_t)sizeof(REAL); o += 64) __builtin_prefetch(pf + o);
+        }
+#endif
         int64_t j = 0;
         for (; j + 8 <= n; j += 8)
             for (int k = 0; k < 8; k++) {
