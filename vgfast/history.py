@@ -43,6 +43,8 @@ class History:
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
     steps_per_epoch : int
     best_epoch : int or None, set by early stopping.
+    fused_steps : int, how many of the steps took the engine's fused SGD update (the weight-
+        gradient GEMM writing into W); the others took the general path (a diagnostic).
     """
 
     def __init__(self):
@@ -52,6 +54,7 @@ class History:
         self.steps_per_epoch = 0
         self.best_epoch = None
         self.stopped_early = False
+        self.fused_steps = 0
 
     def _finish(self, n_layers):
         for f in EPOCH_FIELDS + ("cost", "grad_norm_preclip", "record_steps"):
@@ -77,7 +80,7 @@ class History:
         d = {f: np.asarray(getattr(self, f)).tolist() for f in EPOCH_FIELDS + RECORD_FIELDS}
         d.update(record_steps=np.asarray(self.record_steps).tolist(),
                  steps_per_epoch=self.steps_per_epoch, best_epoch=self.best_epoch,
-                 stopped_early=self.stopped_early)
+                 stopped_early=self.stopped_early, fused_steps=int(self.fused_steps))
         return d
 
     def to_json(self, path=None):
@@ -96,6 +99,7 @@ class History:
         h.steps_per_epoch = d.get("steps_per_epoch", 0)
         h.best_epoch = d.get("best_epoch")
         h.stopped_early = d.get("stopped_early", False)
+        h.fused_steps = int(d.get("fused_steps", 0))
         g = d.get("grad_norms") or d.get("weight_grad_norms") or [[0]]
         return h._finish(len(g[0]) if g else 1)
 

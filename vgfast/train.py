@@ -23,6 +23,9 @@ PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_frac
                    "update_ratio")
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
 MONITOR_MODES = ("running", "full")
+# The engine's fused SGD update (see vgfast/_core.pyx, epoch()). Tests set this to False to run
+# the general path on the same problems and compare the two.
+_FUSED = True
 
 
 def _monitor_spec(monitor):
@@ -333,11 +336,12 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         t_before = optimizer.t
         with net._using() as eng:
             (done, t, counter, nr, bad_kind, bad_layer, cost_sum, correct, rows,
-             _fused) = eng.train_epoch(
+             fused) = eng.train_epoch(
                 net.params, grad, X, T, labels, perm, batch_size, optimizer.kind,
                 optimizer.hyper(), wd, lr, mom, s1, s2, optimizer.t, lmbda / n, l1 / n,
                 clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
-                rec_c, rec_p, rec_more)
+                rec_c, rec_p, rec_more, _FUSED)
+        hist.fused_steps += fused
         if bad_kind == 5:
             snapshot.restore()
             check_finite_rows(X, "X")
