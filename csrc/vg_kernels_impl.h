@@ -499,6 +499,18 @@ VG_API void SFX(vg_momentum_apply)(REAL *w, REAL *v, int64_t len, REAL lr, REAL 
     else for (int64_t i = 0; i < len; i++) w[i] -= lr * v[i];
 }
 
+/* A fused Nesterov SGD step after the GEMM g <- (1/m) D^T A (torch's equations):
+ *   g += l2 w;  v <- mu v + g;  w <- f w - lr (g + mu v),   f = 1 - lr wd.  One pass. */
+VG_API void SFX(vg_nesterov_apply)(REAL *w, const REAL *g, REAL *v, int64_t len, REAL lr, REAL l2,
+                                   REAL mu, REAL f) {
+    for (int64_t i = 0; i < len; i++) {
+        REAL gi = g[i] + l2 * w[i];
+        REAL vi = mu * v[i] + gi;
+        v[i] = vi;
+        w[i] = f * w[i] - lr * (gi + mu * vi);
+    }
+}
+
 /* Batch normalisation of the pre-activations z + b of one layer (Ioffe & Szegedy 2015), in place:
  *   xhat = (z + b - mean) / sqrt(var + eps),  z <- gamma * xhat + beta.
  * mode 0: mean/var are the running statistics (evaluation);

@@ -1,7 +1,7 @@
 """The fast paths of the engine (issue 9) held to independent references.
 
 - the fused SGD update (the weight-gradient GEMM writing into W or the velocity) and the general
-  path both equal _reference.sgd_epoch, with and without L2 and momentum, in
+  path both equal _reference.sgd_epoch, with and without L2, momentum and Nesterov, in
   chunked (large) and plain mini-batches;
 - the divergence contract on the fused path: a non-finite gradient or an overflowing update
   stops at that step with the parameters bitwise those of the last finite step;
@@ -33,35 +33,38 @@ def run(net, X, y, bs, fused, monkeypatch, **kw):
     return vgfast.train(net, X, y, epochs=1, batch_size=bs, shuffle=False, monitor=False, **kw)
 
 
-def reference_epoch(net, p0, X, y, bs, lr, lmbda=0.0, momentum=0.0):
-    return R.sgd_epoch(net, p0, X, y, np.arange(X.shape[0]), bs, lr, lmbda, 0.0, momentum)
+def reference_epoch(net, p0, X, y, bs, lr, lmbda=0.0, momentum=0.0, nesterov=False):
+    return R.sgd_epoch(net, p0, X, y, np.arange(X.shape[0]), bs, lr, lmbda, 0.0, momentum,
+                       nesterov)
 
 
-CASES = [  # (batch, lr, lmbda, momentum)
-    (1, 0.5, 0.0, 0.0),
-    (10, 0.5, 0.0, 0.0),
-    (10, 0.5, 3.0, 0.0),
-    (7, 0.2, 1.0, 0.9),
-    (10, 0.2, 0.0, 0.5),
-    (300, 1.0, 2.0, 0.0),   # a large batch: forward/backward in chunks (general path)
-    (300, 0.5, 0.0, 0.9),
+CASES = [  # (batch, lr, lmbda, momentum, nesterov)
+    (1, 0.5, 0.0, 0.0, False),
+    (10, 0.5, 0.0, 0.0, False),
+    (10, 0.5, 3.0, 0.0, False),
+    (7, 0.2, 1.0, 0.9, False),
+    (10, 0.2, 0.0, 0.5, False),
+    (10, 0.1, 2.0, 0.9, True),
+    (1, 0.1, 0.0, 0.5, True),
+    (300, 1.0, 2.0, 0.0, False),   # a large batch: forward/backward in chunks (general path)
+    (300, 0.5, 0.0, 0.9, True),
 ]
 
 
-@pytest.mark.parametrize("bs,lr,lmbda,momentum", CASES)
+@pytest.mark.parametrize("bs,lr,lmbda,momentum,nesterov", CASES)
 @pytest.mark.parametrize("fused", [True, False])
-def test_fused_and_general_paths_equal_the_reference(bs, lr, lmbda, momentum, fused,
+def test_fused_and_general_paths_equal_the_reference(bs, lr, lmbda, momentum, nesterov, fused,
                                                      monkeypatch):
     net = vgfast.Network([30, 20, 12, 5], seed=1)
     X, y = data(600, 30, 5)
     p0 = net.params.copy()
-    ref = reference_epoch(net, p0, X, y, bs, lr, lmbda, momentum)
+    ref = reference_epoch(net, p0, X, y, bs, lr, lmbda, momentum, nesterov)
     h = run(net, X, y, bs, fused, monkeypatch, lmbda=lmbda,
-            optimizer=vgfast.SGD(lr, momentum=momentum))
+            optimizer=vgfast.SGD(lr, momentum=momentum, nesterov=nesterov))
     assert np.max(np.abs(net.params - ref)) <= 1e-12 * np.max(np.abs(ref))
     assert np.max(np.abs(net.params - p0)) > 1e-3  # it trained
     steps = -(-600 // bs)
-    # which path ran: fused for every step of a plain/heavy-ball SGD mini-batch that fits one
+    # which path ran: fused for every step of an SGD mini-batch that fits one
     # chunk, never when asked for the general path or when the batch is chunked
     assert h.fused_steps == (steps if fused and bs <= 128 else 0)
 

@@ -41,6 +41,9 @@ cdef extern from "vg_kernels.h" nogil:
                              const int64_t*, int64_t, int64_t, int, int, int64_t*)
     void vg_momentum_apply_d(double*, double*, int64_t, double, double, double)
     void vg_momentum_apply_f(float*, float*, int64_t, float, float, float)
+    void vg_nesterov_apply_d(double*, const double*, double*, int64_t, double, double, double,
+                             double)
+    void vg_nesterov_apply_f(float*, const float*, float*, int64_t, float, float, float, float)
     int vg_isa_supported()
     int vg_set_isa(int)
     int vg_get_isa()
@@ -119,6 +122,13 @@ cdef inline void momentum_apply(floating* w, floating* v, int64_t n, double lr, 
         vg_momentum_apply_d(w, v, n, lr, l2, f)
     else:
         vg_momentum_apply_f(w, v, n, <float>lr, <float>l2, <float>f)
+
+cdef inline void nesterov_apply(floating* w, const floating* g, floating* v, int64_t n, double lr,
+                                double l2, double mu, double f) noexcept nogil:
+    if floating is double:
+        vg_nesterov_apply_d(w, g, v, n, lr, l2, mu, f)
+    else:
+        vg_nesterov_apply_f(w, g, v, n, <float>lr, <float>l2, <float>mu, <float>f)
 
 cdef inline void colsum(const floating* d, int64_t m, int64_t n, double scale, floating* out,
                         int acc) noexcept nogil:
@@ -472,11 +482,12 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     Each step: gather the rows, forward, every delta (deltas()), then the update, by one of
     two paths.
 
-    The fused path (plain or heavy-ball SGD without L1, clipping or recordings that need
-    dC/dW): each weight-gradient GEMM writes the update straight into W,
+    The fused path (SGD, plain, heavy-ball or Nesterov, without L1, clipping or recordings
+    that need dC/dW): each weight-gradient GEMM writes the update straight into W,
         W <- (1 - lr (wd + l2)) W - (lr / m) D^T A          (plain)
         V <- mu V + (1 / m) D^T A;  V += l2 W;  W <- (1 - lr wd) W - lr V   (momentum),
-    the gradient of W is never formed and nothing is copied. Its divergence check costs a scan
+    or, for Nesterov, into the gradient buffer followed by one pass over W, V and it;
+    the gradient is never scanned and nothing is copied. Its divergence check costs a scan
     of the small matrices only: the deltas are checked finite and bounded (max |D|), the
     activations bounded (max |X| of the data, 1 for sigmoid/tanh units, else a scan), and a
     running bound of max |W| and max |V| per layer (bound[0:L], bound[L:2L]) is carried
@@ -517,6 +528,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef double* vb = bound + L
     cdef double nu, mean
     cdef bint can_fuse = o.fused and L <= 64
+    cdef bint nesterov = o.h[2] != 0
     cdef bint can_chunk = r.dead == NULL
     cdef int64_t nch, k, r0, mc
     for l in range(L):
@@ -534,31 +546,35 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         start = s * bs
         m = bs if start + bs <= n else n - start
         idx = perm + start
-        # gather the mini-batch rows, checking them on the way (max |x|, or -1 for NaN/Inf)
-        xmax = gather_rows(X, idx, m, p.sizes[0], ws + p.a_off[0])
-        if xmax < 0:
-            r.bad_layer = -1
-            r.bad_kind = 5
-            return s
-        if Y != NULL:
-            yb = ws + p.y_off
-            gather_rows(Y, idx, m, p.sizes[L], yb)
-        else:
-            for i in range(m):
-                labbuf[i] = labels[idx[i]]
         if dropping:
             assign_counters(p, m, counter)
-        # forward and every delta, in chunks of rows that stay in cache through all the layers
-        # (one chunk unless the batch is large; batch norm and dead-unit counts need the whole
-        # batch at once)
+        # A large batch goes in chunks of rows that stay in cache from the gather through the
+        # forward pass, the deltas and their weight-gradient GEMMs (accumulated in grad, the
+        # general path); batch norm and dead-unit counts need the whole batch at once.
         nch = 1 if (m <= CHUNK_ROWS or not can_chunk) else (m + CHUNK_ROWS - 1) // CHUNK_ROWS
         c = 0
+        xmax = 0
         for k in range(nch):
             r0 = k * m // nch
             mc = (k + 1) * m // nch - r0
+            # gather the rows, checking them on the way (max |x|, or -1 for NaN/Inf)
+            md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0])
+            if md < 0:  # nothing of this step is applied yet
+                r.bad_layer = -1
+                r.bad_kind = 5
+                return fail(p, rb, s)
+            xmax = max(xmax, md)
+            if Y != NULL:
+                yb = ws + p.y_off
+                gather_rows(Y, idx + r0, mc, p.sizes[L], yb + r0 * p.sizes[L])
+            else:
+                for i in range(r0, r0 + mc):
+                    labbuf[i] = labels[idx[i]]
             forward(p, params, ws, mc, dropping, AS if want_act else NULL, True, r0)
             c += deltas(p, params, ws, grad, mc, yb + r0 * p.sizes[L] if yb != NULL else NULL,
                         labbuf + r0, 1.0 / m, 0, dropping, &r.ecorrect, r0)
+            if nch > 1:
+                weight_grads(p, ws, grad, mc, 1.0 / m, k > 0, r0)
         if p.n_running and nonfinite(<floating*>p.running, p.n_running):
             r.bad_layer = -1
             r.bad_kind = 4  # the batch statistics overflowed the running averages
@@ -592,7 +608,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             h[1] = o.mom[s]
         lr = h[0]
         mu = h[1]
-        general = risky or not can_fuse
+        general = risky or not can_fuse or nch > 1
         if not general:
             # ---- the fused SGD path: bounds first, nothing is written unless all are safe
             fdec = 1.0 - lr * o.wd
@@ -610,9 +626,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     if mu == 0:
                         vnew = vb[l]
                         wnew = max(fabs(beta) * wb[l] + lr * g, wb[l] + lr * mdl[l])
-                    else:
+                    elif not nesterov:
                         vnew = mu * vb[l] + max(g + o.l2 * wb[l], mdl[l])
                         wnew = max(fabs(fdec), 1.0) * wb[l] + lr * vnew
+                    else:
+                        vnew = mu * vb[l] + max(g + o.l2 * wb[l], mdl[l])
+                        wnew = max(fabs(fdec), 1.0) * wb[l] + lr * (max(g + o.l2 * wb[l], mdl[l])
+                                                                    + mu * vnew)
                     if wnew < lim and vnew < lim:
                         break
                     if i == 0:  # the bound may be loose: measure and try once more
@@ -645,25 +665,29 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 if r.gb != NULL:
                     acc[l] += norm2(grad + p.b_off[l], nout)
                 if mu == 0:
-                    # W = (1 - lr (wd + l2)) W - (lr / m) D.T @ A, chunk by chunk
-                    for k in range(nch):
-                        r0 = k * m // nch
-                        mc = (k + 1) * m // nch - r0
-                        gemm_rm(TR, NO, <int>nout, <int>nin, <int>mc, <floating>(-lr / m),
-                                D + r0 * nout, <int>nout, ws + p.a_off[l] + r0 * nin, <int>nin,
-                                <floating>(beta if k == 0 else 1.0), params + p.w_off[l],
-                                <int>nin)
+                    # W = (1 - lr (wd + l2)) W - (lr / m) D.T @ A
+                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
+                            <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
+                            params + p.w_off[l], <int>nin)
+                    h[4] = 0
+                    opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
+                             s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
+                elif nesterov:
+                    # G = D.T @ A / m; then one pass: g = G + l2 W, V = mu V + g,
+                    # W = (1 - lr wd) W - lr (g + mu V)
+                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
+                            <int>nout, ws + p.a_off[l], <int>nin, <floating>0,
+                            grad + p.w_off[l], <int>nin)
+                    nesterov_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
+                                   nin * nout, lr, o.l2, mu, fdec)
                     h[4] = 0
                     opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
                              s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
                 else:
                     # V = mu V + D.T @ A / m; V += l2 W; W = (1 - lr wd) W - lr V
-                    for k in range(nch):
-                        r0 = k * m // nch
-                        mc = (k + 1) * m // nch - r0
-                        gemm_rm(TR, NO, <int>nout, <int>nin, <int>mc, <floating>(1.0 / m),
-                                D + r0 * nout, <int>nout, ws + p.a_off[l] + r0 * nin, <int>nin,
-                                <floating>(mu if k == 0 else 1.0), s1 + p.w_off[l], <int>nin)
+                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
+                            <int>nout, ws + p.a_off[l], <int>nin, <floating>mu,
+                            s1 + p.w_off[l], <int>nin)
                     momentum_apply(params + p.w_off[l], s1 + p.w_off[l], nin * nout, lr, o.l2,
                                    fdec)
                     h[4] = 0
@@ -676,9 +700,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         else:
             # ---- the general path
             stale = True
-            for k in range(nch):
-                r0 = k * m // nch
-                weight_grads(p, ws, grad, (k + 1) * m // nch - r0, 1.0 / m, k > 0, r0)
+            if nch == 1:
+                weight_grads(p, ws, grad, m, 1.0 / m, 0)
             tot = 0
             if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
@@ -1033,8 +1056,8 @@ cdef class Engine:
         o.lr = <double*>ptr(lr)
         o.mom = <double*>ptr(mom)
         o.l2, o.l1, o.clip, o.clip_c, o.max_norm, o.t = l2, l1, clip, clip_c, max_norm_c, t
-        o.fused = (fused and opt_kind == 0 and (len(hyper) < 3 or hyper[2] == 0) and l1 == 0
-                   and clip == 0 and rec_gw is None and "update_ratio" not in (rec_more or {}))
+        o.fused = (fused and opt_kind == 0 and l1 == 0 and clip == 0 and rec_gw is None
+                   and "update_ratio" not in (rec_more or {}))
         cdef Rec r
         r.every = rec_every
         r.gb = <double*>ptr(rec_gb)
