@@ -65,8 +65,8 @@ def engine_perm(n, seed=TRAIN_SEED):
     return rng.permutation(n).astype(np.int64)
 
 
-def initial_params(dtype, seed=0):
-    return vgfast.Network(SIZES, dtype=dtype, seed=seed).params.copy()
+def initial_params(dtype, seed=0, sizes=SIZES):
+    return vgfast.Network(sizes, dtype=dtype, seed=seed).params.copy()
 
 
 # ------------------------------------------------------------------------------------ counts
@@ -92,14 +92,16 @@ class Engine:
     """(a) the engine through the public API."""
     name = "engine"
 
-    def __init__(self, X, y, dtype, batch, record=(), record_every="epoch"):
+    def __init__(self, X, y, dtype, batch, record=(), record_every="epoch", sizes=SIZES):
         self.X = np.ascontiguousarray(X, dtype=dtype)
         self.y = y
         self.batch = batch
         self.rows = X.shape[0]
-        self.net = vgfast.Network(SIZES, dtype=dtype, seed=0)
+        self.net = vgfast.Network(sizes, dtype=dtype, seed=0)
         self.p0 = self.net.params.copy()
-        self.kw = dict(epochs=1, batch_size=batch, monitor=False, shuffle=True, seed=TRAIN_SEED)
+        # train() as a user calls it: default arguments (the running training metrics, the
+        # data checked as it is gathered)
+        self.kw = dict(epochs=1, batch_size=batch, seed=TRAIN_SEED)
         if record:
             self.kw.update(record=record, record_every=record_every)
 
@@ -117,15 +119,15 @@ class NumpyLoop:
     """(b) a vectorised numpy loop over mini-batches: the engine's maths, written plainly."""
     name = "numpy"
 
-    def __init__(self, X, y, dtype, batch):
+    def __init__(self, X, y, dtype, batch, sizes=SIZES):
         self.dtype = np.dtype(dtype).type
         self.X = np.ascontiguousarray(X, dtype=dtype)
-        self.T = one_hot(y, SIZES[-1], dtype)
+        self.T = one_hot(y, sizes[-1], dtype)
         self.batch = batch
         self.rows = X.shape[0]
-        self.p0 = initial_params(dtype)
+        self.p0 = initial_params(dtype, sizes=sizes)
         self.flat = self.p0.copy()
-        net = vgfast.Network(SIZES, dtype=dtype)
+        net = vgfast.Network(sizes, dtype=dtype)
         self.Ws, self.bs = net._split(self.flat)
 
     def reset(self):
@@ -199,16 +201,17 @@ class PerExample:
     """
     name = "per-example"
 
-    def __init__(self, X, y, dtype, batch, rows=PER_EXAMPLE_ROWS):
+    def __init__(self, X, y, dtype, batch, rows=PER_EXAMPLE_ROWS, sizes=SIZES):
+        self.sizes = sizes
         perm = engine_perm(X.shape[0])[:rows]
-        T = one_hot(y, SIZES[-1], dtype)
+        T = one_hot(y, sizes[-1], dtype)
         # network2's data layout: a list of (x, y) column vectors, prepared once
         self.data = [(np.ascontiguousarray(X[i].reshape(-1, 1), dtype=dtype),
                       T[i].reshape(-1, 1)) for i in perm]
         self.batch = batch
         self.rows = rows
-        self.p0 = initial_params(dtype)
-        net = vgfast.Network(SIZES, dtype=dtype)
+        self.p0 = initial_params(dtype, sizes=sizes)
+        net = vgfast.Network(sizes, dtype=dtype)
         w0, b0 = net._split(self.p0)
         self.w0 = [w.copy() for w in w0]
         self.b0 = [b.reshape(-1, 1).copy() for b in b0]
@@ -233,7 +236,7 @@ class PerExample:
         delta = activations[-1] - y  # CrossEntropyCost.delta
         nabla_b[-1] = delta
         nabla_w[-1] = np.dot(delta, activations[-2].transpose())
-        for l in range(2, len(SIZES)):
+        for l in range(2, len(self.sizes)):
             z = zs[-l]
             sp = _sigmoid_prime(z)
             delta = np.dot(self.weights[-l + 1].transpose(), delta) * sp
@@ -321,22 +324,29 @@ class Torch:
 
 
 class Roof:
-    """(e) the GEMM-only roof: the engine's GEMMs for every step of the epoch, nothing else."""
-    name = "roof"
+    """(e) the GEMM-only roof: the engine's GEMMs for every step of the epoch, nothing else.
 
-    def __init__(self, X, y, dtype, batch):
+    A mini-batch above CHUNK_ROWS rows is, as in the engine, split into equal chunks of about
+    that many rows, each with its own forward, delta and weight-gradient GEMMs."""
+    name = "roof"
+    CHUNK_ROWS = 128  # vgfast/_core.pyx
+
+    def __init__(self, X, y, dtype, batch, sizes=SIZES):
         rows = X.shape[0]
         if rows % batch:
             raise ValueError("the roof assumes equal mini-batches")
+        chunks = 1 if batch <= self.CHUNK_ROWS else -(-batch // self.CHUNK_ROWS)
+        if batch % chunks:
+            raise ValueError("the roof assumes equal chunks")
         self.rows = rows
-        self.steps = rows // batch
+        self.steps = rows // batch * chunks
         rng = np.random.default_rng(1)
-        m, L = batch, len(SIZES) - 1
+        m, L = batch // chunks, len(sizes) - 1
         f = lambda *s: np.ascontiguousarray(rng.random(s) - 0.5, dtype=dtype)  # noqa: E731
-        A = [f(m, n) for n in SIZES]                      # A_0 .. A_L
-        Z = [f(m, n) for n in SIZES[1:]]                  # Z_1 .. Z_L
-        D = [f(m, n) for n in SIZES[1:]]                  # D_1 .. D_L
-        W = [f(b, a) / math.sqrt(a) for a, b in zip(SIZES[:-1], SIZES[1:])]
+        A = [f(m, n) for n in sizes]                      # A_0 .. A_L
+        Z = [f(m, n) for n in sizes[1:]]                  # Z_1 .. Z_L
+        D = [f(m, n) for n in sizes[1:]]                  # D_1 .. D_L
+        W = [f(b, a) / math.sqrt(a) for a, b in zip(sizes[:-1], sizes[1:])]
         G = [np.zeros_like(w) for w in W]
         mats = [(A[l], W[l], Z[l], False, True, 1.0) for l in range(L)]        # Z = A W^T
         for l in range(L - 1, -1, -1):
