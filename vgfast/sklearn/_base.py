@@ -217,7 +217,8 @@ class BaseMLP(BaseEstimator):
             return self._net.copy().feedforward(X)
 
     def _weight_sq(self):
-        return sum(float(np.dot(w.ravel(), w.ravel())) for w in self._net.weights)
+        with np.errstate(over="ignore"):
+            return sum(float(np.dot(w.ravel(), w.ravel())) for w in self._net.weights)
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, y, incremental=False):
