@@ -372,3 +372,31 @@ def test_refusals():
     with pytest.raises(ValueError, match="non-finite parameter weights"):
         MLPRegressor(solver="sgd", learning_rate_init=1e12, momentum=0.0,
                      max_iter=5).fit(X, y * 1e150)
+
+
+# ------------------------------------------------------------------ GridSearchCV on Dask
+def test_grid_search_on_dask_local_cluster():
+    """GridSearchCV through joblib's dask backend runs its fits as tasks on the cluster and
+    finds what the default backend finds, score for score."""
+    distributed = pytest.importorskip("dask.distributed")
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = binary()
+    grid = {"hidden_layer_sizes": [(4,), (16,)], "alpha": [1e-4, 1.0]}
+    est = MLPClassifier(max_iter=20, random_state=0)
+    local = GridSearchCV(est, grid, cv=3).fit(X, y)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client, \
+            distributed.get_task_stream(client) as tasks, \
+            joblib.parallel_backend("dask"):
+        on_dask = GridSearchCV(est, grid, cv=3).fit(X, y)
+    # joblib ships the fits in batches, task keys "batch_of__fit_and_score_<k>_calls-..."
+    fits = sum(int(t["key"].split("_calls")[0].rsplit("_", 1)[1]) for t in tasks.data
+               if "_fit_and_score_" in t["key"])
+    assert fits == 4 * 3  # every candidate on every fold ran on the cluster
+    np.testing.assert_array_equal(on_dask.cv_results_["mean_test_score"],
+                                  local.cv_results_["mean_test_score"])
+    assert on_dask.best_params_ == local.best_params_
+    np.testing.assert_array_equal(on_dask.predict(X), local.predict(X))
