@@ -400,3 +400,21 @@ def test_grid_search_on_dask_local_cluster():
                                   local.cv_results_["mean_test_score"])
     assert on_dask.best_params_ == local.best_params_
     np.testing.assert_array_equal(on_dask.predict(X), local.predict(X))
+
+
+def test_predict_from_several_threads():
+    """A Network serves one call at a time; the estimator predicts while its network is busy
+    (as from several threads at once) with a copy of it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = multiclass()
+    est = MLPClassifier(hidden_layer_sizes=(64,), max_iter=5, random_state=0).fit(X, y)
+    expected = est.predict_proba(X)
+    with est.network_._using():  # the network is busy, as in another thread's call
+        np.testing.assert_array_equal(est.predict_proba(X), expected)
+    big = np.repeat(X, 20, axis=0)
+    alone = est.predict_proba(big)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(est.predict_proba, [big] * 8))
+    for r in results:
+        np.testing.assert_array_equal(r, alone)

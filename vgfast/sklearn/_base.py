@@ -210,10 +210,11 @@ class BaseMLP(BaseEstimator):
             X = X.toarray()
         try:
             return self._net.feedforward(X)
-        except RuntimeError:
-            if not self._net._lock.locked():
+        except RuntimeError as e:
+            if "in use" not in str(e):
                 raise
-            # another thread is using this network (a Network serves one call at a time)
+            # another thread is using the network (a Network serves one call at a time):
+            # predict with a copy, so that the estimator serves threads as scikit-learn's does
             return self._net.copy().feedforward(X)
 
     def _weight_sq(self):
