@@ -56,9 +56,11 @@ _PARAMETERS = """
     beta_1, beta_2 : float, default=0.9, 0.999
         Adam's moment decay rates.
     epsilon : float, default=1e-8
-        Adam's epsilon (added to sqrt(v-hat), torch's form; scikit-learn adds it to sqrt(v):
-        the updates agree except where |gradient| is within a few orders of epsilon in the
-        first thousands of steps).
+        Adam's epsilon, added to sqrt(v-hat) (torch's form and the Adam paper's Algorithm 1);
+        scikit-learn adds it to sqrt(v) before the bias correction. The updates agree except
+        for parameters whose gradients are within a few orders of magnitude of epsilon while
+        1 - beta_2 ** t is far from 1 (the first few thousand steps), e.g. weights from
+        inputs that are always 0, moved by the L2 term alone.
     n_iter_no_change : int or numpy.inf, default=10
     max_fun : int, default=15000
         'lbfgs': objective evaluations at most (one engine pass each).
@@ -83,10 +85,11 @@ _ATTRIBUTES = """
     loss_curve_ : list of float
         Per epoch, the mean over its mini-batches of the mini-batch loss (data term + L2
         term), as scikit-learn defines it. The data term is recorded by the engine at each step;
-        the L2 term takes ||W||^2 interpolated linearly over the epoch from its values before
-        and after it (the engine does not record ||W|| per step), so with alpha > 0 it can
-        differ from scikit-learn's by at most 0.25 alpha |change of ||W||^2 in the epoch| /
-        batch_size.
+        the L2 term takes ||W||^2 interpolated linearly over the epoch's steps between its
+        values before and after the epoch (the engine does not record ||W|| per step). It is
+        scikit-learn's exactly when alpha = 0 or an epoch is one mini-batch, and close
+        otherwise (the difference is 0.5 alpha / n_samples times the interpolation error of
+        the sum of ||W||^2 over the epoch's steps).
     validation_scores_ : list of float or None
         Per epoch, the score on the held-out rows (early_stopping).
     best_validation_score_ : float or None
