@@ -66,8 +66,10 @@ def assert_same_fit(ref, est, curve_exact=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=ATOL)
     if hasattr(ref, "loss_curve_") and curve_exact:
         np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-10, atol=0)
-        assert est.best_loss_ == pytest.approx(ref.best_loss_, rel=1e-10) or \
-            (est.best_loss_ is None and ref.best_loss_ is None)
+        if ref.best_loss_ is None:  # early stopping
+            assert est.best_loss_ is None
+        else:
+            assert est.best_loss_ == pytest.approx(ref.best_loss_, rel=1e-10)
     if getattr(ref, "validation_scores_", None) is not None:
         np.testing.assert_allclose(est.validation_scores_, ref.validation_scores_)
         assert est.best_validation_score_ == pytest.approx(ref.best_validation_score_)
@@ -149,6 +151,20 @@ def test_regressor_matches_sklearn(name, n_targets, kw):
     np.testing.assert_allclose(est.predict(X), ref.predict(X), atol=1e-9)
     if kw["solver"] == "lbfgs":
         assert est.loss_ == pytest.approx(ref.loss_, rel=1e-9)
+
+
+def test_float32_matches_sklearn_float32():
+    """float32 X: both compute in float32; they agree to float32 rounding."""
+    X, y = multiclass()
+    X = X.astype(np.float32)
+    kw = dict(solver="sgd", learning_rate_init=0.1, batch_size=25, max_iter=4,
+              hidden_layer_sizes=(9,), alpha=0.0)
+    ref = sknn.MLPClassifier(random_state=0, **kw).fit(X, y)
+    est = MLPClassifier(random_state=0, **kw).fit(X, y)
+    assert est.network_.dtype == np.float32 and ref.coefs_[0].dtype == np.float32
+    for a, b in zip(params(est), params(ref)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-5)
 
 
 def test_loss_curve_l2_term(monkeypatch):
