@@ -120,7 +120,10 @@ _ATTRIBUTES = """
 _NOTES = """
     Differences from scikit-learn: no ``sample_weight`` (the engine averages a mini-batch
     uniformly); sparse X is densified; the reported log-loss is not clipped at machine epsilon;
-    see ``epsilon`` and ``loss_curve_``.
+    see ``epsilon`` and ``loss_curve_``. With several regression targets, 'lbfgs' minimises the
+    half squared error summed over the targets, the objective whose gradient scikit-learn uses
+    (scikit-learn's objective value divides the data term by the number of targets, as
+    ``loss_`` does here), so the two line searches can end in different places.
 """
 
 
