@@ -260,8 +260,8 @@ class BaseMLP(BaseEstimator):
         return np.ascontiguousarray(y, dtype=self._net.dtype)
 
     def _fit_lbfgs(self, X, y):
-        def report(it, net, cost):
-            print("Iteration %d, loss = %.8f" % (it + 1, cost))
+        def report(it, net, cost):  # it counts iterations from 1 (0 is the starting point)
+            print("Iteration %d, loss = %.8f" % (it, cost))
 
         res = fit_lbfgs(self._net, X, self._targets(y), lmbda=float(self.alpha),
                         maxiter=int(self.max_iter), tol=float(self.tol),
