@@ -434,3 +434,13 @@ def test_predict_from_several_threads():
         results = list(pool.map(est.predict_proba, [big] * 8))
     for r in results:
         np.testing.assert_array_equal(r, alone)
+
+
+def test_verbose_prints_scikit_learn_lines(capsys):
+    X, y = binary()
+    est = MLPClassifier(max_iter=3, verbose=True, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"Iteration {k + 1}, loss = {v:.8f}" for k, v in enumerate(est.loss_curve_)]
+    MLPClassifier(solver="lbfgs", max_iter=3, verbose=True, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2", "Iteration 3"]
