@@ -124,6 +124,8 @@ double vg_sumsq##S(const T *x, int64_t len) { VG_CALLR(vg_sumsq##S, (x, len)); }
 double vg_norm2##S(const T *x, int64_t len) { VG_CALLR(vg_norm2##S, (x, len)); }               \
 double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst)       \
     { VG_CALLR(vg_gather_rows##S, (src, idx, m, n, dst)); }                                    \
+void vg_prefetch_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n)               \
+    { VG_CALL(vg_prefetch_rows##S, (src, idx, m, n)); }                                        \
 void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1)                                \
     { VG_CALL(vg_add_l2_l1##S, (g, w, len, l2, l1)); }                                         \
 void vg_scale##S(T *x, int64_t len, T s) { VG_CALL(vg_scale##S, (x, len, s)); }                \

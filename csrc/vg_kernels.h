@@ -32,6 +32,7 @@ void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumul
 double vg_sumsq##S(const T *x, int64_t len);                                              \
 double vg_norm2##S(const T *x, int64_t len);                                              \
 double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst); \
+void vg_prefetch_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n);            \
 void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1);                          \
 void vg_scale##S(T *x, int64_t len, T s);                                                 \
 void vg_clip_value##S(T *x, int64_t len, T c);                                            \

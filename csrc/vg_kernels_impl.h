@@ -299,6 +299,15 @@ VG_API double SFX(vg_norm2)(const REAL *x, int64_t len) {
 /* dst[i] = src[idx[i]] for the m rows of n values; returns max |value| over the copied rows, or
  * -1 if one is NaN or Inf. The check rides on the copy (the bits are compared as integers, as in
  * vg_maxabs, in the same vectorised loop), so checking the data costs no extra pass over it. */
+/* Ask for the m rows src[idx[i]] to be brought towards L2 while other work goes on (the next
+ * mini-batch's rows, requested before this step's GEMMs). */
+VG_API void SFX(vg_prefetch_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n) {
+    for (int64_t i = 0; i < m; i++) {
+        const char *pf = (const char *)(src + idx[i] * n);
+        for (int64_t o = 0; o < n * (int64_t)sizeof(REAL); o += 64) __builtin_prefetch(pf + o, 0, 2);
+    }
+}
+
 #ifndef VG_PREFETCH_ROWS
 #define VG_PREFETCH_ROWS 2
 #endif

@@ -53,6 +53,8 @@ cdef extern from "vg_kernels.h" nogil:
     double vg_sumsq_f(const float*, int64_t)
     double vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*)
     double vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*)
+    void vg_prefetch_rows_d(const double*, const int64_t*, int64_t, int64_t)
+    void vg_prefetch_rows_f(const float*, const int64_t*, int64_t, int64_t)
     void vg_add_l2_l1_d(double*, const double*, int64_t, double, double)
     void vg_add_l2_l1_f(float*, const float*, int64_t, float, float)
     void vg_scale_d(double*, int64_t, double)
@@ -150,6 +152,13 @@ cdef inline double gather_rows(const floating* src, const int64_t* idx, int64_t 
         return vg_gather_rows_d(src, idx, m, n, dst)
     else:
         return vg_gather_rows_f(src, idx, m, n, dst)
+
+cdef inline void prefetch_rows(const floating* src, const int64_t* idx, int64_t m,
+                               int64_t n) noexcept nogil:
+    if floating is double:
+        vg_prefetch_rows_d(src, idx, m, n)
+    else:
+        vg_prefetch_rows_f(src, idx, m, n)
 
 cdef inline void add_l2_l1(floating* g, const floating* w, int64_t n, double l2,
                            double l1) noexcept nogil:
@@ -564,6 +573,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 r.bad_kind = 5
                 return fail(p, rb, s)
             xmax = max(xmax, md)
+            # the rows wanted next (this batch's next chunk, or the next batch's first rows)
+            # start on their way to cache while this chunk computes
+            if k + 1 < nch:
+                prefetch_rows(X, idx + (k + 1) * m // nch, min(mc + 1, m - (k + 1) * m // nch),
+                              p.sizes[0])
+            elif start + m < n:
+                prefetch_rows(X, idx + m, min(min(bs, CHUNK_ROWS), n - start - m), p.sizes[0])
             if Y != NULL:
                 yb = ws + p.y_off
                 gather_rows(Y, idx + r0, mc, p.sizes[L], yb + r0 * p.sizes[L])
@@ -816,6 +832,7 @@ cdef class Engine:
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
+    cdef cnp.ndarray scratch, rbk
     cdef int cost
     cdef Plan plan
 
@@ -1070,10 +1087,11 @@ cdef class Engine:
         r.sat = <double*>ptr(more.get("saturation"))
         r.dead = <double*>ptr(more.get("dead_fraction"))
         r.upd = <double*>ptr(more.get("update_ratio"))
-        scr = np.zeros(self.n_params, self.dtype)
-        cdef void* SC = ptr(scr)
-        rbk = np.zeros(max(self.running.shape[0], 1), self.dtype)
-        cdef void* RB = ptr(rbk)
+        if self.scratch is None:  # kept: a fresh page-faulted buffer per epoch costs measurably
+            self.scratch = np.zeros(self.n_params, self.dtype)
+            self.rbk = np.zeros(max(self.running.shape[0], 1), self.dtype)
+        cdef void* SC = ptr(self.scratch)
+        cdef void* RB = ptr(self.rbk)
         r.n = 0
         r.bad_layer = -1
         r.bad_kind = 0
