@@ -13,6 +13,7 @@
 #define VG_EXP_BIAS 1023
 #define VG_MANT_BITS 52
 #define VG_EXP_POLY VG_POLY13
+#define VG_ATANH_SERIES VG_ATANH17
 #define VG_CHECK_IN_LOOP 0
 #define VG_FLOAT_SUMSQ 0
 #define SFX(name) VG_CAT3(name, _d, VG_ISA)
@@ -33,6 +34,7 @@
 #undef VG_EXP_BIAS
 #undef VG_MANT_BITS
 #undef VG_EXP_POLY
+#undef VG_ATANH_SERIES
 #undef VG_CHECK_IN_LOOP
 #undef VG_FLOAT_SUMSQ
 #undef SFX
@@ -53,6 +55,7 @@
 #define VG_EXP_BIAS 127
 #define VG_MANT_BITS 23
 #define VG_EXP_POLY VG_POLY7
+#define VG_ATANH_SERIES VG_ATANH8
 #define VG_CHECK_IN_LOOP 1
 #define VG_FLOAT_SUMSQ 1
 #define SFX(name) VG_CAT3(name, _f, VG_ISA)
@@ -73,6 +76,7 @@
 #undef VG_EXP_BIAS
 #undef VG_MANT_BITS
 #undef VG_EXP_POLY
+#undef VG_ATANH_SERIES
 #undef VG_CHECK_IN_LOOP
 #undef VG_FLOAT_SUMSQ
 #undef SFX

@@ -300,3 +300,22 @@ def test_data_bound_and_the_gather_check():
         assert _core.data_bound(Y.astype(np.float32)) == -1.0
     Z = np.full((3, 3), 1.7976931348623157e308)
     assert _core.data_bound(Z) == 1.7976931348623157e308
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cross_entropy_cost_keeps_relative_precision(dtype):
+    """The per-example cross-entropy softplus(z) - y z, from the vectorised log1p(e^-|z|) with
+    max(z, 0) - y z kept apart: relative precision for every z, also where the cost is tiny
+    (y = 1, z >> 0: e^-z, which softplus(z) - z in floating point would round to 0)."""
+    lim = 700 if dtype == "float64" else 80
+    z = np.concatenate([np.linspace(-lim, lim, 4001), [0.0, 1e-8, -1e-8]])
+    net = vgfast.Network([1, 1], output="sigmoid", cost="cross_entropy", dtype=dtype, seed=0)
+    net.weights[0][...] = 1
+    net.biases[0][...] = 0
+    X = z.reshape(-1, 1).astype(dtype)
+    zz = X[:, 0].astype(np.float64)
+    eps = np.finfo(dtype).eps
+    for y in (0, 1):
+        got = np.array([net.cost(X[i:i + 1], np.array([[y]], dtype)) for i in range(len(X))])
+        exact = np.logaddexp(0, zz) if y == 0 else np.logaddexp(0, -zz)
+        assert np.max(np.abs(got - exact) / exact) <= 8 * eps
