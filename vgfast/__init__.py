@@ -15,7 +15,7 @@ from .network import Gradient, Network
 from .optim import (SGD, AdaGrad, Adam, AdamW, Constant, Cosine, Exponential, InverseTime,
                     LinearDecay, RMSProp, Schedule, StepDecay)
 from .threads import blas_threads
-from .sweep import sweep  # noqa: E402  (the function; the package is vgfast.sweep's modules)
+from . import sweep  # a package that is also callable: vgfast.sweep(grid, ...)
 from .train import DivergenceError, EarlyStopping, train
 
 __version__ = "0.1.0"

@@ -27,8 +27,10 @@ What happens when workers come and go:
 
 - The store is a file on the calling machine; only the calling process writes it, one commit
   per finished run. Workers never see it and need no shared disk.
-- A worker that joins takes runs from the queue at once; one that leaves cleanly
-  (``dask worker`` stopped with Ctrl-C, or retired) hands its queued runs back to the scheduler.
+- Runs wait in the calling process; it hands the scheduler as many as the workers have threads
+  at that moment, so a worker that joins gets runs at once, and one that leaves cleanly
+  (``dask worker`` stopped with Ctrl-C, or retired) gives its run back to be started elsewhere
+  (not counted as a death).
 - A worker that dies in the middle of a run (killed, out of memory, machine lost) loses that
   run only: the run is started again elsewhere, up to ``retries`` times, then recorded ``lost``.
   Dask also reruns on its own up to its ``distributed.scheduler.allowed-failures`` (3 by
@@ -41,6 +43,9 @@ What happens when workers come and go:
 - Results do not depend on where a run went: the same config and seed give the same numbers on
   threads, on worker processes and on any machine with the same vgfast, numpy and BLAS build.
 """
+import sys
+import types
+
 from .core import configs_of, load, sweep
 from .result import SweepResult
 from .store import StoreError, StoreLockedError
@@ -48,3 +53,16 @@ from .training import DATASETS, train_run
 
 __all__ = ["sweep", "load", "SweepResult", "train_run", "StoreError", "StoreLockedError",
            "DATASETS", "configs_of"]
+
+
+class _SweepModule(types.ModuleType):
+    """vgfast.sweep is this package and, called, the function :func:`vgfast.sweep.core.sweep`:
+    ``vgfast.sweep(grid, ...)`` and ``vgfast.sweep.load(path)`` both read naturally."""
+
+    def __call__(self, grid, **kwargs):
+        return sweep(grid, **kwargs)
+
+    __call__.__doc__ = sweep.__doc__
+
+
+sys.modules[__name__].__class__ = _SweepModule

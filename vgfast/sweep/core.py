@@ -3,6 +3,7 @@
 Submit plain data, build compiled objects inside the worker, collect with as_completed, one
 writer for the results (this process).
 """
+import collections
 import itertools
 import json
 import signal
@@ -194,9 +195,15 @@ def sweep(grid, *, run=None, store=None, scheduler=None, retries=2, progress=Non
 
 
 def _run_all(db, run, name, keyed, todo, scheduler, retries, progress, total):
+    """Keep as many runs in flight as the runner has threads (a sliding window over the queue:
+    a worker holds only the run it is running, so a worker's death touches that run alone, and
+    runs not yet started stay here, to be dropped cleanly on interrupt); store each result as
+    it arrives."""
     runner = make_runner(scheduler)
     bar, callback = _progress_of(progress, total, total - len(todo), runner)
     deaths = dict.fromkeys(todo, 0)
+    queue = collections.deque(todo)
+    in_flight = {}
     finished = total - len(todo)
     limit = blas_threads(1) if runner.name == "threads" else None
     try:
@@ -205,17 +212,26 @@ def _run_all(db, run, name, keyed, todo, scheduler, retries, progress, total):
                 limit.__enter__()
             except ImportError:
                 limit = None  # threadpoolctl missing: the BLAS keeps its own thread count
-        futures = {runner.submit(run, keyed[k][1]): k for k in todo}
-        pending = runner.as_completed(list(futures))
+        pending = runner.as_completed([])
+
+        def fill():
+            room = max(runner.capacity(), 1) - len(in_flight)
+            while queue and room > 0:
+                key = queue.popleft()
+                future = runner.submit(run, keyed[key][1])
+                in_flight[future] = key
+                pending.add(future)
+                room -= 1
+
+        fill()
         for fut in pending:
-            key = futures.pop(fut)
+            key = in_flight.pop(fut)
             status, out = runner.outcome(fut)
             if status == "died":
                 deaths[key] += out["deaths"]
                 if deaths[key] <= retries:
-                    new = runner.submit(run, keyed[key][1])
-                    futures[new] = key
-                    pending.add(new)
+                    queue.appendleft(key)
+                    fill()
                     continue
                 status = "lost"
                 out = {**out, "error": f"{deaths[key]} worker(s) died while running it "
@@ -226,6 +242,7 @@ def _run_all(db, run, name, keyed, todo, scheduler, retries, progress, total):
                          finished=out.get("finished"), worker=out.get("worker"),
                          attempts=deaths[key] + (status != "lost"))
             finished += 1
+            fill()
             if bar is not None:
                 bar.update(status)
             if callback is not None:

@@ -96,6 +96,9 @@ class ThreadRunner:
         self.n_workers = n_threads or _n_cores()
         self.pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="vgfast-sweep")
 
+    def capacity(self):
+        return self.n_workers
+
     def submit(self, run, config):
         return self.pool.submit(execute, run, config, False)
 
@@ -145,8 +148,10 @@ class DaskRunner:
     or a ``distributed.Client`` (used as is, not closed).
 
     Dask itself reruns a task whose worker died until ``distributed.scheduler.allowed-failures``
-    deaths have happened, then reports ``KilledWorker``. The LocalCluster started here sets that
-    to 0, so the caller counts every death and reruns exactly ``retries`` times.
+    deaths have happened, then reports ``KilledWorker``. The LocalCluster started here sets it
+    to 0, so every death reaches the caller, which reruns exactly ``retries`` times; the caller
+    gives the cluster only as many runs as it has threads, so a worker that dies held only the
+    run it was running.
     """
 
     def __init__(self, scheduler):
@@ -164,6 +169,7 @@ class DaskRunner:
             import logging
 
             import dask
+            # every worker death reaches the caller, which counts the retries
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self.cluster = distributed.LocalCluster(
                     n_workers=_n_cores(), threads_per_worker=1, processes=True,
@@ -179,10 +185,9 @@ class DaskRunner:
             self.name = scheduler
         self._distributed = distributed
 
-    @property
-    def n_workers(self):
-        return sum(w.get("nthreads", 1) for w in
-                   self.client.scheduler_info().get("workers", {}).values()) or 1
+    def capacity(self):
+        """Threads of the workers connected now (it changes as workers come and go)."""
+        return sum(self.client.nthreads().values())
 
     def submit(self, run, config):
         return self.client.submit(execute, run, config, True, pure=False,
