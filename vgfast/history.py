@@ -36,6 +36,10 @@ class History:
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
     steps_per_epoch : int
     best_epoch : int or None, set by early stopping.
+
+    A History pickles as plain attributes (lists while training, numpy arrays after), so it
+    travels to and from sweep workers unchanged; :meth:`to_dict` / :meth:`from_dict` are its
+    JSON form (the sweep store's).
     """
 
     def __init__(self):
@@ -89,8 +93,9 @@ class History:
         h.steps_per_epoch = d.get("steps_per_epoch", 0)
         h.best_epoch = d.get("best_epoch")
         h.stopped_early = d.get("stopped_early", False)
-        g = d.get("grad_norms") or d.get("weight_grad_norms") or [[0]]
-        return h._finish(len(g[0]) if g else 1)
+        widths = [np.shape(d[f])[1] for f in PER_LAYER
+                  if np.ndim(d.get(f, [])) == 2 and np.shape(d[f])[0]]
+        return h._finish(widths[0] if widths else 1)
 
     @classmethod
     def from_json(cls, s):
