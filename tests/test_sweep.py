@@ -2,6 +2,7 @@
 bad input, rows/pandas/plot. (Dask: tests/test_sweep_dask.py.)"""
 import json
 import os
+import re
 import sqlite3
 import threading
 
@@ -265,3 +266,55 @@ def test_rows_pandas_and_plot_with_seed_spread(tmp_path):
         res.plot("validation_accuracy", "epochs")
     with pytest.raises(ValueError, match="metric"):
         res.plot("no_such_metric", "lr")
+
+
+# ---------------------------------------------------------------------------- progress and CLI
+
+
+def test_progress_bar_shows_done_total_and_eta_only_when_asked(capsys, log):
+    vgfast.sweep({"x": [1, 2, 3]}, run=logged_run, log=log, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3 (3 done)" in err and "ETA" in err and "0/3" in err
+    vgfast.sweep({"x": [1, 2, 3]}, run=logged_run, log=log)  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_runs_a_toml_grid_resumes_and_refuses_bad_files(tmp_path, capsys, log):
+    from vgfast.cli import main
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'run = "_sweep_runs:logged_run"\n[grid]\nx = [1, 2, "boom"]\n'
+                    f'[fixed]\nlog = "{log}"\n')
+    store = tmp_path / "runs.sqlite"
+    assert main(["sweep", str(grid), "--store", str(store), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "3 runs: 2 done, 1 error, 0 lost" in out
+    assert "error: x='boom': ValueError: boom: this run fails on purpose" in out
+    assert [r["y"] for r in load(str(store)).rows if r["status"] == "done"] == [1, 4]
+    set_phase(log, "again")
+    assert main(["sweep", str(grid), "--store", str(store), "--no-progress"]) == 1
+    assert calls(log, "again") == ["boom"]
+
+    before = store.read_bytes()
+    for text, message in [("[grid]\nx = [1,\n", "not valid TOML"),
+                          ("[grid]\nx = [1]\n[other]\na = 1\n", "unknown top-level key"),
+                          ("x = [1]\n", "unknown top-level key.*'x'"),
+                          ("[fixed]\na = 1\n", "needs a \\[grid\\] table"),
+                          ('run = "nowhere:f"\n[grid]\nx = [1]\n', "cannot be imported"),
+                          (f'[grid]\nx = [1]\n[fixed]\nlog = "{log}"\nlr = 0.1\n',
+                           "unknown config key")]:
+        grid.write_text(text)
+        assert main(["sweep", str(grid), "--store", str(store)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert store.read_bytes() == before
+
+
+def test_cli_default_run(tmp_path, capsys):
+    from vgfast.cli import main
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\nseed = [0, 1]\n[fixed]\ndata = "digits"\nsizes = [64, 8, 10]\n'
+                    'epochs = 1\nbatch_size = 50\n')
+    store = tmp_path / "runs.sqlite"
+    assert main(["sweep", str(grid), "--store", str(store), "--scheduler", "threads"]) == 0
+    assert "2 runs: 2 done" in capsys.readouterr().out
+    rows = load(str(store)).rows
+    assert sorted(r["seed"] for r in rows) == [0, 1] and all(0 < r["train_accuracy"] <= 1 for r in rows)
