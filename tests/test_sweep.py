@@ -318,3 +318,26 @@ def test_cli_default_run(tmp_path, capsys):
     assert "2 runs: 2 done" in capsys.readouterr().out
     rows = load(str(store)).rows
     assert sorted(r["seed"] for r in rows) == [0, 1] and all(0 < r["train_accuracy"] <= 1 for r in rows)
+
+
+def test_a_running_sweep_holds_its_store_against_a_second_writer(tmp_path, log):
+    store = str(tmp_path / "runs.sqlite")
+    seen = []
+
+    def meanwhile(n, total, row):  # runs inside the first sweep, after its first commit
+        if seen:
+            return
+        with pytest.raises(StoreLockedError, match="locked"):
+            vgfast.sweep({"x": [7]}, run=logged_run, store=store, log=log, progress=False)
+        other = sqlite3.connect(store, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("INSERT INTO runs (key, status, run, config) "
+                          "VALUES ('k', 'done', 'r', '{}')")
+        other.close()
+        seen.append(n)
+
+    res = vgfast.sweep({"x": [1, 2, 3]}, run=logged_run, store=store, log=log,
+                       progress=meanwhile)
+    assert seen == [1] and [r["y"] for r in res.rows] == [1, 4, 9]
+    assert calls(log, "first") == [1, 2, 3]  # the refused sweep ran nothing
+    assert len(load(store).rows) == 3

@@ -1,5 +1,8 @@
 """vgfast.sweep: a grid of configs -> runs on threads or dask.distributed -> a SQLite store.
 
+Calling the package is calling :func:`vgfast.sweep.core.sweep`
+``(grid, *, run=None, store=None, scheduler=None, retries=2, progress=None, **fixed)``:
+
 >>> res = vgfast.sweep({"activation": ["sigmoid", "relu"], "seed": [0, 1, 2]},
 ...                    data="digits", sizes=[64, 30, 30, 10], epochs=5, lr=0.5,
 ...                    store="runs.sqlite", scheduler="processes")
@@ -40,8 +43,9 @@ What happens when workers come and go:
 - If the calling process stops (Ctrl-C, a lost connection, a crash), every run already stored
   stays; calling the same sweep again runs only the runs that are not ``done`` (``error`` and
   ``lost`` ones included).
-- Results do not depend on where a run went: the same config and seed give the same numbers on
-  threads, on worker processes and on any machine with the same vgfast, numpy and BLAS build.
+- Results do not depend on where a run went on one machine: the same config and seed give the
+  same numbers on threads and on worker processes (one BLAS thread each). Across machines they
+  agree when the BLAS picks the same kernels (same build, same CPU family).
 """
 import sys
 import types

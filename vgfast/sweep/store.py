@@ -231,18 +231,25 @@ class Store:
         return out
 
     def rows(self, keys=None):
-        """Rows as dicts of the columns, JSON columns decoded; all rows (insertion order) or
-        those of `keys` in that order (a key without a row is left out)."""
-        cur = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY rowid")
-        rows = {}
-        for values in cur:
-            r = dict(zip(COLUMNS, values))
-            r["config"] = json.loads(r["config"])
-            r["result"] = None if r["result"] is None else json.loads(r["result"])
-            rows[r["key"]] = r
+        """Rows as dicts of the columns, JSON columns decoded; all rows (in the order they were
+        first written) or those of `keys` in that order (a key without a row is left out)."""
+        select = f"SELECT {', '.join(COLUMNS)} FROM runs"
         if keys is None:
-            return list(rows.values())
-        return [rows[k] for k in keys if k in rows]
+            return [self._decode(v) for v in self.db.execute(select + " ORDER BY rowid")]
+        keys, found = list(keys), {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for v in self.db.execute(f"{select} WHERE key IN ({','.join('?' * len(chunk))})",
+                                     chunk):
+                found[v[0]] = self._decode(v)
+        return [found[k] for k in keys if k in found]
+
+    @staticmethod
+    def _decode(values):
+        r = dict(zip(COLUMNS, values))
+        r["config"] = json.loads(r["config"])
+        r["result"] = None if r["result"] is None else json.loads(r["result"])
+        return r
 
     # ------------------------------------------------------------------ writing
     def write(self, key, status, run, config_json, result_json=None, error=None, started=None,
