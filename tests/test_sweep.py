@@ -203,10 +203,12 @@ def test_bad_input_is_refused_before_the_store_is_touched(tmp_path, kwargs, erro
 
 
 def test_bad_scheduler_and_progress(tmp_path):
+    store = tmp_path / "runs.sqlite"
     with pytest.raises(ValueError, match="scheduler must be"):
-        vgfast.sweep({"seed": [0]}, scheduler="gpu", progress=False, **DIGITS)
+        vgfast.sweep({"seed": [0]}, scheduler="gpu", progress=False, store=str(store), **DIGITS)
     with pytest.raises(TypeError, match="progress must be"):
-        vgfast.sweep({"seed": [0]}, progress="yes", **DIGITS)
+        vgfast.sweep({"seed": [0]}, progress="yes", store=str(store), **DIGITS)
+    assert not store.exists()
 
 
 def test_a_file_that_is_not_a_store_is_refused_and_untouched(tmp_path, log):

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from ..threads import blas_threads
 from .result import SweepResult
-from .runners import check_picklable, make_runner
+from .runners import check_picklable, check_scheduler, make_runner
 from .store import Store, canonical_json, run_key, run_name
 from .training import check_config, train_run
 
@@ -114,14 +114,18 @@ def _no_interrupt():
             raise KeyboardInterrupt
 
 
+def _check_progress(progress):
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be None (a bar on a terminal), True, False or a "
+                        f"callable(n_finished, total, row); got {progress!r}")
+
+
 def _progress_of(progress, total, already, runner):
-    if callable(progress) and not isinstance(progress, bool):
+    """(bar or None, callback or None)."""
+    if callable(progress):
         return None, progress
     if progress is None:
         progress = sys.stderr.isatty()
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be None (a bar on a terminal), True, False or a "
-                        f"callable(n_finished, total, row); got {progress!r}")
     return (_Bar(total, already, runner.name) if progress else None), None
 
 
@@ -174,6 +178,8 @@ def sweep(grid, *, run=None, store=None, scheduler=None, retries=2, progress=Non
     _check_run(run)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0; got {retries!r}")
+    check_scheduler(scheduler)
+    _check_progress(progress)
     configs = configs_of(grid, fixed)
     if run is train_run:
         for _, config in configs:
@@ -227,22 +233,25 @@ def _run_all(db, run, name, keyed, todo, scheduler, retries, progress, total):
         for fut in pending:
             key = in_flight.pop(fut)
             status, out = runner.outcome(fut)
+            retry = False
             if status == "died":
                 deaths[key] += out["deaths"]
-                if deaths[key] <= retries:
+                retry = deaths[key] <= retries
+                if retry:
                     queue.appendleft(key)
-                    fill()
-                    continue
-                status = "lost"
-                out = {**out, "error": f"{deaths[key]} worker(s) died while running it "
-                                       f"(retries={retries}); last: {out['error']}"}
+                else:
+                    status = "lost"
+                    out = {**out, "error": f"{deaths[key]} worker(s) died while running it "
+                                           f"(retries={retries}); last: {out['error']}"}
+            fill()  # the freed thread starts its next run while this result is committed
+            if retry:
+                continue
             with _no_interrupt():
                 db.write(key, status, name, keyed[key][0], result_json=out.get("result"),
                          error=out.get("error"), started=out.get("started"),
                          finished=out.get("finished"), worker=out.get("worker"),
                          attempts=deaths[key] + (status != "lost"))
             finished += 1
-            fill()
             if bar is not None:
                 bar.update(status)
             if callback is not None:

@@ -226,14 +226,22 @@ class DaskRunner:
             self.cluster.close()
 
 
-def make_runner(scheduler):
-    """A runner for the `scheduler` argument of :func:`vgfast.sweep`."""
-    if scheduler is None or scheduler == "threads":
-        return ThreadRunner()
-    if scheduler == "processes" or (isinstance(scheduler, str) and "://" in scheduler):
-        return DaskRunner(scheduler)
+def check_scheduler(scheduler):
+    """Raise ValueError unless `scheduler` is one :func:`make_runner` takes (nothing starts)."""
+    if scheduler is None or scheduler in ("threads", "processes"):
+        return
+    if isinstance(scheduler, str) and "://" in scheduler:
+        return
     if type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith(
             "distributed"):
-        return DaskRunner(scheduler)
+        return
     raise ValueError(f"scheduler must be None, 'threads', 'processes', a Dask scheduler address "
                      f"such as 'tcp://host:8786', or a distributed.Client; got {scheduler!r}")
+
+
+def make_runner(scheduler):
+    """A runner for the `scheduler` argument of :func:`vgfast.sweep`."""
+    check_scheduler(scheduler)
+    if scheduler is None or scheduler == "threads":
+        return ThreadRunner()
+    return DaskRunner(scheduler)
