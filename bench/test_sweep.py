@@ -58,8 +58,13 @@ def timed(fn):
 
 
 def cluster():
-    return distributed.LocalCluster(n_workers=N_CORES, threads_per_worker=1, processes=True,
-                                    dashboard_address=":0", silence_logs=logging.CRITICAL)
+    """A LocalCluster as vgfast.sweep(scheduler="processes") starts one."""
+    import dask
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.worker.profile.enabled": False}):
+        return distributed.LocalCluster(n_workers=N_CORES, threads_per_worker=1,
+                                        processes=True, dashboard_address=":0",
+                                        silence_logs=logging.CRITICAL)
 
 
 @pytest.fixture(scope="module")

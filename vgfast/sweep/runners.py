@@ -169,8 +169,10 @@ class DaskRunner:
             import logging
 
             import dask
-            # every worker death reaches the caller, which counts the retries
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            # every worker death reaches the caller, which counts the retries; no statistical
+            # profiler sampling the workers' stacks every 10 ms (it serves only the dashboard)
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                  "distributed.worker.profile.enabled": False}):
                 self.cluster = distributed.LocalCluster(
                     n_workers=_n_cores(), threads_per_worker=1, processes=True,
                     dashboard_address=":0", silence_logs=logging.CRITICAL)

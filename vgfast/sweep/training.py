@@ -65,6 +65,8 @@ KEYS = frozenset(NETWORK_KEYS + TRAIN_KEYS + OPTIMIZER_KEYS + DATA_KEYS + ("opti
 #: not have gives a clear error when the name is used.
 DATASETS = {"mnist": "load_mnist", "fashion_mnist": "load_fashion_mnist",
             "digits": "load_digits_8x8", "parity": "parity", "two_spirals": "two_spirals"}
+#: the data sets that come split into training and validation parts
+OWN_VALIDATION = ("mnist", "fashion_mnist")
 
 
 # ---------------------------------------------------------------------------- data
@@ -84,10 +86,10 @@ def _loader(name):
 def _loader_args(config):
     """(loader, kwargs) after checking data_args against the loader's signature."""
     loader = _loader(config.get("data"))
-    args = dict(config.get("data_args") or {})
     if not isinstance(config.get("data_args", {}), dict):
         raise TypeError(f"data_args must be a dict of the loader's arguments; got "
                         f"{config['data_args']!r}")
+    args = dict(config.get("data_args", {}))
     params = inspect.signature(loader).parameters
     if "dtype" in params and "dtype" not in args:
         args["dtype"] = config.get("dtype", "float64")
@@ -122,14 +124,22 @@ def _load(name, args_json, validation_split):
     return parts
 
 
+def _split_of(config):
+    split = config.get("validation_split")
+    if split is None:
+        return None
+    if not (isinstance(split, (int, float)) and not isinstance(split, bool) and 0 <= split < 1):
+        raise ValueError(f"validation_split must be a fraction in [0, 1); got {split!r}")
+    if config.get("data") in OWN_VALIDATION:
+        raise ValueError(f"validation_split: data={config['data']!r} has its own validation "
+                         f"part (use data_args to size it)")
+    return split
+
+
 def load_data(config):
     """(X, y, X_val, y_val) of a config's ``data``; X_val is None without validation rows."""
     loader, args = _loader_args(config)
-    split = config.get("validation_split")
-    if split is not None and not (isinstance(split, (int, float)) and not isinstance(split, bool)
-                                  and 0 <= split < 1):
-        raise ValueError(f"validation_split must be a fraction in [0, 1); got {split!r}")
-    return _load(config["data"], json.dumps(args, sort_keys=True), split)
+    return _load(config["data"], json.dumps(args, sort_keys=True), _split_of(config))
 
 
 # ---------------------------------------------------------------------------- objects
@@ -173,6 +183,7 @@ def check_config(config):
             raise ValueError(f"config needs {need!r} (the default run trains "
                              f"Network(sizes) on a data set by name)")
     _loader_args(config)
+    _split_of(config)
     _check_network(json.dumps({k: config[k] for k in NETWORK_KEYS if k in config},
                               sort_keys=True))
     build_optimizer(config)
