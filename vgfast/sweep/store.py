@@ -21,8 +21,10 @@ and a table ``meta`` (``name``, ``value``) whose row ``format`` reads ``vgfast-s
 row ``version`` the schema version: that is how a vgfast store is told from any other SQLite file.
 
 While a sweep runs, its connection holds SQLite's exclusive lock (``locking_mode=EXCLUSIVE``): a
-second sweep, or any other program, gets a "locked" error rather than interleaving writes. Each
-result is committed as it arrives, so an interrupted sweep keeps every finished run.
+second sweep, or any other program, gets a "locked" error rather than interleaving writes
+(readers too: read the store when the sweep returns, or use the rows it returns). Each result
+is committed as it arrives (``synchronous=FULL``, SQLite's default), so an interrupted sweep
+keeps every finished run.
 """
 import hashlib
 import json
@@ -232,7 +234,7 @@ class Store:
 
     def rows(self, keys=None):
         """Rows as dicts of the columns, JSON columns decoded; all rows (in the order they were
-        first written) or those of `keys` in that order (a key without a row is left out)."""
+        last written) or those of `keys` in that order (a key without a row is left out)."""
         select = f"SELECT {', '.join(COLUMNS)} FROM runs"
         if keys is None:
             return [self._decode(v) for v in self.db.execute(select + " ORDER BY rowid")]
