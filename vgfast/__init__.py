@@ -15,6 +15,7 @@ from .network import Gradient, Network
 from .optim import (SGD, AdaGrad, Adam, AdamW, Constant, Cosine, Exponential, InverseTime,
                     LinearDecay, RMSProp, Schedule, StepDecay)
 from .threads import blas_threads
+from . import sweep  # a package that is also callable: vgfast.sweep(grid, ...)
 from .train import DivergenceError, EarlyStopping, train
 
 __version__ = "0.1.0"
@@ -22,4 +23,4 @@ __version__ = "0.1.0"
 __all__ = ["Network", "Gradient", "train", "History", "DivergenceError", "EarlyStopping", "SGD",
            "AdaGrad", "RMSProp", "Adam", "AdamW", "Schedule", "Constant", "LinearDecay",
            "StepDecay", "Exponential", "InverseTime", "Cosine", "init", "optim", "blas_threads",
-           "load", "Checkpoint", "CheckpointError", "fit_lbfgs", "fit_cg", "fit_newton", "full_batch_objective", "FullBatchResult", "__version__"]
+           "load", "Checkpoint", "CheckpointError", "fit_lbfgs", "fit_cg", "fit_newton", "full_batch_objective", "FullBatchResult", "sweep", "__version__"]

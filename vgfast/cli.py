@@ -1,6 +1,7 @@
 """The `vgfast` command: reproduce the chapter's experiments, train ad hoc, run a quick demo.
 
     vgfast reproduce [EXPERIMENT...] [--out DIR] [--seeds N] [--quick] [--mnist PATH]
+    vgfast sweep GRID.toml --store runs.sqlite [--scheduler threads|processes|tcp://HOST:PORT]
     vgfast train --sizes 784,30,30,10 --epochs 10 --optimizer adam --lr 1e-3
     vgfast demo
 """
@@ -86,10 +87,15 @@ def main(argv=None):
         # everything after the word goes to reproduce's own parser (its --help included)
         from .reproduce import main as reproduce_main
         return reproduce_main(argv[1:])
+    if argv and argv[0] == "sweep":
+        from .sweep.cli import main as sweep_main  # its own parser (and --help)
+        return sweep_main(argv[1:])
     p = argparse.ArgumentParser(prog="vgfast", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("reproduce", help="reproduce the chapter's experiments (figures + report); "
                    "see `vgfast reproduce --help`")
+    sub.add_parser("sweep", help="run a grid of trainings (threads or Dask) into a SQLite "
+                   "store; see `vgfast sweep --help`")
     t = sub.add_parser("train", help="train a network on MNIST and print per-epoch numbers")
     t.add_argument("--sizes", default="784,30,30,10")
     t.add_argument("--epochs", type=int, default=10)

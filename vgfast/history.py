@@ -45,6 +45,10 @@ class History:
     best_epoch : int or None, set by early stopping.
     fused_steps : int, how many of the steps took the engine's fused SGD update (the weight-
         gradient GEMM writing into W); the others took the general path (a diagnostic).
+
+    A History pickles as plain attributes (lists while training, numpy arrays after), so it
+    travels to and from sweep workers unchanged; :meth:`to_dict` / :meth:`from_dict` are its
+    JSON form (the sweep store's).
     """
 
     def __init__(self):
@@ -100,8 +104,9 @@ class History:
         h.best_epoch = d.get("best_epoch")
         h.stopped_early = d.get("stopped_early", False)
         h.fused_steps = int(d.get("fused_steps", 0))
-        g = d.get("grad_norms") or d.get("weight_grad_norms") or [[0]]
-        return h._finish(len(g[0]) if g else 1)
+        widths = [np.shape(d[f])[1] for f in PER_LAYER
+                  if np.ndim(d.get(f, [])) == 2 and np.shape(d[f])[0]]
+        return h._finish(widths[0] if widths else 1)
 
     @classmethod
     def from_json(cls, s):

@@ -182,6 +182,16 @@ class Optimizer:
         self.epoch = int(d.get("epoch", 0))
         self.state = {k: np.array(v) for k, v in d.items() if k not in ("t", "epoch")}
 
+    def __getstate__(self):
+        """Pickling (sweep workers, multiprocessing): the hyper-parameters and
+        :meth:`state_dict`, the same state checkpoints save; buffers are copied."""
+        hyper = {k: v for k, v in self.__dict__.items() if k not in ("state", "t", "epoch")}
+        return {"hyper": hyper, "state": self.state_dict()}
+
+    def __setstate__(self, d):
+        self.__dict__.update(d["hyper"])
+        self.load_state_dict(d["state"])
+
     def named_state(self):
         """State buffers under torch's names (views)."""
         return {n: self.state[s] for n, s in zip(self.state_names, ("s1", "s2")) if s in self.state}
