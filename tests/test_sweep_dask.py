@@ -4,7 +4,6 @@ same numbers from threads, a LocalCluster ("processes") and a tcp:// address."""
 import os
 import sys
 import threading
-
 import time
 
 import pytest
