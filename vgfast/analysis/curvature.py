@@ -306,17 +306,36 @@ def top_eigenvalue(net, X, Y, iters=100, tol=1e-6, lmbda=0.0, n=None, seed=0, v0
     -------
     TopEigenvalue
     """
+    from .._validate import check_number
+
+    iters = check_number(iters, "iters", low=1, integer=True)
+    tol = check_number(tol, "tol", low=0)
     op = HessianOperator(net, X, Y, lmbda, n)
     if v0 is None:
+        if seed is not None:
+            check_number(seed, "seed", low=0, integer=True)
         v = np.random.default_rng(seed).standard_normal(op.shape[0])
     else:
-        v = np.asarray(v0, np.float64).copy()
+        v = np.asarray(v0)
+        if v.dtype.kind not in "fiu":
+            raise TypeError(f"v0 must be a real vector; got dtype {v.dtype}")
+        v = v.astype(np.float64)
         if v.shape != (op.shape[0],):
             raise ValueError(f"v0 must have shape ({op.shape[0]},); got {v.shape}")
+        if not np.isfinite(v).all():
+            raise ValueError("v0 contains NaN or Inf")
+        scale = np.abs(v).max()
+        if scale == 0:
+            raise ValueError("v0 is the zero vector; power iteration needs a non-zero start")
+        v = v / scale  # scaled first, so that the norm below cannot overflow
     v /= np.linalg.norm(v)
     lam, res, it = 0.0, np.inf, 0
     for it in range(1, iters + 1):
         w = op.matvec(v)
+        if not np.isfinite(w).all():
+            raise FloatingPointError("top_eigenvalue: the Hessian-vector product overflowed "
+                                     "(Inf or NaN) at these parameters; no eigenvalue is "
+                                     "returned rather than NaN")
         lam = float(v @ w)
         res = float(np.linalg.norm(w - lam * v))
         if res <= tol * abs(lam):
