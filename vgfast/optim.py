@@ -178,11 +178,11 @@ class Optimizer:
             with _OWNERS_LOCK:
                 owner = _OWNERS.get(self)
                 if owner is not None and owner() is not net:
+                    gone = " (since deleted)" if owner() is None else ""
                     raise ValueError(
                         f"optimizer: this {type(self).__name__}'s state (step count, moment "
-                        f"buffers) belongs to another Network "
-                        f"{'(since deleted)' if owner() is None else ''}; an optimiser serves "
-                        f"one network. Use a new optimizer per network, or call "
+                        f"buffers) belongs to another Network{gone}; an optimiser serves one "
+                        f"network: use a fresh optimizer per network, or call "
                         f"optimizer.reset() to start its state afresh for this one")
                 buffers = self._buffers(net.n_params, net.dtype)
                 _OWNERS[self] = weakref.ref(net)
