@@ -549,11 +549,13 @@ class Network:
 
     def _overflow(self, what, where=""):
         """The error for a non-finite result from finite parameters and inputs."""
+        name = np.dtype(self.dtype).name
+        hint = ", or use float64" if name == "float32" else ""
         return FloatingPointError(
             f"{what} is not finite{where}: with these parameters and inputs a value overflowed "
-            f"{np.dtype(self.dtype).name} (e.g. a linear or ReLU layer's output beyond "
+            f"{name} (e.g. a linear or ReLU layer's output beyond "
             f"{float(np.finfo(self.dtype).max):.3g}); nothing is returned rather than Inf or "
-            f"NaN. Scale the inputs or parameters down, or use float64")
+            f"NaN. Scale the inputs or parameters down{hint}")
 
     def _check_rows(self, a, what):
         if not np.isfinite(a).all():
