@@ -251,12 +251,14 @@ def _decode_state(obj):
 
 def generator_from_state(state):
     """A numpy Generator in a saved state; StateError if the state is not one."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS:
+        raise StateError(f"corrupt RNG state: bit_generator {name!r} is not one of "
+                         f"{list(BIT_GENERATORS)}")
+    bg = getattr(np.random, name)()
     try:
-        name = state["bit_generator"]
-        if name not in BIT_GENERATORS:
-            raise ValueError(f"unknown bit generator {name!r}")
-        bg = getattr(np.random, name)()
         bg.state = _decode_state(state)
     except (ValueError, TypeError, KeyError, OverflowError, IndexError) as e:
-        raise StateError(f"corrupt RNG state: {e}") from None
+        raise StateError(f"corrupt RNG state: numpy's {name} does not accept the saved state "
+                         f"({type(e).__name__})") from None
     return np.random.Generator(bg)

@@ -74,10 +74,15 @@ def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False):
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} must have {n_cols} columns (the network's input size); got "
                          f"shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    src = arr
+    with np.errstate(over="ignore"):  # checked below: a float64 beyond float32 becomes Inf
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     bad = first_nonfinite_row(arr)
     if bad is not None:
         col = int(np.argmax(~np.isfinite(arr[bad])))
+        if src.dtype != arr.dtype and np.isfinite(src[bad, col]):
+            raise ValueError(f"{name} holds a value too large for {np.dtype(dtype).name} "
+                             f"({src[bad, col]!r} at row {bad}, column {col})")
         raise ValueError(f"{name} contains NaN or Inf (first at row {bad}, column {col})")
     return arr, was_1d
 
@@ -130,10 +135,12 @@ def as_targets(Y, name, n_rows, n_out, dtype):
         if arr.shape != (n_rows, n_out):
             raise ValueError(f"{name} target matrix must have shape ({n_rows}, {n_out}); got "
                              f"{arr.shape}")
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+        with np.errstate(over="ignore"):  # checked below, as for X
+            arr = np.ascontiguousarray(arr, dtype=dtype)
         bad = first_nonfinite_row(arr)
         if bad is not None:
-            raise ValueError(f"{name} contains NaN or Inf (first at row {bad})")
+            raise ValueError(f"{name} contains NaN or Inf (first at row {bad}; in "
+                             f"{np.dtype(dtype).name})")
         return None, arr
     raise ValueError(f"{name} must be 1-D integer labels (n,) or a target matrix (n, {n_out}); "
                      f"got shape {arr.shape}")

@@ -32,6 +32,7 @@ dividing by ``|w|`` gives the width ``2 z* / |w|``, which equals eq. 123 because
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +129,8 @@ class Interval:
         Endpoints, ``lo <= hi``; at each one ``|w sigma'(w a + b)| = 1``. Both are ``nan``
         when the set is empty (``|w| < 4``).
     width : float
-        ``hi - lo`` (0.0 when empty); equals eq. 123, ``interval_width(w)``.
+        ``hi - lo`` (0.0 when empty); equals eq. 123, ``interval_width(w)``, up to the rounding
+        of the endpoints (relative to ``max(|lo|, |hi|)``: far from 0 use ``interval_width``).
     w, b : float
         The weight and bias the interval belongs to.
     """
@@ -273,6 +275,8 @@ def interval_width(w):
     """
     if isinstance(w, (str, bytes)):
         raise TypeError(f"w must be a number or an array of numbers; got {w!r}")
+    if isinstance(w, numbers.Real) and not isinstance(w, (bool, np.bool_)):
+        w = float(w)  # also a Python int beyond int64
     arr = np.asarray(w)
     if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
         raise TypeError(f"w must be real numbers; got dtype {arr.dtype}")
