@@ -54,7 +54,7 @@ import numpy as np
 from . import _archive, _state
 from . import history as _history
 from ._archive import check_path
-from ._state import FORMAT, FORMAT_VERSION, StateError, optimizer_spec
+from ._state import FORMAT, FORMAT_VERSION, StateError, optimizer_spec  # noqa: F401 (API)
 from .history import EPOCH_FIELDS, RECORD_FIELDS, History
 from .network import Network
 

@@ -139,10 +139,11 @@ _MAX_COUNT = 2 ** 63 - 1
 class Optimizer:
     """Base: holds hyper-parameters and flat state buffers; the engine does the arithmetic.
 
-    The state buffers belong to one network: the first network trained with an optimiser owns
-    its state, and training another network with it raises ValueError (two networks sharing
-    momentum buffers, or two threads updating them at once, would silently corrupt both runs).
-    ``reset()`` or ``load_state_dict()`` frees it for another network.
+    The state buffers belong to one network: ``_bind(net)`` (the call a training loop makes
+    before its first step) binds them to ``net``, and binding them to another network raises
+    ValueError (two networks sharing momentum buffers, or two threads updating them at once,
+    would silently corrupt both runs). ``reset()`` or ``load_state_dict()`` frees them; copies
+    and pickles of an optimiser are not bound.
 
     Attributes
     ----------
@@ -243,8 +244,9 @@ class Optimizer:
             if not np.isfinite(a).all():
                 raise ValueError(f"state buffer {k!r} contains NaN or Inf")
             if k in self.nonnegative_state and (a < 0).any():
-                raise ValueError(f"state buffer {k!r} ({dict(zip(('s1', 's2'), self.state_names)).get(k, k)}) "
-                                 f"holds squares and cannot be negative")
+                torch_name = dict(zip(("s1", "s2"), self.state_names)).get(k, k)
+                raise ValueError(f"state buffer {k!r} ({torch_name}) holds squares and cannot "
+                                 f"be negative")
             state[k] = a
         if len({(a.shape, a.dtype) for a in state.values()}) > 1:
             raise ValueError("state buffers 's1' and 's2' must have the same length and dtype")
