@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import vgfast
+from vgfast import _reference as R
 from vgfast import checkpoint as ckpt
 from vgfast import network as network_module
 
@@ -134,6 +135,23 @@ def test_batch_norm_gamma_assignment():
     assert np.array_equal(net.bn_gamma[0], np.full(4, 2.0))
     with pytest.raises(ValueError, match=r"layer 1 is not batch-normalised"):
         net.bn_gamma[1] = np.ones(4)
+
+
+def test_batch_norm_running_statistics_assignment_copies_into_the_engine():
+    net = vgfast.Network([5, 4, 4, 3], batch_norm=[True, False], seed=0)
+    before = net.feedforward(X)
+    net.bn_running_mean[0] = np.full(4, 0.5)  # was: a rebinding of a temporary list's entry
+    net.bn_running_var = [np.full(4, 4.0), None]
+    assert np.array_equal(net._engine.running, [0.5] * 4 + [4.0] * 4)
+    with np.errstate(all="ignore"):
+        ref = R.forward(net, net.params, X)[1][-1]
+    after = net.feedforward(X)
+    assert not np.array_equal(after, before)
+    np.testing.assert_allclose(after, ref, rtol=1e-12)  # evaluation uses the new statistics
+    with pytest.raises(ValueError, match=r"net\.bn_running_var\[0\] must be >= 0"):
+        net.bn_running_var[0] = np.full(4, -1.0)
+    with pytest.raises(ValueError, match=r"layer 1 is not batch-normalised"):
+        net.bn_running_mean[1] = np.zeros(4)
 
 
 # ---------------------------------------------------------------------------- item 9

@@ -5,6 +5,8 @@ parameters from one flat buffer. So the architecture is read-only after construc
 (:class:`FixedList`, :class:`Fixed`), and the per-layer parameter lists (:class:`Layers`) copy
 an assigned array into the buffer instead of rebinding an entry the engine would never see.
 """
+import weakref
+
 import numpy as np
 
 
@@ -45,10 +47,21 @@ class Layers(list):
     architecture, so ``append``, ``del``, slices and the like raise TypeError.
     """
 
-    def __init__(self, views, name, assign):
+    def __init__(self, views, name, assign, low=None):
         super().__init__(views)
         self._name = name
-        self._assign = assign  # callable(list of (view, values)) that writes under the lock
+        self._low = low  # the smallest value allowed (a variance: 0), or None
+        # assign: a bound method (list of (view, values)) -> None that writes under the
+        # network's lock; held weakly, so the network is freed as soon as it is unused
+        self._assign_ref = weakref.WeakMethod(assign)
+
+    def _assign(self, pairs):
+        assign = self._assign_ref()
+        if assign is None:  # the network is gone; the views still own their memory
+            for view, values in pairs:
+                view[...] = values
+        else:
+            assign(pairs)
 
     def __setitem__(self, l, value):
         if isinstance(l, slice) or not isinstance(l, (int, np.integer)) or isinstance(l, bool):
@@ -59,7 +72,7 @@ class Layers(list):
             raise ValueError(f"net.{self._name}[{l}]: layer {l} is not batch-normalised; it has "
                              f"no {self._name.split('_')[-1]}")
         self._assign([(view, layer_values(value, view.shape, view.dtype,
-                                          f"net.{self._name}[{l}]"))])
+                                          f"net.{self._name}[{l}]", self._low))])
 
     for _m in ("__delitem__", "__iadd__", "__imul__", "append", "extend", "insert", "pop",
                "remove", "clear", "sort", "reverse"):
@@ -71,8 +84,9 @@ class Layers(list):
         return list, (list(self),)
 
 
-def layer_values(value, shape, dtype, name):
-    """``value`` as a finite array of ``shape`` in ``dtype``, or an error naming ``name``."""
+def layer_values(value, shape, dtype, name, low=None):
+    """``value`` as a finite array of ``shape`` in ``dtype`` (each >= ``low`` when given), or an
+    error naming ``name``."""
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as e:
@@ -85,6 +99,8 @@ def layer_values(value, shape, dtype, name):
         arr = arr.astype(dtype)  # checked after the cast: 1e39 is Inf in float32
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or Inf (in {np.dtype(dtype).name})")
+    if low is not None and (arr < low).any():
+        raise ValueError(f"{name} must be >= {low}; got a minimum of {arr.min()!r}")
     return arr
 
 

@@ -185,7 +185,7 @@ class Network:
             for view, values in pairs:
                 view[...] = values
 
-    def _assign_layers(self, layers, values, name):
+    def _assign_layers(self, layers, values, name, low=None):
         try:
             values = list(values)
         except TypeError:
@@ -201,7 +201,8 @@ class Network:
                     raise ValueError(f"net.{name}[{l}]: layer {l} is not batch-normalised; "
                                      f"give None for it")
                 continue
-            pairs.append((view, layer_values(v, view.shape, self.dtype, f"net.{name}[{l}]")))
+            pairs.append((view, layer_values(v, view.shape, self.dtype, f"net.{name}[{l}]",
+                                             low)))
         self._assign(pairs)
 
     @property
@@ -242,13 +243,23 @@ class Network:
 
     @property
     def bn_running_mean(self):
-        """Running means of the normalised layers (views; None where not normalised)."""
+        """Running means of the normalised layers (views of the engine's buffer; None where not
+        normalised); ``net.bn_running_mean[l] = m`` copies m in."""
         return self._running(0)
+
+    @bn_running_mean.setter
+    def bn_running_mean(self, values):
+        self._assign_layers(self._running(0), values, "bn_running_mean")
 
     @property
     def bn_running_var(self):
-        """Running (unbiased) variances of the normalised layers (views)."""
+        """Running (unbiased) variances of the normalised layers (views; assignment copies,
+        values >= 0)."""
         return self._running(1)
+
+    @bn_running_var.setter
+    def bn_running_var(self, values):
+        self._assign_layers(self._running(1), values, "bn_running_var", low=0.0)
 
     def _running(self, which):
         out, o, r = [], 0, self._engine.running
@@ -258,7 +269,8 @@ class Network:
                 o += 2 * n_out
             else:
                 out.append(None)
-        return out
+        return Layers(out, ("bn_running_mean", "bn_running_var")[which], self._assign,
+                      low=0.0 if which else None)
 
     @property
     def params(self):
