@@ -42,19 +42,16 @@ def _saved(tmp_path, opt=None, name="good.ckpt"):
     return net, path
 
 
-def _rewrite(src, dst, header=None, extra=(), compress_extra=False):
-    """Copy the checkpoint `src` to `dst`, with another header and extra entries."""
+def _rewrite(src, dst, header=None, extra=()):
+    """Copy the checkpoint `src` to `dst`, with another header and extra (stored) entries."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for info in zin.infolist():
             raw = zin.read(info)
             if header is not None and info.filename == "header.npy":
-                buf = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
-                raw = buf
+                raw = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
             zout.writestr(info.filename, raw)
         for name, writer in extra:
-            kind = zipfile.ZIP_DEFLATED if compress_extra else zipfile.ZIP_STORED
             with zout.open(zipfile.ZipInfo(name), "w", force_zip64=True) as f:
-                f._compress_type = kind
                 writer(f)
 
 
