@@ -308,3 +308,25 @@ def test_record_every_beyond_int64_records_once_per_epoch():
                                  record=("cost", "grad_norms"), record_every=every))
     assert np.array_equal(runs[0].cost, runs[1].cost)
     assert np.array_equal(runs[0].record_steps, runs[1].record_steps)
+
+
+def _sigmoid_derivatives_decimal(z):
+    """sigma'(z) = s(1-s) and sigma''(z) = s(1-s)(1-2s) in 50-digit decimal arithmetic, with
+    t = e^{-z}: s = 1/(1+t), 1-s = t/(1+t), 1-2s = (t-1)/(t+1) (no 1 - s rounding away)."""
+    getcontext().prec = 50
+    t = (-Decimal(z)).exp()
+    slope = t / ((1 + t) * (1 + t))
+    return float(slope), float(slope * (t - 1) / (t + 1))
+
+
+def test_hessian_sigmoid_curvature_is_exact_in_the_saturated_regime():
+    """The R-operator's sigma'' (and the output's sigma') are formed from z: at z = 40 the
+    stored activation rounds to 1 and a(1-a)(1-2a) would be exactly 0."""
+    z = np.array([-60.0, -40.0, -5.0, 0.0, 0.3, 5.0, 40.0, 60.0, 700.0])
+    a = R.sigmoid(z)
+    got2 = curvature._second_derivative(z, a, "sigmoid", 0.0)
+    got1 = curvature._sigmoid_slope(z)
+    for zi, g1, g2 in zip(z, got1, got2):
+        w1, w2 = _sigmoid_derivatives_decimal(zi)
+        assert g1 == pytest.approx(w1, rel=1e-14, abs=1e-320)
+        assert g2 == pytest.approx(w2, rel=1e-14, abs=1e-320)

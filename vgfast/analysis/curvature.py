@@ -55,10 +55,18 @@ SUPPORTED_OUTPUT = (("sigmoid", "cross_entropy"), ("softmax", "log_likelihood"),
                     ("sigmoid", "quadratic"), ("linear", "quadratic"), ("softmax", "quadratic"))
 
 
+def _sigmoid_slope(z):
+    """sigma'(z) = e^{-|z|} / (1 + e^{-|z|})^2 from z: no cancellation for large |z| (a(1-a)
+    from the stored activation is exactly 0 once a rounds to 1, z >= 37 in float64)."""
+    e = np.exp(-np.abs(z))
+    return e / ((1 + e) * (1 + e))
+
+
 def _second_derivative(z, a, name, alpha):
     """f''(z) from z and the stored activation a."""
     if name == "sigmoid":
-        return a * (1 - a) * (1 - 2 * a)
+        # sigma'' = sigma' (1 - 2 sigma) = -sigma'(z) tanh(z / 2), both factors from z
+        return -_sigmoid_slope(z) * np.tanh(z / 2)
     if name == "tanh":
         return -2.0 * a * (1 - a * a)
     if name in ("relu", "leaky_relu", "linear", "abs"):
@@ -158,12 +166,13 @@ class HessianOperator:
             e = a - T  # quadratic: delta = a * (e - a.e)
             s = np.sum(a * e, axis=1, keepdims=True)
             return Ra * (e - s) + a * (Ra - np.sum(Ra * e + a * Ra, axis=1, keepdims=True))
-        if net.cost_name == "cross_entropy":  # delta = a - y
-            return a * (1 - a) * Rz
         if net.output == "linear":  # quadratic, delta = a - y
             return Rz.copy()
-        d1 = a * (1 - a)  # quadratic + sigmoid, delta = (a - y) sigma'(z)
-        return (d1 * d1 + (a - T) * d1 * (1 - 2 * a)) * Rz
+        d1 = _sigmoid_slope(self.zs[-1])  # sigma'(z^L), from z
+        if net.cost_name == "cross_entropy":  # delta = a - y
+            return d1 * Rz
+        d2 = -d1 * np.tanh(self.zs[-1] / 2)  # quadratic + sigmoid, delta = (a - y) sigma'(z)
+        return (d1 * d1 + (a - T) * d2) * Rz
 
     def matvec(self, v):
         """``H v`` (float64, the parameters' flat layout) by Pearlmutter's R-operator."""
