@@ -76,17 +76,23 @@ def as_matrix(X, name, dtype, n_cols=None, *, allow_1d=False, check_finite=True)
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} must have {n_cols} columns (the network's input size); got "
                          f"shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if check_finite:
-        check_finite_rows(arr, name)
+    src = arr
+    with np.errstate(over="ignore"):  # checked below: a float64 beyond float32 becomes Inf
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    if check_finite or src.dtype != arr.dtype:  # a cast: tell overflow from bad input now
+        check_finite_rows(arr, name, src=src)
     return arr, was_1d
 
 
-def check_finite_rows(arr, name, bad=None):
-    """Raise naming the first row and column of arr holding NaN or Inf (bad: that row, if known)."""
+def check_finite_rows(arr, name, bad=None, src=None):
+    """Raise naming the first row and column of arr holding NaN or Inf (bad: that row, if known;
+    src: the array before a cast to arr's dtype, to tell an overflowing cast from bad input)."""
     bad = first_nonfinite_row(arr) if bad is None else bad
     if bad is not None:
         col = int(np.argmax(~np.isfinite(arr[bad])))
+        if src is not None and src.dtype != arr.dtype and np.isfinite(src[bad, col]):
+            raise ValueError(f"{name} holds a value too large for {arr.dtype.name} "
+                             f"({src[bad, col]!r} at row {bad}, column {col})")
         raise ValueError(f"{name} contains NaN or Inf (first at row {bad}, column {col})")
 
 
@@ -138,10 +144,12 @@ def as_targets(Y, name, n_rows, n_out, dtype):
         if arr.shape != (n_rows, n_out):
             raise ValueError(f"{name} target matrix must have shape ({n_rows}, {n_out}); got "
                              f"{arr.shape}")
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+        with np.errstate(over="ignore"):  # checked below, as for X
+            arr = np.ascontiguousarray(arr, dtype=dtype)
         bad = first_nonfinite_row(arr)
         if bad is not None:
-            raise ValueError(f"{name} contains NaN or Inf (first at row {bad})")
+            raise ValueError(f"{name} contains NaN or Inf (first at row {bad}; in "
+                             f"{np.dtype(dtype).name})")
         return None, arr
     raise ValueError(f"{name} must be 1-D integer labels (n,) or a target matrix (n, {n_out}); "
                      f"got shape {arr.shape}")

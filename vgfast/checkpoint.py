@@ -25,45 +25,45 @@ arrays, so it loads with ``allow_pickle=False``; nothing in it is ever executed:
 
 Files are written atomically: to a temporary file in the target's directory, flushed and
 fsync'ed, then renamed over the target (``os.replace``) and the directory fsync'ed, so a crash
-leaves either the old checkpoint or the new one, never a torn file. The path is used as given
-(no ``.npz`` is appended).
+leaves either the old checkpoint or the new one, never a torn file; temporary files left by a
+writer that was killed are removed by the next save to the same path. The path is used as given
+(no ``.npz`` is appended). See :mod:`vgfast._archive`.
 
 :func:`load` refuses anything that is not a complete, well-formed checkpoint of a supported
-format version with a :class:`CheckpointError` (a ``ValueError``) naming the path.
+format version with a :class:`CheckpointError` (a ``ValueError``) naming the path. Before any
+array is read, every entry of the archive is checked against the file (stored uncompressed,
+declared sizes no larger than the file, a known name, the size the header implies), so a
+zip bomb or a header claiming a huge array costs nothing. Everything is rebuilt through the
+validating constructors (:class:`~vgfast.Network`, the optimiser's class), so a crafted header
+cannot set a value the constructor would refuse. The network part of the format is also what
+pickling a Network stores (see :mod:`vgfast._state`).
 
 >>> vgfast.checkpoint.save(net, "run.ckpt", optimizer=opt, epoch=5)
 >>> ck = vgfast.checkpoint.load("run.ckpt")
 >>> ck.net, ck.optimizer, ck.epoch
 """
-import inspect
 import json
-import math
 import numbers
-import os
+import re
 import struct
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
+from . import _archive, _state
 from . import history as _history
+from ._archive import check_path
+from ._state import FORMAT, FORMAT_VERSION, StateError, optimizer_spec  # noqa: F401 (API)
 from .history import EPOCH_FIELDS, RECORD_FIELDS, History
-from .network import COSTS, HIDDEN, OUTPUT, Network
-from .optim import (SGD, AdaGrad, Adam, AdamW, Constant, Cosine, Exponential, InverseTime,
-                    LinearDecay, Optimizer, RMSProp, Schedule, StepDecay)
+from .network import Network
 
-FORMAT = "vgfast-checkpoint"
-#: the newest format version this module writes and reads
-FORMAT_VERSION = 1
-
-OPTIMIZERS = {c.__name__: c for c in (SGD, AdaGrad, RMSProp, Adam, AdamW)}
-SCHEDULES = {c.__name__: c for c in (Constant, LinearDecay, StepDecay, Exponential,
-                                     InverseTime, Cosine)}
-BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 HISTORY_ARRAYS = EPOCH_FIELDS + RECORD_FIELDS + ("record_steps",)
 #: History fields with one column per layer
 PER_LAYER = getattr(_history, "PER_LAYER", ("grad_norms", "weight_grad_norms"))
+#: the archive entries a checkpoint may hold
+ENTRIES = re.compile(r"(header|params|bn_running|optimizer_s[12]|best_params|best_running|"
+                     r"history_(" + "|".join(HISTORY_ARRAYS) + r"))\Z")
 
 __all__ = ["save", "load", "Checkpoint", "CheckpointError", "save_training_state", "check_path",
            "load_training_state", "TrainingState", "FORMAT_VERSION"]
@@ -109,7 +109,7 @@ class Checkpoint:
         """A numpy Generator in the saved state (None when no RNG state was saved)."""
         if self.rng_state is None:
             return None
-        return _generator_from_state(self.rng_state, self.path)
+        return _checked(self.path, _state.generator_from_state, self.rng_state)
 
     def __repr__(self):
         opt = type(self.optimizer).__name__ if self.optimizer is not None else None
@@ -135,7 +135,8 @@ def save(net, path, optimizer=None, rng_state=None, epoch=None, extra=None):
     -------
     str, the path written.
     """
-    return _write(path, _snapshot(net, optimizer, rng_state, epoch, extra))
+    return _archive.write(path, _state.entries(_snapshot(net, optimizer, rng_state, epoch,
+                                                         extra)))
 
 
 def load(path):
@@ -193,7 +194,7 @@ class TrainingState(Checkpoint):
     def check_compatible(self, net, n_rows=None, batch_size=None):
         """Raise ValueError unless `net` has the saved architecture (and the run's data size and
         batch size match, when given): resuming continues the same run."""
-        want, got = _net_spec(self.net), _net_spec(net)
+        want, got = self.net._spec(), net._spec()
         for k in ("sizes", "activations", "output", "cost", "dtype", "leaky_slope", "elu_alpha",
                   "batch_norm", "bn_eps", "bn_momentum"):
             if want[k] != got[k]:
@@ -287,7 +288,7 @@ def save_training_state(path, net, optimizer, rng, drop_seed, counter, epoch, hi
                           "history": hist_meta, "early_stopping": es,
                           "n_rows": None if n_rows is None else int(n_rows),
                           "batch_size": None if batch_size is None else int(batch_size)}
-    return _write(path, (header, arrays))
+    return _archive.write(path, _state.entries((header, arrays)))
 
 
 def load_training_state(path):
@@ -305,249 +306,61 @@ def load_training_state(path):
     return _build(path, header, arrays, TrainingState)
 
 
-def optimizer_spec(optimizer):
-    """The optimiser's class and hyper-parameters as JSON; ValueError if it cannot be saved."""
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a vgfast optimizer (SGD, Adam, ...); got "
-                        f"{type(optimizer).__name__}")
-    cls = type(optimizer).__name__
-    if OPTIMIZERS.get(cls) is not type(optimizer):
-        raise ValueError(f"optimizer: {cls} cannot be checkpointed; only {sorted(OPTIMIZERS)} "
-                         f"can")
-    hyper = {}
-    for k, v in vars(optimizer).items():
-        if k in ("state", "t", "epoch"):  # state, saved with the buffers
-            continue
-        hyper[k] = _encode_hyper(v, f"optimizer.{k}")
-    return {"class": cls, "hyper": hyper}
-
-
-# ---------------------------------------------------------------------------- writing
-
-
-def check_path(path, name, must_exist=False):
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a file path (str or os.PathLike); got "
-                        f"{type(path).__name__}")
-    path = os.fspath(path)
-    if isinstance(path, bytes) or path == "":
-        raise ValueError(f"{name} must be a non-empty str path; got {path!r}")
-    if not must_exist:
-        d = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(d):
-            raise ValueError(f"{name}: the directory {d!r} of {path!r} does not exist")
-        if os.path.isdir(path):
-            raise ValueError(f"{name}: {path!r} is a directory; give a file path")
-    return path
-
-
-def _net_spec(net):
-    L = len(net.sizes) - 1
-    return {"sizes": [int(s) for s in net.sizes], "activations": list(net.activations),
-            "output": net.output, "cost": net.cost_name, "dtype": np.dtype(net.dtype).name,
-            "leaky_slope": float(net.leaky_slope), "elu_alpha": float(net.elu_alpha),
-            "init": net.init_name,
-            "batch_norm": [bool(b) for b in getattr(net, "batch_norm", [False] * (L - 1))],
-            "bn_eps": float(getattr(net, "bn_eps", 1e-5)),
-            "bn_momentum": float(getattr(net, "bn_momentum", 0.1)),
-            "n_params": int(net.n_params)}
-
-
-def _encode_hyper(v, name):
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, numbers.Integral):
-        return int(v)
-    if isinstance(v, numbers.Real):
-        if not math.isfinite(v):
-            raise ValueError(f"{name} is not finite ({v!r}); it cannot be checkpointed")
-        return float(v)
-    if isinstance(v, Schedule):
-        cls = type(v).__name__
-        if SCHEDULES.get(cls) is not type(v):
-            raise ValueError(f"{name}: a {cls} schedule cannot be checkpointed; only the "
-                             f"schedules of vgfast.optim ({sorted(SCHEDULES)}) can. Use one of "
-                             f"them or save the network alone (optimizer=None)")
-        return {"schedule": cls,
-                "args": {k: _encode_hyper(a, f"{name}.{k}") for k, a in vars(v).items()}}
-    raise ValueError(f"{name} = {v!r} ({type(v).__name__}) cannot be checkpointed: "
-                     f"hyper-parameters must be numbers, strings or vgfast.optim schedules")
-
-
-def _encode_state(obj, name):
-    """A bit_generator.state dict as JSON (numpy arrays as {"__ndarray__": list, "dtype"})."""
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in "iu":
-            raise ValueError(f"{name}: unexpected array of dtype {obj.dtype} in the RNG state")
-        return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.name}
-    if isinstance(obj, dict):
-        return {str(k): _encode_state(v, name) for k, v in obj.items()}
-    if isinstance(obj, (bool, str)) or obj is None:
-        return obj
-    if isinstance(obj, numbers.Integral):
-        return int(obj)
-    raise ValueError(f"{name}: cannot store {type(obj).__name__} {obj!r} from the RNG state")
-
-
-def _decode_state(obj):
-    if isinstance(obj, dict):
-        if set(obj) == {"__ndarray__", "dtype"}:
-            if obj["dtype"] not in ("uint32", "uint64", "int32", "int64"):
-                raise ValueError(f"bad array dtype {obj['dtype']!r}")
-            return np.array(obj["__ndarray__"], dtype=obj["dtype"])
-        return {k: _decode_state(v) for k, v in obj.items()}
-    return obj
-
-
-def _rng_state_of(rng_state):
-    if rng_state is None:
-        return None
-    if isinstance(rng_state, np.random.Generator):
-        rng_state = rng_state.bit_generator.state
-    elif isinstance(rng_state, np.random.BitGenerator):
-        rng_state = rng_state.state
-    if not isinstance(rng_state, dict) or rng_state.get("bit_generator") not in BIT_GENERATORS:
-        raise ValueError(f"rng_state must be a numpy Generator, a BitGenerator "
-                         f"({', '.join(BIT_GENERATORS)}) or its .state dict; got "
-                         f"{type(rng_state).__name__}")
-    return _encode_state(rng_state, "rng_state")
-
-
-def _generator_from_state(state, path):
-    try:
-        name = state["bit_generator"]
-        if name not in BIT_GENERATORS:
-            raise ValueError(f"unknown bit generator {name!r}")
-        bg = getattr(np.random, name)()
-        bg.state = _decode_state(state)
-    except (ValueError, TypeError, KeyError, OverflowError) as e:
-        raise CheckpointError(f"{path}: corrupt RNG state in the checkpoint: {e}") from None
-    return np.random.Generator(bg)
-
-
 def _snapshot(net, optimizer, rng_state, epoch, extra):
-    """(header dict, arrays dict) for a checkpoint; validates everything first."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a vgfast.Network; got {type(net).__name__}")
-    opt = None if optimizer is None else optimizer_spec(optimizer)
-    rng = _rng_state_of(rng_state)
-    if epoch is not None:
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer or None; got {epoch!r}")
-        epoch = int(epoch)
-    if extra is not None:
-        try:
-            json.dumps(extra, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"extra must be JSON-serialisable (dicts, lists, str, finite "
-                            f"numbers, bools, None): {e}") from None
-    with net._using() as eng:
-        params = net.params.copy()
-        running = np.array(getattr(eng, "running", np.zeros(0, net.dtype)))
-    if not np.isfinite(params).all() or not np.isfinite(running).all():
-        raise ValueError("net.params contains NaN or Inf (a diverged network?); refusing to "
-                         "write a checkpoint that could not be loaded")
-    arrays = {"params": params, "bn_running": running}
-    if optimizer is not None:
-        opt["t"] = int(optimizer.t)
-        opt["epoch"] = int(getattr(optimizer, "epoch", 0))
-        opt["state"] = []
-        for k in ("s1", "s2"):
-            buf = optimizer.state.get(k)
-            if buf is None:
-                continue
-            if buf.shape != params.shape or buf.dtype != params.dtype:
-                raise ValueError(f"optimizer state {k} has shape {buf.shape} and dtype "
-                                 f"{buf.dtype}, but the network has {params.shape} of dtype "
-                                 f"{params.dtype}: it is not this network's optimiser")
-            arrays["optimizer_" + k] = buf.copy()
-            opt["state"].append(k)
-    import vgfast
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION,
-              "library_version": vgfast.__version__, "network": _net_spec(net),
-              "optimizer": opt, "rng_state": rng, "epoch": epoch, "extra": extra,
-              "training": None}
-    return header, arrays
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def _write(path, snapshot):
-    header, arrays = snapshot
-    path = check_path(path, "path")
-    blob = json.dumps(header, allow_nan=True).encode("utf-8")
-    entries = {"header": np.frombuffer(blob, dtype=np.uint8)}
-    entries.update(arrays)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **entries)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, 0o666 & ~_UMASK)
-        except OSError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(d)
-    return path
-
-
-def _fsync_dir(d):
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return _state.snapshot(net._state(), optimizer, rng_state, epoch, extra)
 
 
 # ---------------------------------------------------------------------------- reading
 
-_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
-                struct.error, TypeError, OverflowError, NotImplementedError, RuntimeError,
-                MemoryError)
+
+def _checked(path, f, *args):
+    """f(*args), a StateError from it as a CheckpointError naming the path."""
+    try:
+        return f(*args)
+    except StateError as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint header: {e}") from None
+
+
+def _expected_bytes(header):
+    """The data size each fixed-shape entry must have by the header (None where unknown)."""
+    spec = header.get("network")
+    try:
+        sizes, bn = spec["sizes"], spec.get("batch_norm", [False] * (len(spec["sizes"]) - 2))
+        item = np.dtype(spec["dtype"]).itemsize
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        n_params += sum(2 * s for s, on in zip(sizes[1:-1], bn) if on)
+        n_running = 2 * sum(s for s, on in zip(sizes[1:-1], bn) if on)
+        if not (isinstance(n_params, int) and isinstance(n_running, int)):
+            return {}
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return {}  # the spec is checked (and refused) when the network is built
+    return {"params": n_params * item, "bn_running": n_running * item,
+            "optimizer_s1": n_params * item, "optimizer_s2": n_params * item,
+            "best_params": n_params * item, "best_running": n_running * item}
 
 
 def _read(path):
-    """(header, arrays) of a checkpoint file; CheckpointError for anything that is not one."""
+    """(header, arrays) of a checkpoint file; CheckpointError for anything that is not one.
+
+    Every entry is checked against the file before it is read (see :mod:`vgfast._archive`):
+    names, sizes, and for the entries whose shape the header fixes, the size it implies."""
     try:
-        obj = np.load(path, allow_pickle=False)
+        reader = _archive.Reader(path)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except _READ_ERRORS as e:
+    except _archive.ArchiveError as e:
+        raise CheckpointError(f"{path}: not a vgfast checkpoint ({e})") from None
+    except (OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a vgfast checkpoint (not a readable .npz archive: "
                               f"{e})") from None
-    if not isinstance(obj, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path}: not a vgfast checkpoint (a single .npy array, not an "
-                              f".npz archive)")
-    with obj as f:
+    with reader:
         try:
-            names = set(f.files)
-            if "header" not in names:
+            if "header" not in reader.names:
                 raise CheckpointError(f"{path}: not a vgfast checkpoint (an .npz archive "
                                       f"without a 'header' entry)")
-            raw = f["header"]
+            raw = reader.array("header", max_bytes=_state.MAX_HEADER_BYTES)
             if raw.dtype != np.uint8 or raw.ndim != 1:
                 raise CheckpointError(f"{path}: not a vgfast checkpoint (its header is not "
                                       f"JSON bytes)")
@@ -570,26 +383,26 @@ def _read(path):
                     f"{path}: checkpoint format version {version} (written by vgfast "
                     f"{header.get('library_version')}) is newer than this vgfast "
                     f"({vgfast.__version__}) reads (<= {FORMAT_VERSION}); upgrade vgfast")
-            arrays = {k: f[k] for k in names if k != "header"}
+            unknown = sorted(k for k in reader.names if not ENTRIES.match(k))
+            if unknown:
+                raise CheckpointError(f"{path}: corrupt checkpoint: unexpected entry "
+                                      f"{unknown[0]!r}")
+            expect = _expected_bytes(header)
+            arrays = {k: reader.array(k, max_bytes=expect.get(k))
+                      for k in sorted(reader.names) if k != "header"}
         except CheckpointError:
             raise
+        except _archive.ArchiveError as e:
+            raise CheckpointError(f"{path}: corrupt checkpoint ({e})") from None
         except _READ_ERRORS as e:
             raise CheckpointError(f"{path}: corrupt or truncated checkpoint "
                                   f"({type(e).__name__}: {e})") from None
     return header, arrays
 
 
-def _need(d, key, types, path, where):
-    if not isinstance(d, dict) or key not in d:
-        raise CheckpointError(f"{path}: corrupt checkpoint header: {where} has no {key!r}")
-    v = d[key]
-    if not isinstance(v, types) or (isinstance(v, bool) and bool not in _as_tuple(types)):
-        raise CheckpointError(f"{path}: corrupt checkpoint header: {where}.{key} = {v!r}")
-    return v
-
-
-def _as_tuple(t):
-    return t if isinstance(t, tuple) else (t,)
+_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+                struct.error, TypeError, OverflowError, NotImplementedError, RuntimeError,
+                MemoryError)
 
 
 def _array(arrays, key, path, shape, dtype):
@@ -600,6 +413,10 @@ def _array(arrays, key, path, shape, dtype):
         raise CheckpointError(f"{path}: corrupt checkpoint: {key!r} has shape {a.shape} and "
                               f"dtype {a.dtype}; expected {shape} of {np.dtype(dtype).name}")
     return np.ascontiguousarray(a)
+
+
+def _need(d, key, types, path, where):
+    return _checked(path, _state.need, d, key, types, where)
 
 
 def _build(path, header, arrays, cls=Checkpoint):
@@ -614,101 +431,28 @@ def _build(path, header, arrays, cls=Checkpoint):
 def _build_unchecked(path, header, arrays, cls):
     _need(header, "library_version", str, path, "header")
     spec = _need(header, "network", dict, path, "header")
-    sizes = _need(spec, "sizes", list, path, "network")
-    if len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and
-                                 1 <= s <= 2 ** 24 for s in sizes):
-        raise CheckpointError(f"{path}: corrupt checkpoint header: network.sizes = {sizes!r}")
-    acts = _need(spec, "activations", list, path, "network")
-    if len(acts) != len(sizes) - 2 or not all(a in HIDDEN for a in acts):
-        raise CheckpointError(f"{path}: corrupt checkpoint header: network.activations = "
-                              f"{acts!r}")
-    output = _need(spec, "output", str, path, "network")
-    cost = _need(spec, "cost", str, path, "network")
-    if output not in OUTPUT or cost not in COSTS:
-        raise CheckpointError(f"{path}: corrupt checkpoint header: output {output!r}, cost "
-                              f"{cost!r}")
-    dtype = _need(spec, "dtype", str, path, "network")
-    if dtype not in ("float64", "float32"):
-        raise CheckpointError(f"{path}: corrupt checkpoint header: network.dtype = {dtype!r}")
-    bn = spec.get("batch_norm", [False] * len(acts))
-    if not isinstance(bn, list) or len(bn) != len(acts) or \
-            not all(isinstance(b, bool) for b in bn):
-        raise CheckpointError(f"{path}: corrupt checkpoint header: network.batch_norm = {bn!r}")
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    n_params += sum(2 * s for s, on in zip(sizes[1:-1], bn) if on)
-    # the parameters are checked before any allocation sized by the header
-    params = _array(arrays, "params", path, (n_params,), np.dtype(dtype))
-    n_running = 2 * sum(s for s, on in zip(sizes[1:-1], bn) if on)
-    running = _array(arrays, "bn_running", path, (n_running,), np.dtype(dtype))
-    if not np.isfinite(params).all() or not np.isfinite(running).all():
-        raise CheckpointError(f"{path}: corrupt checkpoint: params contains NaN or Inf")
-    slope = _need(spec, "leaky_slope", (int, float), path, "network")
-    alpha = _need(spec, "elu_alpha", (int, float), path, "network")
-    init = spec.get("init", "nielsen")
-    kw = {}
-    if any(bn):
-        kw = dict(batch_norm=bn, bn_eps=_need(spec, "bn_eps", (int, float), path, "network"),
-                  bn_momentum=_need(spec, "bn_momentum", (int, float), path, "network"))
-    net = Network(sizes, activation=acts, output=output, cost=cost, dtype=dtype, seed=0,
-                  leaky_slope=slope, elu_alpha=alpha, **kw)
-    net.init_name = init if isinstance(init, str) else "nielsen"
-    if net.params.shape != params.shape or net._engine.running.shape != running.shape:
-        raise CheckpointError(f"{path}: corrupt checkpoint: the parameters do not fit the "
-                              f"network it describes")
-    net.params[...] = params
-    net._engine.running[...] = running
-
+    for key in ("params", "bn_running"):
+        if key not in arrays:
+            raise CheckpointError(f"{path}: corrupt checkpoint: no {key!r} array")
+    try:
+        net = Network._from_state(spec, arrays["params"], arrays["bn_running"], "network")
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint: {e}") from None
     opt = None
     ospec = header.get("optimizer")
     if ospec is not None:
-        opt = _build_optimizer(path, ospec, arrays, n_params, np.dtype(dtype))
+        try:
+            opt = _state.build_optimizer(ospec, arrays, net.n_params, np.dtype(net.dtype))
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{path}: corrupt checkpoint header: optimizer: {e}") from None
     if header.get("rng_state") is not None:
-        _generator_from_state(header["rng_state"], path)  # validate now
+        _checked(path, _state.generator_from_state, header["rng_state"])  # validate now
     epoch = header.get("epoch")
-    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or
-                              epoch < 0):
-        raise CheckpointError(f"{path}: corrupt checkpoint header: epoch = {epoch!r}")
+    if epoch is not None:
+        _checked(path, _state.count, epoch, "epoch")
     if cls is TrainingState:
         _check_training(path, header, arrays, net)
     return cls(path, header, net, opt, arrays)
-
-
-def _decode_hyper(v, path, name):
-    if isinstance(v, dict):
-        cls = SCHEDULES.get(_need(v, "schedule", str, path, name))
-        if cls is None:
-            raise CheckpointError(f"{path}: unknown schedule {v['schedule']!r} in {name}")
-        args = _need(v, "args", dict, path, name)
-        params = inspect.signature(cls).parameters
-        return cls(**{k: a for k, a in args.items() if k in params})
-    return v
-
-
-def _build_optimizer(path, ospec, arrays, n_params, dtype):
-    name = _need(ospec, "class", str, path, "optimizer")
-    cls = OPTIMIZERS.get(name)
-    if cls is None:
-        raise CheckpointError(f"{path}: unknown optimizer class {name!r} (known: "
-                              f"{sorted(OPTIMIZERS)})")
-    hyper = _need(ospec, "hyper", dict, path, "optimizer")
-    values = {k: _decode_hyper(v, path, f"optimizer.{k}") for k, v in hyper.items()}
-    params = inspect.signature(cls).parameters
-    opt = cls(**{k: v for k, v in values.items() if k in params})
-    for k, v in values.items():  # attributes outside the constructor (e.g. weight_decay)
-        if k not in params and k in vars(opt):
-            setattr(opt, k, v)
-    t = _need(ospec, "t", int, path, "optimizer")
-    epoch = ospec.get("epoch", 0)
-    if t < 0 or isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise CheckpointError(f"{path}: corrupt checkpoint header: optimizer.t = {t}, "
-                              f"optimizer.epoch = {epoch!r}")
-    state = {}
-    for k in _need(ospec, "state", list, path, "optimizer"):
-        if k not in ("s1", "s2"):
-            raise CheckpointError(f"{path}: corrupt checkpoint header: optimizer state {k!r}")
-        state[k] = _array(arrays, "optimizer_" + k, path, (n_params,), dtype).copy()
-    opt.load_state_dict({"t": t, "epoch": epoch, **state})
-    return opt
 
 
 def _check_training(path, header, arrays, net):
@@ -734,12 +478,17 @@ def _check_training(path, header, arrays, net):
             raise CheckpointError(f"{path}: corrupt training checkpoint: history {f!r}")
     es = tr.get("early_stopping")
     if es is not None:
-        _need(es, "bad_epochs", int, path, "training.early_stopping")
+        _checked(path, _state.count, _need(es, "bad_epochs", int, path,
+                                           "training.early_stopping"), "bad_epochs")
         if es.get("best_epoch") is not None:
-            _array(arrays, "best_params", path, net.params.shape, net.params.dtype)
-            if "best_running" in arrays:
-                _array(arrays, "best_running", path, net._engine.running.shape,
-                       net.params.dtype)
+            _checked(path, _state.count, es["best_epoch"], "training.early_stopping.best_epoch")
+            _need(es, "best_value", (int, float), path, "training.early_stopping")
+            keys = ("best_params", "best_running") if "best_running" in arrays else \
+                ("best_params",)
+            for key, shape in zip(keys, (net.params.shape, net._engine.running.shape)):
+                if not np.isfinite(_array(arrays, key, path, shape, net.params.dtype)).all():
+                    raise CheckpointError(f"{path}: corrupt training checkpoint: {key} "
+                                          f"contains NaN or Inf")
 
 
 def _history_from(meta, arrays, L):

@@ -13,6 +13,7 @@ float32 network, written back after every evaluation and at the end).
 >>> res = vgfast.fit_lbfgs(net, X, y, lmbda=1.0, maxiter=200)
 >>> res.cost, res.nfev, res.history[:3], res.message
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,9 @@ class FullBatchResult:
     message : str
         scipy's message (why it stopped).
     success : bool
-        scipy's flag: True when a convergence test (gradient or cost change) was met.
+        scipy's flag: True when a convergence test (gradient or cost change) was met; False
+        (with a message saying so) when scipy ended on a point where the objective overflowed,
+        in which case ``net.params`` holds the finite point with the lowest objective met.
     grad_norm : float
         ||grad J|| (2-norm) at the returned parameters.
     method : str
@@ -60,6 +63,9 @@ class Objective:
 
     Calling it writes theta into ``net.params`` (rounded to float32 for a float32 network, and
     the value and gradient are then those of the rounded parameters) and runs the engine once.
+    A theta that is not finite in the network's dtype is refused (ValueError) before anything
+    is written. When the evaluation overflows, J is ``inf`` (it is a sum of non-negative
+    terms) and the gradient holds what overflowed (Inf or NaN entries).
 
     Attributes
     ----------
@@ -93,22 +99,42 @@ class Objective:
         self.nfev = 0
         self.last = None
 
+    def check_theta(self, theta):
+        """theta as a float64 (n_params,) copy and as the network's dtype; ValueError when it
+        is not finite there (e.g. 1e39 for a float32 network), TypeError/ValueError for a
+        wrong dtype or shape. Nothing is written."""
+        theta = np.asarray(theta)
+        if theta.dtype.kind not in "fiu":
+            raise TypeError(f"theta must be real-valued; got dtype {theta.dtype}")
+        if theta.shape != (self.net.n_params,):
+            raise ValueError(f"theta must have shape ({self.net.n_params},); got {theta.shape}")
+        theta = theta.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = theta.astype(self.net.dtype)
+        if not np.isfinite(cast).all():
+            raise ValueError(f"theta contains NaN or Inf (in {np.dtype(self.net.dtype).name}); "
+                             f"net.params is left as it was")
+        return theta, cast
+
     def __call__(self, theta):
         net = self.net
-        theta = np.asarray(theta, np.float64)
-        net.params[...] = theta  # a cast for float32 networks
+        theta, cast = self.check_theta(theta)
         g = self._grad
         with net._using() as eng:
+            net.params[...] = cast
             # one forward and backward over all rows: the mean cost and its gradient
             c = eng.gradient(net.params, self.X, self.T, self.labels, g)
         grad = g.astype(np.float64)
-        if self.lmbda:
-            p = net.params.astype(np.float64) if net.dtype != np.float64 else net.params
-            w = p[self.weight_mask]
-            k = self.lmbda / self.n
-            # J += (lmbda / 2n) sum ||W||^2;  grad J += (lmbda / n) W on weights only
-            c = c + 0.5 * k * float(w @ w)
-            grad[self.weight_mask] += k * w
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.lmbda:
+                p = net.params.astype(np.float64) if net.dtype != np.float64 else net.params
+                w = p[self.weight_mask]
+                k = self.lmbda / self.n
+                # J += (lmbda / 2n) sum ||W||^2;  grad J += (lmbda / n) W on weights only
+                c = c + 0.5 * k * float(w @ w)
+                grad[self.weight_mask] += k * w
+        if not math.isfinite(c):
+            c = math.inf  # J is a sum of non-negative terms: a non-finite J overflowed
         self.nfev += 1
         self.last = (theta.copy(), float(c), grad)
         return float(c), grad
@@ -123,6 +149,17 @@ def full_batch_objective(net, X, Y, lmbda=0.0):
     return Objective(net, X, Y, lmbda)
 
 
+def _norm(g):
+    """||g||_2 without overflow for huge finite entries (scaled by the largest)."""
+    m = float(np.max(np.abs(g))) if g.size else 0.0
+    return m * float(np.linalg.norm(g / m)) if m > 0 and math.isfinite(m) else m
+
+
+def _finite(theta, dtype):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.asarray(theta, np.float64).astype(dtype)).all())
+
+
 def _fit(method, net, X, Y, lmbda, maxiter, tol, callback, options):
     from scipy.optimize import minimize
 
@@ -133,8 +170,14 @@ def _fit(method, net, X, Y, lmbda, maxiter, tol, callback, options):
         raise TypeError(f"callback must be callable(iteration, net, cost) or None; got "
                         f"{type(callback).__name__}")
     history = []
+    best = {"f": math.inf, "x": None, "g": None}  # the finite point with the lowest J met
+    overflowed = []
 
     def on_iteration(intermediate_result):  # scipy >= 1.11 passes the iterate and its cost
+        if not (math.isfinite(intermediate_result.fun) and
+                _finite(intermediate_result.x, net.dtype)):
+            overflowed.append("iterate")
+            raise StopIteration  # an iterate that overflowed: stop; the best point is restored
         history.append(float(intermediate_result.fun))
         if callback is not None:
             net.params[...] = intermediate_result.x
@@ -142,26 +185,55 @@ def _fit(method, net, X, Y, lmbda, maxiter, tol, callback, options):
                 raise StopIteration  # scipy ends the run with the current iterate
 
     def fun(theta):
+        if not _finite(theta, net.dtype):  # scipy's own step overflowed the parameters
+            overflowed.append(True)
+            return math.inf, np.zeros(net.n_params)
         f, g = obj(theta)
+        finite = math.isfinite(f) and bool(np.isfinite(g).all())
         if not history:
+            if not finite:
+                net.params[...] = obj.x0
+                raise FloatingPointError(
+                    f"the full-batch objective is not finite at the starting parameters (J = "
+                    f"{f}): the cost, its gradient or the L2 term (lmbda={obj.lmbda!r}) "
+                    f"overflows float64. Scale the data or parameters down or lower lmbda; "
+                    f"net.params is unchanged")
             history.append(f)  # scipy's first evaluation is at x0: J before any iteration
-        if not np.isfinite(f) or not np.isfinite(g).all():
+        if not finite:
             # scipy's line searches back off from an infinite value, but never from NaN
-            return np.inf, np.zeros_like(g)
+            overflowed.append(True)
+            return math.inf, np.zeros_like(g)
+        if f < best["f"]:
+            best.update(f=f, x=np.array(theta, np.float64), g=g.copy())
         return f, g
 
-    res = minimize(fun, obj.x0.copy(), jac=True, method=method, callback=on_iteration,
-                   options={"maxiter": maxiter, "gtol": tol, **options})
-    net.params[...] = res.x
-    if obj.last is not None and np.array_equal(obj.last[0], res.x):
-        f, g = obj.last[1:]
-    else:
-        f, g = obj(res.x)  # the line search ended elsewhere: evaluate at the returned point
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled and reported
+        res = minimize(fun, obj.x0.copy(), jac=True, method=method, callback=on_iteration,
+                       options={"maxiter": maxiter, "gtol": tol, **options})
+    success, message, x = bool(res.success), str(res.message), res.x
+    f = g = None
+    if _finite(x, net.dtype):
+        if obj.last is not None and np.array_equal(obj.last[0], x):
+            f, g = obj.last[1:]
+        else:
+            f, g = obj(x)  # the line search ended elsewhere: evaluate at the returned point
+    if f is None or not (math.isfinite(f) and np.isfinite(g).all()):
+        # scipy ended on a point that overflowed (reporting success or not): keep the best
+        # finite point met instead, as train() keeps the last finite step, and say so
+        x, f, g = best["x"], best["f"], best["g"]
+        success = False
+        where = (f"at iterate {len(history)}" if "iterate" in overflowed else
+                 f"at the point scipy ended on (scipy: {res.message})")
+        message = (f"stopped: the objective overflowed (Inf or NaN) {where}; net.params holds "
+                   f"the finite point with the lowest objective met (J = {f:.6g})")
+    elif overflowed and not success:
+        message += " (the objective overflowed at some trial points; they were rejected)"
+    net.params[...] = x
     if not history:
         history.append(f)
     return FullBatchResult(cost=float(f), nfev=obj.nfev, nit=int(res.nit),
-                           history=np.asarray(history, np.float64), message=str(res.message),
-                           success=bool(res.success), grad_norm=float(np.linalg.norm(g)),
+                           history=np.asarray(history, np.float64), message=message,
+                           success=success, grad_norm=_norm(g),
                            method=method)
 
 

@@ -1,22 +1,30 @@
 """Network: sizes, activations, cost, and the parameters as views of one flat buffer."""
+import copy as _copy
+import math
 import threading
 from contextlib import contextmanager
 
 import numpy as np
 
+from . import _archive, _state
 from . import init as _init
 from ._core import Engine
-from ._validate import as_matrix, as_targets, check_choice, check_number, dtype_of
+from ._architecture import (COSTS, HIDDEN, OUTPUT, VALID_PAIRS, architecture, check_sizes,
+                            from_spec)
+from ._fixed import Fixed, FixedList, Layers, layer_values
+from ._validate import as_matrix, as_targets, check_choice, check_number
 
-#: hidden-layer activations and their engine codes
-HIDDEN = {"sigmoid": 0, "tanh": 1, "relu": 2, "leaky_relu": 3, "linear": 4, "abs": 6, "elu": 7,
-          "softplus": 8}
-#: output-layer activations
-OUTPUT = {"sigmoid": 0, "softmax": 5, "linear": 4}
-COSTS = {"cross_entropy": 0, "log_likelihood": 1, "quadratic": 2}
-#: the (output, cost) pairs whose gradient and cost are defined and stable
-VALID_PAIRS = {("sigmoid", "cross_entropy"), ("softmax", "log_likelihood"),
-               ("sigmoid", "quadratic"), ("softmax", "quadratic"), ("linear", "quadratic")}
+__all__ = ["Network", "Gradient", "HIDDEN", "OUTPUT", "COSTS", "VALID_PAIRS"]
+
+#: the state format shared by pickling (``__getstate__``) and checkpoints (its "network" spec
+#: is a checkpoint header's "network", its arrays the checkpoint's "params" and "bn_running")
+STATE_FORMAT = "vgfast-network"
+STATE_VERSION = 1
+#: the instance attributes that make up a Network (the rest belong to subclasses)
+_CORE = frozenset({"_sizes", "_activations", "_output", "_cost_name", "_dtype", "_leaky_slope",
+                   "_elu_alpha", "_batch_norm", "_bn_eps", "_bn_momentum", "_num_layers",
+                   "_engine", "_params", "_weights", "_biases", "_bn_gamma", "_bn_beta", "_lock",
+                   "init_name"})
 
 
 class Gradient:
@@ -84,79 +92,68 @@ class Network:
     ----------
     params : ndarray (n_params,)
         All parameters, layer by layer W^l (row-major) then b^l.
-    weights, biases : lists of writable views into ``params``.
+    weights, biases : lists of writable views into ``params``, one per layer;
+        ``net.weights[l] = W`` (and ``net.weights = [...]``) copies the values in.
+    sizes, activations, output, cost_name, dtype, leaky_slope, elu_alpha, batch_norm, bn_eps,
+    bn_momentum, num_layers : the architecture, read-only (the engine is built from it).
+
+    Notes
+    -----
+    ``copy.copy(net)``, ``copy.deepcopy(net)`` and ``pickle`` give an independent network with
+    the same architecture, parameters and batch-norm statistics, which computes and trains
+    bitwise as the original. The pickled state is the checkpoint format's network part.
     """
+
+    sizes = Fixed()
+    activations = Fixed()
+    output = Fixed()
+    cost_name = Fixed()
+    dtype = Fixed()
+    leaky_slope = Fixed()
+    elu_alpha = Fixed()
+    batch_norm = Fixed()
+    bn_eps = Fixed()
+    bn_momentum = Fixed()
+    num_layers = Fixed()
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", cost="cross_entropy",
                  init="nielsen", dtype="float64", seed=None, *, leaky_slope=0.01, elu_alpha=1.0,
                  bias_init=None, gain=1.0, batch_norm=False, bn_eps=1e-5, bn_momentum=0.1):
-        sizes = self._check_sizes(sizes)
-        L = len(sizes) - 1
-        if isinstance(activation, str):
-            activations = [activation] * (L - 1)
-        else:
-            try:
-                activations = list(activation)
-            except TypeError:
-                raise TypeError(f"activation must be a name or one name per hidden layer; got "
-                                f"{activation!r}") from None
-            if len(activations) != L - 1:
-                raise ValueError(f"activation must be one name or one per hidden layer "
-                                 f"({L - 1}); got {len(activations)} names")
-        for a in activations:
-            check_choice(a, HIDDEN, "activation")
-        check_choice(output, OUTPUT, "output")
-        check_choice(cost, COSTS, "cost")
-        if (output, cost) not in VALID_PAIRS:
-            hint = " (for softmax use cost='log_likelihood')" if output == "softmax" else ""
-            raise ValueError(f"cost={cost!r} does not go with output={output!r}{hint}; valid "
-                             f"(output, cost) pairs: {sorted(VALID_PAIRS)}")
+        arch = architecture(sizes, activation, output, cost, dtype, leaky_slope, elu_alpha,
+                             batch_norm, bn_eps, bn_momentum)
         check_choice(init, _init.WEIGHT_INITS, "init")
-        self.leaky_slope = check_number(leaky_slope, "leaky_slope")
-        self.elu_alpha = check_number(elu_alpha, "elu_alpha", low=0)
         if seed is not None:
             check_number(seed, "seed", low=0, integer=True)
-        self.sizes = sizes
-        self.num_layers = len(sizes)
-        self.activations = activations
-        self.output = output
-        self.cost_name = cost
-        self.init_name = init
-        self.dtype = dtype_of(dtype)
-        if isinstance(batch_norm, bool):
-            bn = [batch_norm] * (L - 1)
-        else:
-            bn = list(batch_norm)
-            if len(bn) != L - 1 or not all(isinstance(b, bool) for b in bn):
-                raise ValueError(f"batch_norm must be True/False or one bool per hidden layer "
-                                 f"({L - 1}); got {batch_norm!r}")
-        self.batch_norm = bn
-        self.bn_eps = check_number(bn_eps, "bn_eps", low=0, low_open=True)
-        self.bn_momentum = check_number(bn_momentum, "bn_momentum", low=0, high=1)
-        self._engine = self._new_engine()
-        self._params = np.zeros(self._engine.n_params, self.dtype)
-        self.weights, self.biases = self._split(self._params)
-        self.bn_gamma, self.bn_beta = self._split_bn(self.params)
-        self._lock = threading.Lock()
+        self._build(**arch)
         self.initialize(init, seed=seed, bias_init=bias_init, gain=gain)
 
+    def _build(self, sizes, activations, output, cost_name, dtype, leaky_slope, elu_alpha,
+               batch_norm, bn_eps, bn_momentum, init_name="nielsen"):
+        """Set the (validated) architecture, build the engine and zeroed parameter buffers."""
+        d = self.__dict__
+        d["_sizes"] = FixedList(sizes, "sizes")
+        d["_num_layers"] = len(sizes)
+        d["_activations"] = FixedList(activations, "activations")
+        d["_output"], d["_cost_name"], d["_dtype"] = output, cost_name, dtype
+        d["_leaky_slope"], d["_elu_alpha"] = leaky_slope, elu_alpha
+        d["_batch_norm"] = FixedList(batch_norm, "batch_norm")
+        d["_bn_eps"], d["_bn_momentum"] = bn_eps, bn_momentum
+        self.init_name = init_name
+        self._lock = threading.Lock()
+        self._engine = Engine(self.sizes, [HIDDEN[a] for a in self.activations] +
+                              [OUTPUT[self.output]], self._alphas(), COSTS[self.cost_name],
+                              self.dtype, [int(b) for b in self.batch_norm] + [0], self.bn_eps,
+                              self.bn_momentum)
+        self._params = np.zeros(self._engine.n_params, self.dtype)
+        ws, bs = self._split(self._params)
+        gs, betas = self._split_bn(self._params)
+        self._weights = Layers(ws, "weights", self._assign)
+        self._biases = Layers(bs, "biases", self._assign)
+        self._bn_gamma = Layers(gs, "bn_gamma", self._assign)
+        self._bn_beta = Layers(betas, "bn_beta", self._assign)
+
     # ------------------------------------------------------------------ layout
-    @staticmethod
-    def _check_sizes(sizes):
-        try:
-            raw = list(sizes)
-            sizes = [int(s) for s in raw]
-            ok = all(float(s) == float(t) and not isinstance(t, (str, bytes, bool, np.bool_))
-                     for s, t in zip(sizes, raw))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok or len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must be a sequence of at least two positive integers (input "
-                             f"first, e.g. [784, 30, 10]); got {sizes!r}")
-        if max(sizes) > 2 ** 24:
-            raise ValueError(f"sizes: a layer of {max(sizes)} units is larger than supported "
-                             f"(2**24)")
-        return sizes
+    _check_sizes = staticmethod(check_sizes)
 
     def _split(self, flat):
         ws, bs, o = [], [], 0
@@ -182,20 +179,87 @@ class Network:
                 bs.append(None)
         return gs, bs
 
-    def _new_engine(self):
-        return Engine(self.sizes, self._engine_codes(), self._alphas(), COSTS[self.cost_name],
-                      self.dtype, [int(b) for b in self.batch_norm] + [0], self.bn_eps,
-                      self.bn_momentum)
+    def _assign(self, pairs):
+        """Copy checked values into parameter views, under the lock."""
+        with self._using():
+            for view, values in pairs:
+                view[...] = values
+
+    def _assign_layers(self, layers, values, name, low=None):
+        try:
+            values = list(values)
+        except TypeError:
+            raise TypeError(f"net.{name} must be assigned a list of {len(layers)} arrays (one per "
+                            f"layer); got {type(values).__name__}") from None
+        if len(values) != len(layers):
+            raise ValueError(f"net.{name} must be assigned {len(layers)} arrays (one per layer "
+                             f"after the input); got {len(values)}")
+        pairs = []
+        for l, (view, v) in enumerate(zip(layers, values)):
+            if view is None:
+                if v is not None:
+                    raise ValueError(f"net.{name}[{l}]: layer {l} is not batch-normalised; "
+                                     f"give None for it")
+                continue
+            pairs.append((view, layer_values(v, view.shape, self.dtype, f"net.{name}[{l}]",
+                                             low)))
+        self._assign(pairs)
+
+    @property
+    def weights(self):
+        """W^l, (n_out, n_in) views of ``params``; ``net.weights[l] = W`` copies W in."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, values):
+        self._assign_layers(self._weights, values, "weights")
+
+    @property
+    def biases(self):
+        """b^l, (n_out,) views of ``params``; ``net.biases[l] = b`` copies b in."""
+        return self._biases
+
+    @biases.setter
+    def biases(self, values):
+        self._assign_layers(self._biases, values, "biases")
+
+    @property
+    def bn_gamma(self):
+        """gamma^l per hidden layer (views; None where the layer is not normalised)."""
+        return self._bn_gamma
+
+    @bn_gamma.setter
+    def bn_gamma(self, values):
+        self._assign_layers(self._bn_gamma, values, "bn_gamma")
+
+    @property
+    def bn_beta(self):
+        """beta^l per hidden layer (views; None where the layer is not normalised)."""
+        return self._bn_beta
+
+    @bn_beta.setter
+    def bn_beta(self, values):
+        self._assign_layers(self._bn_beta, values, "bn_beta")
 
     @property
     def bn_running_mean(self):
-        """Running means of the normalised layers (views; None where not normalised)."""
+        """Running means of the normalised layers (views of the engine's buffer; None where not
+        normalised); ``net.bn_running_mean[l] = m`` copies m in."""
         return self._running(0)
+
+    @bn_running_mean.setter
+    def bn_running_mean(self, values):
+        self._assign_layers(self._running(0), values, "bn_running_mean")
 
     @property
     def bn_running_var(self):
-        """Running (unbiased) variances of the normalised layers (views)."""
+        """Running (unbiased) variances of the normalised layers (views; assignment copies,
+        values >= 0)."""
         return self._running(1)
+
+    @bn_running_var.setter
+    def bn_running_var(self, values):
+        self._assign_layers(self._running(1), values, "bn_running_var", low=0.0)
 
     def _running(self, which):
         out, o, r = [], 0, self._engine.running
@@ -205,7 +269,8 @@ class Network:
                 o += 2 * n_out
             else:
                 out.append(None)
-        return out
+        return Layers(out, ("bn_running_mean", "bn_running_var")[which], self._assign,
+                      low=0.0 if which else None)
 
     @property
     def params(self):
@@ -220,7 +285,7 @@ class Network:
 
     @property
     def n_params(self):
-        return self.params.size
+        return self._params.size
 
     @property
     def L(self):
@@ -228,37 +293,60 @@ class Network:
         return self.num_layers - 1
 
     def initialize(self, init="nielsen", seed=None, bias_init=None, gain=1.0):
-        """(Re-)draw all parameters with a named initialiser; see :mod:`vgfast.init`."""
+        """(Re-)draw all parameters with a named initialiser; see :mod:`vgfast.init`.
+
+        The values are drawn in float64, checked to be finite in the network's dtype (a gain or a
+        constant bias too large for it is refused, naming the argument), and only then written.
+        """
         check_choice(init, _init.WEIGHT_INITS, "init")
+        if seed is not None:
+            check_number(seed, "seed", low=0, integer=True)
+        auto = isinstance(gain, str) and gain == "auto"
+        g0 = None if auto else check_number(gain, "gain")
         rng = np.random.default_rng(seed)
         f = _init.WEIGHT_INITS[init]
         how = bias_init if bias_init is not None else _init.DEFAULT_BIAS.get(init, "zeros")
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if gain == "auto":
+        values = np.zeros(self.n_params)  # float64, cast once checked
+        for l, (w, b) in enumerate(zip(*self._split(values))):
+            g = g0
+            if auto:
                 g = (_init.gain(self.activations[l], self.leaky_slope)
                      if l < self.L - 1 else 1.0)
                 if init.startswith("he_"):
                     # He's variance 2/n_in already holds relu's gain sqrt(2): auto gives
                     # torch's kaiming init for the layer's activation, std gain(act)/sqrt(n_in)
                     g /= np.sqrt(2.0)
-            else:
-                g = check_number(gain, "gain")
-            w[...] = f(rng, w.shape[0], w.shape[1], g)
+            with np.errstate(over="ignore", invalid="ignore"):
+                w[...] = f(rng, w.shape[0], w.shape[1], g)
             b[...] = _init.biases(rng, b.shape[0], how)
-        for g_, b_ in zip(self.bn_gamma, self.bn_beta):
+        for g_, b_ in zip(*self._split_bn(values)):
             if g_ is not None:
                 g_[...] = 1.0
                 b_[...] = 0.0
-        for m_, v_ in zip(self.bn_running_mean, self.bn_running_var):
-            if m_ is not None:  # the running statistics start again too
-                m_[...] = 0.0
-                v_[...] = 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = values.astype(self.dtype)
+        if not np.isfinite(cast).all():
+            ws, bs = self._split(cast)
+            name = np.dtype(self.dtype).name
+            for l, (w, b) in enumerate(zip(ws, bs)):
+                if not np.isfinite(w).all():
+                    raise ValueError(f"gain={gain!r}: the initial weights of layer {l} ({init}) "
+                                     f"overflow {name}; use a smaller gain")
+                if not np.isfinite(b).all():
+                    raise ValueError(f"bias_init={bias_init!r} is too large for {name}: the "
+                                     f"initial biases of layer {l} would be Inf")
+        with self._using():
+            self._params[...] = cast
+            for m_, v_ in zip(self.bn_running_mean, self.bn_running_var):
+                if m_ is not None:  # the running statistics start again too
+                    m_[...] = 0.0
+                    v_[...] = 1.0
         self.init_name = init
         return self
 
     @contextmanager
     def _using(self):
-        """Hold the network's lock: one engine call at a time per network."""
+        """Hold the network's lock: one engine call (or write) at a time per network."""
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("this Network is already in use by another thread; a Network "
                                "(its workspace) serves one call at a time. Use net.copy() per "
@@ -279,24 +367,8 @@ class Network:
             flat = flat.astype(self.dtype)  # checked after the cast: 1e39 is Inf in float32
         if not np.isfinite(flat).all():
             raise ValueError(f"flat contains NaN or Inf (in {np.dtype(self.dtype).name})")
-        self._params[...] = flat
-
-    def copy(self):
-        """An independent network with the same architecture and parameters."""
-        new = object.__new__(Network)
-        new.__dict__.update({k: v for k, v in self.__dict__.items()
-                             if k not in ("_params", "weights", "biases", "bn_gamma", "bn_beta",
-                                          "_engine", "_lock")})
-        new._engine = new._new_engine()
-        new._engine.running[...] = self._engine.running
-        new._params = self._params.copy()
-        new.weights, new.biases = new._split(new._params)
-        new.bn_gamma, new.bn_beta = new._split_bn(new._params)
-        new._lock = threading.Lock()
-        return new
-
-    def _engine_codes(self):
-        return [HIDDEN[a] for a in self.activations] + [OUTPUT[self.output]]
+        with self._using():
+            self._params[...] = flat
 
     def _alphas(self):
         return [self.leaky_slope if a == "leaky_relu" else self.elu_alpha if a == "elu" else 0.0
@@ -304,10 +376,73 @@ class Network:
 
     def __repr__(self):
         acts = set(self.activations)
-        act = self.activations[0] if len(acts) == 1 else self.activations
+        act = self.activations[0] if len(acts) == 1 else list(self.activations)
         bn = ", batch_norm=True" if any(self.batch_norm) else ""
-        return (f"Network({self.sizes}, activation={act!r}, output={self.output!r}, "
+        return (f"Network({list(self.sizes)}, activation={act!r}, output={self.output!r}, "
                 f"cost={self.cost_name!r}, dtype={np.dtype(self.dtype).name!r}{bn})")
+
+    # ------------------------------------------------------------------ state, copies, pickling
+    def _spec(self):
+        """The architecture as JSON values: a checkpoint header's ``"network"``."""
+        return {"sizes": [int(s) for s in self.sizes], "activations": list(self.activations),
+                "output": self.output, "cost": self.cost_name,
+                "dtype": np.dtype(self.dtype).name, "leaky_slope": float(self.leaky_slope),
+                "elu_alpha": float(self.elu_alpha), "init": self.init_name,
+                "batch_norm": [bool(b) for b in self.batch_norm], "bn_eps": float(self.bn_eps),
+                "bn_momentum": float(self.bn_momentum), "n_params": int(self.n_params)}
+
+    def _state(self):
+        """(spec, params copy, batch-norm running statistics copy), read under the lock."""
+        with self._using() as eng:
+            return self._spec(), self._params.copy(), np.array(eng.running)
+
+    def __getstate__(self):
+        spec, params, running = self._state()
+        return {"format": STATE_FORMAT, "format_version": STATE_VERSION, "network": spec,
+                "params": params, "bn_running": running,
+                "attributes": {k: v for k, v in self.__dict__.items() if k not in _CORE}}
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError("not the state of a vgfast.Network")
+        if state.get("format_version") != STATE_VERSION:
+            raise ValueError(f"Network state format_version {state.get('format_version')!r}; "
+                             f"this vgfast reads version {STATE_VERSION}")
+        self._restore(state["network"], state["params"], state["bn_running"], "state")
+        self.__dict__.update(state.get("attributes", {}))
+
+    @classmethod
+    def _from_state(cls, spec, params, running, where="state"):
+        """A Network of class ``cls`` from a spec (JSON values, as :meth:`_spec` gives) and its
+        arrays; every value is checked (ValueError naming ``where``), nothing is trusted."""
+        net = cls.__new__(cls)
+        net._restore(spec, params, running, where)
+        return net
+
+    def _restore(self, spec, params, running, where):
+        arch, init = from_spec(spec, params, running, where)
+        self._build(**arch, init_name=init)
+        self._params[...] = params
+        self._engine.running[...] = running
+
+    def copy(self):
+        """An independent network with the same architecture, parameters and batch-norm
+        statistics (also ``copy.copy(net)``; subclass attributes are copied shallowly)."""
+        spec, params, running = self._state()
+        new = type(self)._from_state(spec, params, running)
+        new.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _CORE})
+        return new
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo):
+        spec, params, running = self._state()
+        new = type(self)._from_state(spec, params, running)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k not in _CORE:
+                new.__dict__[k] = _copy.deepcopy(v, memo)
+        return new
 
     # ------------------------------------------------------------------ evaluation
     def _X(self, X, name="X", allow_1d=False):
@@ -316,8 +451,25 @@ class Network:
     def _Y(self, Y, n, name="Y"):
         return as_targets(Y, name, n, self.sizes[-1], self.dtype)
 
+    def _overflow(self, what, where=""):
+        """The error for a non-finite result from finite parameters and inputs."""
+        name = np.dtype(self.dtype).name
+        hint = ", or use float64" if name == "float32" else ""
+        return FloatingPointError(
+            f"{what} is not finite{where}: with these parameters and inputs a value overflowed "
+            f"{name} (e.g. a linear or ReLU layer's output beyond "
+            f"{float(np.finfo(self.dtype).max):.3g}); nothing is returned rather than Inf or "
+            f"NaN. Scale the inputs or parameters down{hint}")
+
+    def _check_rows(self, a, what):
+        if not np.isfinite(a).all():
+            row = int(np.argmin(np.isfinite(a).all(axis=1)))
+            raise self._overflow(what, f" (first at row {row})")
+
     def feedforward(self, X):
-        """Network output for each row of X: (n, n_out); a 1-D input gives a 1-D output."""
+        """Network output for each row of X: (n, n_out); a 1-D input gives a 1-D output.
+
+        Raises FloatingPointError if an output overflows (never returns Inf or NaN)."""
         X, was_1d = self._X(X, allow_1d=True)
         out = self._forward(X)
         return out[0] if was_1d else out
@@ -327,6 +479,7 @@ class Network:
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         with self._using() as eng:
             eng.forward(self.params, X, out)
+        self._check_rows(out, "the network's output")
         return out
 
     def predict(self, X):
@@ -362,7 +515,8 @@ class Network:
     def cost(self, X, Y, lmbda=0.0, l1=0.0, n=None, batch_stats=False):
         """Mean cost over the rows + (lmbda / 2n) sum ||W||^2 + (l1 / n) sum |W|.
 
-        n defaults to the number of rows (network2's total_cost convention).
+        n defaults to the number of rows (network2's total_cost convention). Raises
+        FloatingPointError if the cost overflows (never returns Inf or NaN).
         """
         X, _ = self._X(X)
         lab, T = self._Y(Y, X.shape[0])
@@ -372,7 +526,14 @@ class Network:
         with self._using() as eng:
             c = eng.gradient(self.params, X, T, lab, None, cost_only=True,
                              batch_stats=bool(batch_stats))
-        return c + self._penalty(lmbda, l1, n)
+        if not math.isfinite(c):
+            raise self._overflow("the cost")
+        with np.errstate(over="ignore"):
+            total = c + self._penalty(lmbda, l1, n)
+        if not math.isfinite(total):
+            raise FloatingPointError(f"the penalty overflows float64 (lmbda={lmbda!r}, "
+                                     f"l1={l1!r}, n={n}); nothing is returned rather than Inf")
+        return total
 
     def gradient(self, X, Y, batch_stats=False):
         """Exact gradient of the mean (unregularised) cost over the rows of X.
@@ -386,12 +547,27 @@ class Network:
         Gradient
             ``.weights[l]``, ``.biases[l]`` (same shapes as the parameters), ``.flat``,
             ``.cost`` (the mean cost).
+
+        Raises
+        ------
+        FloatingPointError
+            The cost or the gradient overflowed (the message names the first layer); no
+            Inf or NaN is returned.
         """
         X, _ = self._X(X)
         lab, T = self._Y(Y, X.shape[0])
         g = np.zeros(self.n_params, self.dtype)
         with self._using() as eng:
             c = eng.gradient(self.params, X, T, lab, g, batch_stats=bool(batch_stats))
+        if not math.isfinite(c):
+            raise self._overflow("the cost")
+        if not np.isfinite(g).all():
+            grad = Gradient(self, g, c)
+            bad = [l for l, (w, b) in enumerate(zip(grad.weights, grad.biases))
+                   if not (np.isfinite(w).all() and np.isfinite(b).all())]
+            raise self._overflow("the gradient", f" in layer {bad[0]} (W^{bad[0] + 1}, "
+                                 f"b^{bad[0] + 1})" if bad else
+                                 " in the batch-normalisation parameters")
         return Gradient(self, g, c)
 
     def trace(self, X, Y=None, batch_stats=False):
@@ -405,18 +581,24 @@ class Network:
 
         With batch normalisation, zs[l] is the normalised gamma * xhat + beta (the activation's
         input) while deltas[l] is dC/db^l, taken before the normalisation.
+
+        Raises FloatingPointError if any of them overflowed (naming the quantity and layer).
         """
         X, _ = self._X(X)
         lab = T = None
         if Y is not None:
             lab, T = self._Y(Y, X.shape[0])
         with self._using() as eng:
-            return eng.trace(self.params, X, T, lab, batch_stats=bool(batch_stats))
+            zs, acts, deltas = eng.trace(self.params, X, T, lab, batch_stats=bool(batch_stats))
+        for name, arrays, first in (("z", zs, 1), ("a", acts, 0), ("delta", deltas or [], 1)):
+            for l, a in enumerate(arrays):
+                self._check_rows(a, f"{name}^{l + first} (layer {l + first})")
+        return zs, acts, deltas
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, optimizer=None, epoch=None, extra=None):
         """Checkpoint to ``path``, atomically: parameters, architecture, dtype, batch-norm
         statistics, and the optimiser's state when given (see :func:`vgfast.checkpoint.save`;
         read back with :func:`vgfast.load`)."""
-        from .checkpoint import save
-        return save(self, path, optimizer=optimizer, epoch=epoch, extra=extra)
+        return _archive.write(path, _state.entries(_state.snapshot(self._state(), optimizer,
+                                                                    None, epoch, extra)))

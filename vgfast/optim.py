@@ -6,6 +6,8 @@ the momentum) may be a number or a :class:`Schedule`; train() evaluates the sche
 step of an epoch up front and hands the engine the array, so no Python runs per step.
 """
 import math
+import threading
+import weakref
 
 import numpy as np
 
@@ -126,8 +128,22 @@ def _schedule(value, name, high=None):
 # ---------------------------------------------------------------------------- optimisers
 
 
+#: optimiser -> weakref to the network its state belongs to (outside the instance, so copies
+#: and pickles of an optimiser are not bound)
+_OWNERS = weakref.WeakKeyDictionary()
+_OWNERS_LOCK = threading.Lock()
+#: the largest step or epoch count (the engine's int64)
+_MAX_COUNT = 2 ** 63 - 1
+
+
 class Optimizer:
     """Base: holds hyper-parameters and flat state buffers; the engine does the arithmetic.
+
+    The state buffers belong to one network: ``_bind(net)`` (the call a training loop makes
+    before its first step) binds them to ``net``, and binding them to another network raises
+    ValueError (two networks sharing momentum buffers, or two threads updating them at once,
+    would silently corrupt both runs). ``reset()`` or ``load_state_dict()`` frees them; copies
+    and pickles of an optimiser are not bound.
 
     Attributes
     ----------
@@ -138,6 +154,8 @@ class Optimizer:
 
     kind = -1
     state_names = ()
+    #: state buffers that hold sums or averages of squares (never negative)
+    nonnegative_state = ()
 
     def __init__(self, lr):
         self.lr = _schedule(lr, "lr")
@@ -151,8 +169,28 @@ class Optimizer:
         """[lr, momentum|rho|beta1, nesterov|beta2, eps, 0, lr_decay] for the engine."""
         raise NotImplementedError
 
-    def _bind(self, n_params, dtype):
-        """Create (or check) the state buffers for a network of n_params parameters."""
+    def _bind(self, net, dtype=None):
+        """Create (or check) the state buffers for ``net`` and bind them to it.
+
+        ``_bind(net)`` binds the state to that network (ValueError if it belongs to another);
+        ``_bind(n_params, dtype)`` only creates or checks buffers of that size.
+        """
+        if dtype is None:
+            with _OWNERS_LOCK:
+                owner = _OWNERS.get(self)
+                if owner is not None and owner() is not net:
+                    gone = " (since deleted)" if owner() is None else ""
+                    raise ValueError(
+                        f"optimizer: this {type(self).__name__}'s state (step count, moment "
+                        f"buffers) belongs to another Network{gone}; an optimiser serves one "
+                        f"network: use a fresh optimizer per network, or call "
+                        f"optimizer.reset() to start its state afresh for this one")
+                buffers = self._buffers(net.n_params, net.dtype)
+                _OWNERS[self] = weakref.ref(net)
+            return buffers
+        return self._buffers(net, dtype)
+
+    def _buffers(self, n_params, dtype):
         for name in ("s1", "s2"):
             buf = self.state.get(name)
             if buf is None:
@@ -168,9 +206,12 @@ class Optimizer:
         return self.state["s1"], self.state["s2"]
 
     def reset(self):
+        """Forget the state (and the network it belonged to): the next run starts afresh."""
         self.state = {}
         self.t = 0
         self.epoch = 0
+        with _OWNERS_LOCK:
+            _OWNERS.pop(self, None)
 
     def state_dict(self):
         """Everything needed to resume: hyper-parameters are in the constructor, state here."""
@@ -178,9 +219,40 @@ class Optimizer:
                 **{k: v.copy() for k, v in self.state.items()}}
 
     def load_state_dict(self, d):
-        self.t = int(d["t"])
-        self.epoch = int(d.get("epoch", 0))
-        self.state = {k: np.array(v) for k, v in d.items() if k not in ("t", "epoch")}
+        """Replace the state with a copy of ``d`` (as :meth:`state_dict` gives), checked: counts
+        in [0, 2**63), buffers ``s1``/``s2`` of one length, real and finite, non-negative where
+        they hold squares. The optimiser is then free to serve any network of that size."""
+        if not isinstance(d, dict) or "t" not in d:
+            raise TypeError("d must be a dict as optimizer.state_dict() returns, with 't'")
+        counts = {}
+        for k in ("t", "epoch"):
+            v = d.get(k, 0)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or \
+                    not 0 <= v <= _MAX_COUNT:
+                raise ValueError(f"state {k} must be an integer in [0, 2**63); got {v!r}")
+            counts[k] = int(v)
+        state = {}
+        for k, v in d.items():
+            if k in ("t", "epoch"):
+                continue
+            if k not in ("s1", "s2"):
+                raise ValueError(f"state buffer {k!r}: an optimiser's buffers are 's1', 's2'")
+            a = np.array(v)
+            if a.ndim != 1 or a.dtype not in (np.float64, np.float32):
+                raise ValueError(f"state buffer {k!r} must be a 1-D float64 or float32 array; "
+                                 f"got shape {a.shape} of {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"state buffer {k!r} contains NaN or Inf")
+            if k in self.nonnegative_state and (a < 0).any():
+                torch_name = dict(zip(("s1", "s2"), self.state_names)).get(k, k)
+                raise ValueError(f"state buffer {k!r} ({torch_name}) holds squares and cannot "
+                                 f"be negative")
+            state[k] = a
+        if len({(a.shape, a.dtype) for a in state.values()}) > 1:
+            raise ValueError("state buffers 's1' and 's2' must have the same length and dtype")
+        self.t, self.epoch, self.state = counts["t"], counts["epoch"], state
+        with _OWNERS_LOCK:
+            _OWNERS.pop(self, None)
 
     def __getstate__(self):
         """Pickling (sweep workers, multiprocessing): the hyper-parameters and
@@ -234,6 +306,7 @@ class AdaGrad(Optimizer):
 
     kind = 1
     state_names = ("sum",)
+    nonnegative_state = ("s1",)
 
     def __init__(self, lr=0.01, eps=1e-10, lr_decay=0.0):
         super().__init__(lr)
@@ -250,6 +323,7 @@ class RMSProp(Optimizer):
 
     kind = 2
     state_names = ("square_avg",)
+    nonnegative_state = ("s1",)
 
     def __init__(self, lr=0.01, rho=0.99, eps=1e-8):
         super().__init__(lr)
@@ -269,6 +343,7 @@ class Adam(Optimizer):
 
     kind = 3
     state_names = ("exp_avg", "exp_avg_sq")
+    nonnegative_state = ("s2",)
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)

@@ -295,10 +295,10 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         counter = 0
         hist, best, bad_epochs, first = History(), None, 0, 0
     steps = (n + batch_size - 1) // batch_size
-    every_k = steps if every is None else every
+    every_k = steps if every is None else min(every, steps)
     n_rec = (steps + every_k - 1) // every_k
     L = net.L
-    s1, s2 = optimizer._bind(net.n_params, net.dtype)
+    s1, s2 = optimizer._bind(net)  # an optimiser's state serves one network
     grad = np.zeros(net.n_params, net.dtype)
     hist.steps_per_epoch = steps
     want = set(record)

@@ -55,10 +55,18 @@ SUPPORTED_OUTPUT = (("sigmoid", "cross_entropy"), ("softmax", "log_likelihood"),
                     ("sigmoid", "quadratic"), ("linear", "quadratic"), ("softmax", "quadratic"))
 
 
+def _sigmoid_slope(z):
+    """sigma'(z) = e^{-|z|} / (1 + e^{-|z|})^2 from z: no cancellation for large |z| (a(1-a)
+    from the stored activation is exactly 0 once a rounds to 1, z >= 37 in float64)."""
+    e = np.exp(-np.abs(z))
+    return e / ((1 + e) * (1 + e))
+
+
 def _second_derivative(z, a, name, alpha):
     """f''(z) from z and the stored activation a."""
     if name == "sigmoid":
-        return a * (1 - a) * (1 - 2 * a)
+        # sigma'' = sigma' (1 - 2 sigma) = -sigma'(z) tanh(z / 2), both factors from z
+        return -_sigmoid_slope(z) * np.tanh(z / 2)
     if name == "tanh":
         return -2.0 * a * (1 - a * a)
     if name in ("relu", "leaky_relu", "linear", "abs"):
@@ -158,12 +166,13 @@ class HessianOperator:
             e = a - T  # quadratic: delta = a * (e - a.e)
             s = np.sum(a * e, axis=1, keepdims=True)
             return Ra * (e - s) + a * (Ra - np.sum(Ra * e + a * Ra, axis=1, keepdims=True))
-        if net.cost_name == "cross_entropy":  # delta = a - y
-            return a * (1 - a) * Rz
         if net.output == "linear":  # quadratic, delta = a - y
             return Rz.copy()
-        d1 = a * (1 - a)  # quadratic + sigmoid, delta = (a - y) sigma'(z)
-        return (d1 * d1 + (a - T) * d1 * (1 - 2 * a)) * Rz
+        d1 = _sigmoid_slope(self.zs[-1])  # sigma'(z^L), from z
+        if net.cost_name == "cross_entropy":  # delta = a - y
+            return d1 * Rz
+        d2 = -d1 * np.tanh(self.zs[-1] / 2)  # quadratic + sigmoid, delta = (a - y) sigma'(z)
+        return (d1 * d1 + (a - T) * d2) * Rz
 
     def matvec(self, v):
         """``H v`` (float64, the parameters' flat layout) by Pearlmutter's R-operator."""
@@ -306,17 +315,36 @@ def top_eigenvalue(net, X, Y, iters=100, tol=1e-6, lmbda=0.0, n=None, seed=0, v0
     -------
     TopEigenvalue
     """
+    from .._validate import check_number
+
+    iters = check_number(iters, "iters", low=1, integer=True)
+    tol = check_number(tol, "tol", low=0)
     op = HessianOperator(net, X, Y, lmbda, n)
     if v0 is None:
+        if seed is not None:
+            check_number(seed, "seed", low=0, integer=True)
         v = np.random.default_rng(seed).standard_normal(op.shape[0])
     else:
-        v = np.asarray(v0, np.float64).copy()
+        v = np.asarray(v0)
+        if v.dtype.kind not in "fiu":
+            raise TypeError(f"v0 must be a real vector; got dtype {v.dtype}")
+        v = v.astype(np.float64)
         if v.shape != (op.shape[0],):
             raise ValueError(f"v0 must have shape ({op.shape[0]},); got {v.shape}")
+        if not np.isfinite(v).all():
+            raise ValueError("v0 contains NaN or Inf")
+        scale = np.abs(v).max()
+        if scale == 0:
+            raise ValueError("v0 is the zero vector; power iteration needs a non-zero start")
+        v = v / scale  # scaled first, so that the norm below cannot overflow
     v /= np.linalg.norm(v)
     lam, res, it = 0.0, np.inf, 0
     for it in range(1, iters + 1):
         w = op.matvec(v)
+        if not np.isfinite(w).all():
+            raise FloatingPointError("top_eigenvalue: the Hessian-vector product overflowed "
+                                     "(Inf or NaN) at these parameters; no eigenvalue is "
+                                     "returned rather than NaN")
         lam = float(v @ w)
         res = float(np.linalg.norm(w - lam * v))
         if res <= tol * abs(lam):

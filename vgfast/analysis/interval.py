@@ -32,9 +32,12 @@ dividing by ``|w|`` gives the width ``2 z* / |w|``, which equals eq. 123 because
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._validate import check_number
 
 __all__ = [
     "sigmoid",
@@ -126,7 +129,8 @@ class Interval:
         Endpoints, ``lo <= hi``; at each one ``|w sigma'(w a + b)| = 1``. Both are ``nan``
         when the set is empty (``|w| < 4``).
     width : float
-        ``hi - lo`` (0.0 when empty); equals eq. 123, ``interval_width(w)``.
+        ``hi - lo`` (0.0 when empty); equals eq. 123, ``interval_width(w)``, up to the rounding
+        of the endpoints (relative to ``max(|lo|, |hi|)``: far from 0 use ``interval_width``).
     w, b : float
         The weight and bias the interval belongs to.
     """
@@ -157,10 +161,7 @@ def has_solution(w) -> bool:
     ``max_z |w| sigma'(z) = |w| / 4``, reached at ``z = 0``; ``b`` is irrelevant because it
     only shifts where in ``a`` that happens.
     """
-    w = float(w)
-    if not math.isfinite(w):
-        raise ValueError(f"w must be finite, got {w!r}")
-    return abs(w) >= 4.0
+    return abs(check_number(w, "w")) >= 4.0
 
 
 def _z_star(absw: float) -> float:
@@ -179,10 +180,8 @@ def _f(a, w, b):
 
 
 def _check_wb(w, b):
-    w, b = float(w), float(b)
-    if not (math.isfinite(w) and math.isfinite(b)):
-        raise ValueError(f"w and b must be finite, got w={w!r}, b={b!r}")
-    return w, b
+    """w and b as finite floats (a TypeError for strings, bools and other non-numbers)."""
+    return check_number(w, "w"), check_number(b, "b")
 
 
 def admissible_interval(w, b=0.0, method="closed_form") -> Interval:
@@ -259,12 +258,35 @@ def interval_width(w):
     -------
     float or ndarray
         The width in units of input activation, same shape as ``w``.
+
+    Raises
+    ------
+    TypeError
+        ``w`` is not real numbers (strings, booleans, objects).
+    ValueError
+        ``w`` holds NaN or Inf.
+
+    Notes
+    -----
+    Evaluated as ``2 z* / |w|`` with ``z* = 2 ln(1 + s) + ln(|w| / 4)``, ``s = sqrt(1 - 4/|w|)``
+    (the same number; see the module docstring), which neither overflows for ``|w|`` near
+    the float maximum (eq. 123's ``|w| (1 + s)`` would) nor cancels for large ``|w|``: the
+    width is about ``2 ln|w| / |w|`` there, e.g. 1.4e-305 at ``|w| = 1e308``.
     """
-    absw = np.abs(np.asarray(w, dtype=np.float64))
+    if isinstance(w, (str, bytes)):
+        raise TypeError(f"w must be a number or an array of numbers; got {w!r}")
+    if isinstance(w, numbers.Real) and not isinstance(w, (bool, np.bool_)):
+        w = float(w)  # also a Python int beyond int64
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+        raise TypeError(f"w must be real numbers; got dtype {arr.dtype}")
+    absw = np.abs(arr.astype(np.float64))
+    if not np.isfinite(absw).all():
+        raise ValueError(f"w must be finite; got {'NaN' if np.isnan(absw).any() else 'Inf'}")
     ok = absw > 4.0
     safe = np.where(ok, absw, 8.0)  # any value > 4, just to keep the formula warning-free
     s = np.sqrt(1.0 - 4.0 / safe)
-    width = (2.0 / safe) * np.log(safe * (1.0 + s) / 2.0 - 1.0)
+    width = (2.0 / safe) * (2.0 * np.log1p(s) + np.log(safe / 4.0))
     out = np.where(ok, width, 0.0)
     return out[()] if out.ndim == 0 else out
 
@@ -290,6 +312,7 @@ def max_interval_width(xatol=1e-12):
     """
     from scipy.optimize import minimize_scalar
 
+    xatol = check_number(xatol, "xatol", low=0, low_open=True)
     res = minimize_scalar(
         lambda x: -float(interval_width(x)),
         bounds=(4.0, 40.0),
