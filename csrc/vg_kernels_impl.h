@@ -8,43 +8,59 @@ static inline REAL SFX(sigmoid)(REAL z) {
     return e / ((REAL)1 + e);
 }
 
-/* 1 / (1 + e^-z) for a whole row, without branches so the loop vectorises (libm's exp is a
- * scalar call). e^t = 2^k e^r with k = round(t / ln 2), |r| <= ln(2)/2, e^r by its Taylor
- * polynomial (degree VG_EXP_DEGREE: truncation below half an ulp), 2^k built in the exponent
- * bits. t = -z is clamped to VG_EXP_MAX, where 1/(1 + e^t) is below 1e-300 (float: 1e-37), so
- * no overflow for any finite z; errors are a few ulps against the stable scalar formula.
- *
- * s, when not NULL, receives sigma'(z) = e^t / (1 + e^t)^2 = a (e^t a), formed from the same
- * exponential: no cancellation, so it keeps full relative precision where a(1 - a) would round
- * to 0 (a = 1 for z >= 37 in double, z >= 17 in float) or lose digits (z > ~10). e^t a <= 1, so
- * nothing overflows. */
-#define VG_SIGMOID_BODY                                                                        \
-        REAL t = -z[j];                                                                        \
-        t = t > (REAL)VG_EXP_MAX ? (REAL)VG_EXP_MAX : t;                                       \
-        t = t < -(REAL)VG_EXP_MAX ? -(REAL)VG_EXP_MAX : t;                                     \
-        REAL kd = t * log2e + magic; /* round to an integer in the low mantissa bits */        \
-        VG_UINT kb;                                                                            \
-        memcpy(&kb, &kd, sizeof kb);                                                           \
-        kd -= magic;                                                                           \
-        REAL r = (t - kd * ln2_hi) - kd * ln2_lo;                                              \
-        REAL e = VG_EXP_POLY(r);                                                               \
-        VG_UINT sb = (kb - magic_bits + (VG_UINT)VG_EXP_BIAS) << VG_MANT_BITS;                 \
-        REAL scale;                                                                            \
-        memcpy(&scale, &sb, sizeof scale);                                                     \
-        REAL et = e * scale;                                                                   \
-        REAL aj = (REAL)1 / ((REAL)1 + et);
-static void SFX(sigmoid_row)(const REAL *z, REAL *a, REAL *s, int64_t n) {
-    const REAL log2e = (REAL)1.4426950408889634, ln2_hi = (REAL)VG_LN2_HI,
-               ln2_lo = (REAL)VG_LN2_LO, magic = (REAL)VG_EXP_MAGIC;
-    VG_UINT magic_bits;
+/* e = exp(-|z|) in (0, 1] for one value, without branches or libm, so loops using it vectorise:
+ * e^t = 2^k e^r with t = -|z| clamped at -VG_EXP_LO (below it e^t rounds to 0 in REAL),
+ * k = round(t / ln 2), |r| <= ln(2)/2, e^r by its Taylor polynomial (truncation below half an
+ * ulp), and 2^k = 2^k1 2^k2 with k1 = floor(k/2) built in the exponent bits: two factors, so
+ * the results below the smallest normal number (subnormals) come out right too. k <= 0. */
+#define VG_EXP_NEG_ABS(zv, e)                                                                  \
+    REAL e;                                                                                    \
+    {                                                                                          \
+        REAL t_ = -FABS(zv);                                                                   \
+        t_ = t_ < -(REAL)VG_EXP_LO ? -(REAL)VG_EXP_LO : t_;                                    \
+        REAL kd_ = t_ * log2e + magic; /* round to an integer in the low mantissa bits */      \
+        VG_UINT kb_;                                                                           \
+        memcpy(&kb_, &kd_, sizeof kb_);                                                        \
+        kd_ -= magic;                                                                          \
+        REAL r_ = (t_ - kd_ * ln2_hi) - kd_ * ln2_lo;                                          \
+        VG_UINT u_ = magic_bits - kb_;            /* -k >= 0 */                                \
+        VG_UINT u1_ = u_ >> 1, u2_ = u_ - u1_;                                                 \
+        VG_UINT b1_ = ((VG_UINT)VG_EXP_BIAS - u1_) << VG_MANT_BITS;                            \
+        VG_UINT b2_ = ((VG_UINT)VG_EXP_BIAS - u2_) << VG_MANT_BITS;                            \
+        REAL s1_, s2_;                                                                         \
+        memcpy(&s1_, &b1_, sizeof s1_);                                                        \
+        memcpy(&s2_, &b2_, sizeof s2_);                                                        \
+        e = (VG_EXP_POLY(r_) * s1_) * s2_;                                                     \
+    }
+#define VG_EXP_CONSTANTS                                                                       \
+    const REAL log2e = (REAL)1.4426950408889634, ln2_hi = (REAL)VG_LN2_HI,                     \
+               ln2_lo = (REAL)VG_LN2_LO, magic = (REAL)VG_EXP_MAGIC;                           \
+    VG_UINT magic_bits;                                                                        \
     memcpy(&magic_bits, &magic, sizeof magic_bits);
+
+/* a = sigma(z) for a whole row, the stable way on both sides with e = exp(-|z|):
+ * a = 1 / (1 + e) for z >= 0, e / (1 + e) for z < 0 (a select, no branch), and, when s is not
+ * NULL, s = sigma'(z) = e / (1 + e)^2 from the same exponential: no a(1 - a) cancellation, so
+ * sigma' keeps full relative precision where a(1 - a) would round to 0 (z >= 37 in double,
+ * 17 in float) or lose digits. Nothing overflows for any finite z (e <= 1); errors are a few
+ * ulps, also for subnormal results. */
+static void SFX(sigmoid_row)(const REAL *z, REAL *a, REAL *s, int64_t n) {
+    VG_EXP_CONSTANTS
     if (s) {
-        for (int64_t j = 0; j < n; j++) { VG_SIGMOID_BODY a[j] = aj; s[j] = aj * (et * aj); }
+        for (int64_t j = 0; j < n; j++) {
+            VG_EXP_NEG_ABS(z[j], e)
+            REAL inv = (REAL)1 / ((REAL)1 + e);
+            a[j] = (z[j] >= 0 ? (REAL)1 : e) * inv;
+            s[j] = (e * inv) * inv;
+        }
     } else {
-        for (int64_t j = 0; j < n; j++) { VG_SIGMOID_BODY a[j] = aj; }
+        for (int64_t j = 0; j < n; j++) {
+            VG_EXP_NEG_ABS(z[j], e)
+            REAL inv = (REAL)1 / ((REAL)1 + e); /* as above: the same bits with or without s */
+            a[j] = (z[j] >= 0 ? (REAL)1 : e) * inv;
+        }
     }
 }
-#undef VG_SIGMOID_BODY
 
 static inline REAL SFX(softplus)(REAL z) {
     /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|) */
@@ -52,30 +68,14 @@ static inline REAL SFX(softplus)(REAL z) {
 }
 
 /* log1p(e^-|z|) for a block (softplus(z) = max(z, 0) + that: softplus_row), without branches
- * or libm calls, so it vectorises: e = e^-|z| as in sigmoid_row (clamped at e^-VG_EXP_MAX, below 1e-307 (float
- * 1.6e-38), which only the last bits of an O(|z|) result would see), then
+ * or libm calls, so it vectorises: e = e^-|z| (VG_EXP_NEG_ABS), then
  * log1p(e) = 2 atanh(s) with s = e / (2 + e) in (0, 1/3] (no cancellation), the odd series
  * 2 s (1 + t/3 + t^2/5 + ...), t = s^2 <= 1/9, to 17 terms (double: remainder < 1e-18
  * relative) or 8 (float: < 2e-9). */
 static void SFX(log1p_exp_row)(const REAL *z, REAL *out, int64_t n) {
-    const REAL log2e = (REAL)1.4426950408889634, ln2_hi = (REAL)VG_LN2_HI,
-               ln2_lo = (REAL)VG_LN2_LO, magic = (REAL)VG_EXP_MAGIC;
-    VG_UINT magic_bits;
-    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    VG_EXP_CONSTANTS
     for (int64_t j = 0; j < n; j++) {
-        REAL az = FABS(z[j]);
-        REAL t = -az;
-        t = t < -(REAL)VG_EXP_MAX ? -(REAL)VG_EXP_MAX : t;
-        REAL kd = t * log2e + magic;
-        VG_UINT kb;
-        memcpy(&kb, &kd, sizeof kb);
-        kd -= magic;
-        REAL r = (t - kd * ln2_hi) - kd * ln2_lo;
-        REAL e = VG_EXP_POLY(r);
-        VG_UINT sb = (kb - magic_bits + (VG_UINT)VG_EXP_BIAS) << VG_MANT_BITS;
-        REAL scale;
-        memcpy(&scale, &sb, sizeof scale);
-        e *= scale;
+        VG_EXP_NEG_ABS(z[j], e)
         REAL sv = e / ((REAL)2 + e), tt = sv * sv;
         out[j] = (REAL)2 * sv * VG_ATANH_SERIES(tt);
     }

@@ -9,7 +9,7 @@
 #define VG_LN2_HI 6.93147180369123816490e-01
 #define VG_LN2_LO 1.90821492927058770002e-10
 #define VG_EXP_MAGIC 0x1.8p52
-#define VG_EXP_MAX 708.0
+#define VG_EXP_LO 745.0
 #define VG_EXP_BIAS 1023
 #define VG_MANT_BITS 52
 #define VG_EXP_POLY VG_POLY13
@@ -30,7 +30,7 @@
 #undef VG_LN2_HI
 #undef VG_LN2_LO
 #undef VG_EXP_MAGIC
-#undef VG_EXP_MAX
+#undef VG_EXP_LO
 #undef VG_EXP_BIAS
 #undef VG_MANT_BITS
 #undef VG_EXP_POLY
@@ -51,7 +51,7 @@
 #define VG_LN2_HI 0.693145751953125f
 #define VG_LN2_LO 1.428606765330187045e-06f
 #define VG_EXP_MAGIC 0x1.8p23f
-#define VG_EXP_MAX 87.0f
+#define VG_EXP_LO 103.0f
 #define VG_EXP_BIAS 127
 #define VG_MANT_BITS 23
 #define VG_EXP_POLY VG_POLY7
@@ -72,7 +72,7 @@
 #undef VG_LN2_HI
 #undef VG_LN2_LO
 #undef VG_EXP_MAGIC
-#undef VG_EXP_MAX
+#undef VG_EXP_LO
 #undef VG_EXP_BIAS
 #undef VG_MANT_BITS
 #undef VG_EXP_POLY

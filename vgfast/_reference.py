@@ -16,6 +16,20 @@ def softplus(z):
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def softmax(z):
+    """Row-wise softmax. Infinite logits take their limit: the +inf entries of a row share the
+    mass equally, a row of -inf only is uniform (as the engine does); NaN propagates."""
+    z = np.asarray(z)
+    mx = z.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(z - np.where(np.isfinite(mx), mx, 0))
+    inf_rows = np.isinf(mx[:, 0])
+    if inf_rows.any():
+        top = (z[inf_rows] == mx[inf_rows]).astype(z.dtype)
+        e[inf_rows] = np.where(np.isnan(z[inf_rows]), z[inf_rows], top)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def activate(z, name, alpha=0.0):
     if name == "sigmoid":
         return sigmoid(z)
@@ -34,8 +48,7 @@ def activate(z, name, alpha=0.0):
     if name == "softplus":
         return softplus(z)
     if name == "softmax":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(z)
     raise ValueError(name)
 
 

@@ -214,8 +214,14 @@ class BaseMLP(BaseEstimator):
             if "in use" not in str(e):
                 raise
             # another thread is using the network (a Network serves one call at a time):
-            # predict with a copy, so that the estimator serves threads as scikit-learn's does
-            return self._net.copy().feedforward(X)
+            # predict with a snapshot of it, so that the estimator serves threads as
+            # scikit-learn's does. The snapshot is read without the network's lock (copy()
+            # would wait for it): right for concurrent predictions, which only read; like
+            # scikit-learn's, predicting while another thread fits is not supported.
+            net = self._net
+            snap = type(net)._from_state(net._spec(), net.params.copy(),
+                                         np.array(net._engine.running))
+            return snap.feedforward(X)
 
     def _weight_sq(self):
         with np.errstate(over="ignore"):

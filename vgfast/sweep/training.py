@@ -230,11 +230,21 @@ def train_run(config):
         hist, diverged = e.history, str(e)
     seconds = time.perf_counter() - t0
     lmbda, l1 = kw.get("lmbda", 0.0), kw.get("l1", 0.0)
-    out = {"train_cost": net.cost(X, y, lmbda, l1), "train_accuracy": net.accuracy(X, y)}
+
+    def measured(f, *args, **kwargs):
+        # a diverged network's cost or outputs may overflow: vgfast raises rather than return
+        # Inf or NaN, and the run records None for that number
+        try:
+            return float(f(*args, **kwargs))
+        except FloatingPointError:
+            return None
+
+    out = {"train_cost": measured(net.cost, X, y, lmbda, l1),
+           "train_accuracy": measured(net.accuracy, X, y)}
     if validation is not None:
-        out["validation_cost"] = net.cost(X_val, y_val, lmbda, l1, n=len(X))
-        out["validation_accuracy"] = net.accuracy(X_val, y_val)
-    out = {k: _finite_or_none(float(v)) for k, v in out.items()}
+        out["validation_cost"] = measured(net.cost, X_val, y_val, lmbda, l1, n=len(X))
+        out["validation_accuracy"] = measured(net.accuracy, X_val, y_val)
+    out = {k: None if v is None else _finite_or_none(v) for k, v in out.items()}
     history = {k: _finite_or_none(v) for k, v in hist.to_dict().items()}
     out.update(epochs_trained=hist.epochs, seconds=seconds, diverged=diverged, history=history)
     return out
