@@ -689,3 +689,18 @@ def test_bad_shapes():
         net.SGD(good, 1, 2, 0.1, lmbda=-1.0)
     with pytest.raises(ValueError, match=r"\(X\) must have 4 columns"):
         net.SGD((np.ones((5, 3)), np.zeros(5, dtype=int)), 1, 2, 0.1)
+
+
+def test_backprop_results_are_independent_arrays():
+    """nabla_b does not keep nabla_w's memory alive (generate_gradient.py keeps only nabla_b
+    of 1000 calls), and no result is a view of the parameters or of another call's result."""
+    net = network2.Network([20, 8, 4])
+    x, y = np.linspace(0, 1, 20).reshape(20, 1), network2.vectorized_result(1, 4)
+    nabla_b, nabla_w = net.backprop(x, y)
+    again_b, again_w = net.backprop(x, y)
+    for b in nabla_b:
+        assert b.base is None and b.shape[1] == 1
+        assert not any(np.shares_memory(b, w) for w in nabla_w)
+    for w, w2 in zip(nabla_w, again_w):
+        assert not np.shares_memory(w, w2) and not np.shares_memory(w, net.network.params)
+        assert np.array_equal(w, w2)
