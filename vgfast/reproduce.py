@@ -880,8 +880,8 @@ def _section_speed(r):
     rows = []
     for hidden in ("2", "3", "4"):
         n, b = r["nets"][hidden], r["book"][hidden]
-        for who, vals in (("book (its own run)", [_g(b["start"]), _g(b["median"]),
-                                                  _g(b["end"]), _g(b["min"])]),
+        for who, vals in (("book (its own run)", [f"{b[k]:.1f}" for k in ("start", "median",
+                                                                         "end", "min")]),
                           (f"ours (mean ± sd, {_seeds(r)})",
                            [_pm(n["ratio_start"], 1, 1),
                             _pm(n["ratio_median_over_training"], 1, 1),
