@@ -278,3 +278,27 @@ def test_train_help_shows_defaults(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "(default: 784,30,30,10)" in out and "(default: 10)" in out and "--n-train" in out
+
+
+# ------------------------------------------------------------------------ Fashion-MNIST
+
+
+def test_fashion_runs_only_when_its_data_is_there(tmp_path, capsys):
+    missing = str(tmp_path / "no-fashion")
+    assert "fashion" not in reproduce.default_experiments(reproduce.Config(fashion=missing))
+    assert reproduce.main(["fashion", "--fashion", missing, "--out", str(tmp_path)]) == 1
+    assert "needs Fashion-MNIST" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fashion_depth_experiment(tmp_path):
+    from vgfast import datasets
+    if not os.path.isdir(datasets.FASHION_MNIST_DIR):
+        pytest.skip("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed")
+    docs = _run(tmp_path, "fashion")
+    r = docs["fashion"]["results"]
+    assert r["dataset"] == "Fashion-MNIST" and r["n_train"] == 50000 and "book" not in r
+    for k in "1234":
+        assert 0.5 < r["protocols"]["matched"]["depths"][k]["accuracy"]["mean"] <= 1
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "Fashion-MNIST" in md and "fashion_depth_accuracy.png" in md
