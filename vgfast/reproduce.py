@@ -549,7 +549,7 @@ def _section_depth(r):
         if "literal" in r["protocols"]:
             row.append(_pm(r["protocols"]["literal"]["depths"][str(k)]["accuracy"], 100, 2))
         rows.append(row)
-    head = ["hidden layers"] + (["book % (its final epoch)", "book Δ vs 1"] if has_book else [])
+    head = ["hidden layers"] + (["book % (one run)", "book Δ vs 1"] if has_book else [])
     head += [f"ours % (final, {m['epochs']} ep.)", "ours Δ vs 1", "ours % (best epoch)"]
     if "literal" in r["protocols"]:
         head.append("ours % literal (30 ep., λ=5)")
