@@ -25,7 +25,8 @@ The book's observable behaviour is the specification:
   same monitored numbers (computed exactly, over the whole data, after each epoch) and the
   same printed lines.
 - ``backprop(x, y)`` is the engine's gradient of one example; ``feedforward``, ``accuracy`` and
-  ``total_cost`` run on the engine too.
+  ``total_cost`` run on the engine too. While ``SGD`` runs, BLAS is held to one thread (with
+  threadpoolctl installed): the book's products are too small for threads to pay.
 - A subclass that overrides ``update_mini_batch`` or ``backprop`` (the chapter-3 exercises:
   L1 regularisation, momentum), and a cost class of your own with ``fn(a, y)`` and
   ``delta(z, a, y)``, are honoured: ``SGD`` then runs the book's loop over mini-batches calling
