@@ -348,6 +348,12 @@ class Network:
     @staticmethod
     def _example(v, n, name):
         """One example as a C-contiguous finite float64 row (1, n)."""
+        if type(v) is np.ndarray and v.dtype.kind == "f" and v.shape == (n, 1):
+            # the book's column, the common case (float32 in mnist.pkl.gz): one conversion
+            row = v.reshape(1, n).astype(np.float64, order="C", copy=False)
+            if not math.isfinite(row.sum()) and not np.isfinite(row).all():
+                raise ValueError(f"{name} contains NaN or Inf")
+            return row
         v = np.asarray(v)
         if v.shape not in ((n, 1), (n,)):
             raise ValueError(f"{name} must be one example, a column ({n}, 1) (or a vector "
