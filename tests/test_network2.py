@@ -400,29 +400,169 @@ def test_initialisers_make_the_books_draws(method):
         assert np.array_equal(got, want)
 
 
-def test_parameters_are_views_of_the_engine():
+def test_parameters_are_the_books_lists():
     net = network2.Network([4, 3, 2])
     assert net.num_layers == 3 and net.sizes == [4, 3, 2]
-    net.biases[0][...] = 7.0
+    assert net.weights is net.weights and type(net.weights) is list
+    net.biases[0][...] = 7.0  # in place: the network changes, as in the book
     assert np.all(net.network.biases[0] == 7.0)
     net.weights[1][0, 0] = -2.0
     assert net.network.weights[1][0, 0] == -2.0
-    net.weights[0] = np.full((3, 4), 0.5)
+    net.weights[0] = np.full((3, 4), 0.5)  # replacing an array: seen at the next use
     net.biases[1] = np.array([1.0, 2.0])  # (n,) accepted for an (n, 1) bias
     assert np.all(net.network.weights[0] == 0.5) and list(net.network.biases[1]) == [1.0, 2.0]
+    assert net.biases[1].shape == (2, 1)
     net.biases[1] *= 2
     assert list(net.network.biases[1]) == [2.0, 4.0]
+    x = np.full((4, 1), 0.25)
+    book = BookNetwork(net.weights, net.biases, BookCrossEntropyCost)
+    assert rel_err(net.feedforward(x), book.feedforward(x)) < 1e-14
     new_w = [np.arange(12.0).reshape(3, 4), np.ones((2, 3))]
-    net.weights = new_w
-    new_w[0][...] = 0  # copied in, not aliased
-    assert np.array_equal(net.weights[0], np.arange(12.0).reshape(3, 4))
+    net.weights = new_w  # a new list: the network uses it
+    assert np.array_equal(net.network.weights[0], np.arange(12.0).reshape(3, 4))
     assert np.shares_memory(net.weights[0], net.network.params)
-    with pytest.raises(ValueError, match=r"weights\[0\] must have shape \(3, 4\)"):
-        net.weights = [np.ones((4, 3)), np.ones((2, 3))]
-    with pytest.raises(ValueError, match="list of 2 arrays"):
-        net.biases = [np.ones((3, 1))]
-    with pytest.raises(ValueError, match="NaN"):
-        net.weights[1] = np.full((2, 3), np.nan)
+
+    net.weights.append(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"net.weights must be a list of 2 arrays.*3 entries"):
+        net.feedforward(x)
+    net.weights = [np.ones((4, 3)), np.ones((2, 3))]
+    with pytest.raises(ValueError, match=r"net.weights\[0\] must have shape \(3, 4\)"):
+        net.feedforward(x)
+    net.weights = [np.ones((3, 4)), np.full((2, 3), np.nan)]
+    with pytest.raises(ValueError, match=r"weights\[1\] contains NaN"):
+        net.feedforward(x)
+    net.weights = [np.ones((3, 4)), np.ones((2, 3))]
+    net.sizes[0] = 5
+    with pytest.raises(ValueError, match="sizes was changed"):
+        net.feedforward(x)
+
+
+def test_sgd_rebinds_the_lists_as_the_book_does():
+    net, book = _pair([6, 5, 3], network2.CrossEntropyCost)
+    before_w, before_b = net.weights, net.biases
+    saved = [w.copy() for w in before_w] + [b.copy() for b in before_b]
+    train = _training_data(12, 6, 3, seed=9)
+    random.seed(1)
+    net.SGD(list(train), 2, 4, 0.5, lmbda=0.1)
+    random.seed(1)
+    book.SGD(list(train), 2, 4, 0.5, lmbda=0.1)
+    _assert_params_close(net, book)
+    assert net.weights is not before_w
+    for held, value in zip(before_w + before_b, saved):  # the old arrays keep their values
+        assert np.array_equal(held, value)
+    before = net.weights
+    net.update_mini_batch(train[:3], 0.5, 0.1, 12)
+    book.update_mini_batch(train[:3], 0.5, 0.1, 12)
+    assert net.weights is not before
+    _assert_params_close(net, book)
+
+
+def test_copy_deepcopy_and_pickle():
+    import copy
+    import pickle
+
+    net, _ = _pair([5, 4, 3], network2.QuadraticCost)
+    x = np.linspace(0, 1, 5).reshape(5, 1)
+    out = net.feedforward(x)
+    train = _training_data(8, 5, 3, seed=2)
+    for clone in (copy.copy(net), copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert clone.cost is network2.QuadraticCost and clone.sizes == [5, 4, 3]
+        assert np.array_equal(clone.feedforward(x), out)
+        clone.SGD(list(train), 2, 3, 1.0)  # training the clone leaves the original alone
+        assert not np.array_equal(clone.feedforward(x), out)
+        assert np.array_equal(net.feedforward(x), out)
+    deep = copy.deepcopy(net)
+    deep.weights[0][...] = 0  # a deep copy shares no array
+    assert np.array_equal(net.feedforward(x), out)
+
+
+class _L1Network(network2.Network):
+    """The chapter-3 exercise: L1 instead of L2, by overriding update_mini_batch."""
+
+    calls = 0
+
+    def update_mini_batch(self, mini_batch, eta, lmbda, n):
+        type(self).calls += 1
+        nabla_b = [np.zeros(b.shape) for b in self.biases]
+        nabla_w = [np.zeros(w.shape) for w in self.weights]
+        for x, y in mini_batch:
+            delta_nabla_b, delta_nabla_w = self.backprop(x, y)
+            nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
+            nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+        self.weights = [w - eta * (lmbda / n) * np.sign(w) - (eta / len(mini_batch)) * nw
+                        for w, nw in zip(self.weights, nabla_w)]
+        self.biases = [b - (eta / len(mini_batch)) * nb for b, nb in zip(self.biases, nabla_b)]
+
+
+class _BookL1(BookNetwork):
+    calls = 0
+    update_mini_batch = _L1Network.update_mini_batch
+
+
+class _CountingBackprop(network2.Network):
+    calls = 0
+
+    def backprop(self, x, y):
+        type(self).calls += 1
+        return super().backprop(x, y)
+
+
+def test_subclass_overrides_are_called_by_sgd():
+    _L1Network.calls = _CountingBackprop.calls = 0
+    np.random.seed(5)
+    net = _L1Network([6, 4, 3])
+    book = _BookL1(net.weights, net.biases, BookCrossEntropyCost)
+    train = _training_data(10, 6, 3, seed=3)
+    random.seed(4)
+    net.SGD(list(train), 2, 3, 0.5, lmbda=2.0)
+    random.seed(4)
+    book.SGD(list(train), 2, 3, 0.5, lmbda=2.0)
+    assert _L1Network.calls == 8  # 2 epochs of 4 mini-batches
+    _assert_params_close(net, book)
+
+    np.random.seed(5)
+    counting = _CountingBackprop([6, 4, 3])
+    random.seed(4)
+    counting.SGD(list(train), 1, 3, 0.5)
+    assert _CountingBackprop.calls == 10  # the book's update_mini_batch, one call per example
+
+
+class _HalfQuadratic:
+    """A cost of the user's: C = ||a - y||^2 / 4 (half the book's quadratic)."""
+
+    @staticmethod
+    def fn(a, y):
+        return 0.25 * np.linalg.norm(a - y) ** 2
+
+    @staticmethod
+    def delta(z, a, y):
+        return 0.5 * (a - y) * _sigmoid_prime(z)
+
+
+def test_a_cost_class_of_the_users_is_honoured():
+    np.random.seed(8)
+    net = network2.Network([5, 4, 3], cost=_HalfQuadratic)
+    book = BookNetwork(net.weights, net.biases, _HalfQuadratic)
+    train = _training_data(9, 5, 3, seed=6)
+    evald = _evaluation_data(4, 5, 3, seed=7)
+    flags = dict(evaluation_data=evald, monitor_evaluation_cost=True,
+                 monitor_training_cost=True, monitor_training_accuracy=True)
+    random.seed(2)
+    got = net.SGD(list(train), 2, 4, 0.5, lmbda=0.3, **flags)
+    random.seed(2)
+    want = book.SGD(list(train), 2, 4, 0.5, lmbda=0.3, **flags)
+    _assert_params_close(net, book)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-12)
+    assert got[3] == want[3]
+    x, y = train[0]
+    for g, w in zip(sum(net.backprop(x, y), []), sum(book.backprop(x, y), [])):
+        assert rel_err(g, w) < 1e-13
+    # half the book's quadratic cost: half its gradient
+    quadratic = network2.Network([5, 4, 3], cost=network2.QuadraticCost)
+    quadratic.weights, quadratic.biases = net.weights, net.biases
+    for g, w in zip(sum(net.backprop(x, y), []), sum(quadratic.backprop(x, y), [])):
+        assert rel_err(2 * g, w) < 1e-13
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,13 +643,14 @@ def test_bad_sizes(sizes):
 
 
 def test_bad_cost():
-    class MyCost:
+    class NoDelta:
         @staticmethod
         def fn(a, y):
             return 0.0
 
-    with pytest.raises(ValueError, match="cost must be"):
-        network2.Network([3, 2], cost=MyCost)
+    for cost in (NoDelta, "CrossEntropyCost", None):
+        with pytest.raises(ValueError, match="cost must be a cost class with fn"):
+            network2.Network([3, 2], cost=cost)
 
 
 def test_bad_shapes():
@@ -548,3 +689,18 @@ def test_bad_shapes():
         net.SGD(good, 1, 2, 0.1, lmbda=-1.0)
     with pytest.raises(ValueError, match=r"\(X\) must have 4 columns"):
         net.SGD((np.ones((5, 3)), np.zeros(5, dtype=int)), 1, 2, 0.1)
+
+
+def test_backprop_results_are_independent_arrays():
+    """nabla_b does not keep nabla_w's memory alive (generate_gradient.py keeps only nabla_b
+    of 1000 calls), and no result is a view of the parameters or of another call's result."""
+    net = network2.Network([20, 8, 4])
+    x, y = np.linspace(0, 1, 20).reshape(20, 1), network2.vectorized_result(1, 4)
+    nabla_b, nabla_w = net.backprop(x, y)
+    again_b, again_w = net.backprop(x, y)
+    for b in nabla_b:
+        assert b.base is None and b.shape[1] == 1
+        assert not any(np.shares_memory(b, w) for w in nabla_w)
+    for w, w2 in zip(nabla_w, again_w):
+        assert not np.shares_memory(w, w2) and not np.shares_memory(w, net.network.params)
+        assert np.array_equal(w, w2)

