@@ -26,7 +26,6 @@ if importlib.util.find_spec("vgfast") is None:  # a checkout built in place, not
 
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-import _ckernels  # noqa: E402
 import _workloads as W  # noqa: E402
 import vgfast  # noqa: E402
 import vgfast._core  # noqa: E402
@@ -223,12 +222,7 @@ def optim_table(repeats, n=10_000_000):
     rng = np.random.default_rng(0)
     p0, g = rng.standard_normal(n), rng.standard_normal(n) * 1e-3
     nbytes = {"adam": 7 * 8 * n, "sgd-momentum": 5 * 8 * n}
-    c_step, how = None, "unavailable"
-    for name in ("optimizer_step", "opt_step"):
-        if c_step is None and hasattr(vgfast._core, name):
-            c_step, how = getattr(vgfast._core, name), f"vgfast._core.{name}"
-    if c_step is None and _ckernels.load() is not None:
-        c_step, how = _ckernels.opt_step_ctypes, "standalone build of csrc/vg_kernels.c"
+    c_step, how = vgfast._core.optimizer_step, "vgfast._core.optimizer_step"
     rows = ["| update | vgfast C kernel | numpy | torch.optim | torch.optim fused | "
             "copy (np.copyto) |", "|---|---:|---:|---:|---:|---:|"]
     raw = []

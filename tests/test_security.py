@@ -413,7 +413,10 @@ def test_kill_9_during_a_save_leaves_a_file_the_next_save_removes(tmp_path, monk
         np.savez = slow
         vgfast.checkpoint.save(vgfast.Network([5, 4, 3], seed=0), {str(path)!r}, epoch=2)
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    # the vgfast this test imported first (a source checkout next to the tests may have no
+    # compiled extension when the package is installed elsewhere)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(vgfast.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here] + sys.path))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
     try:
         assert proc.stdout.readline().strip() == b"writing"
