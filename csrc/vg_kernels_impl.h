@@ -166,31 +166,37 @@ VG_API void SFX(vg_mul_deriv)(REAL *d, const REAL *s, int64_t len) {
  * bit cleared, the bits of non-negative floats order as signed integers, and NaN/Inf are
  * exactly those at or above the all-ones exponent; an integer max vectorises where a
  * floating-point `a > b ? a : b` does not (GCC keeps its NaN semantics scalar). */
+#define VG_ABS_BITS(b) ((b) & (VG_SINT)(((VG_UINT)1 << (sizeof(REAL) * 8 - 1)) - 1))
+#define VG_INF_BITS ((VG_SINT)((((VG_UINT)1 << (sizeof(REAL) * 8 - 1 - VG_MANT_BITS)) - 1) \
+                               << VG_MANT_BITS))
+
+/* the value of the largest of eight lanes of |x| bits, or -1 if one is NaN/Inf */
+static double SFX(bits_max)(const VG_SINT mx[8]) {
+    VG_SINT r = 0;
+    for (int k = 0; k < 8; k++) r = mx[k] > r ? mx[k] : r;
+    if (r >= VG_INF_BITS) return -1.0;
+    REAL v;
+    memcpy(&v, &r, sizeof v);
+    return (double)v;
+}
+
 VG_API double SFX(vg_maxabs)(const REAL *x, int64_t len) {
-    const VG_SINT mask = (VG_SINT)(((VG_UINT)1 << (sizeof(REAL) * 8 - 1)) - 1);
-    const VG_SINT inf_bits = (VG_SINT)((((VG_UINT)1 << (sizeof(REAL) * 8 - 1 - VG_MANT_BITS)) - 1)
-                                        << VG_MANT_BITS);
     VG_SINT mx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= len; i += 8)
         for (int k = 0; k < 8; k++) {
             VG_SINT b;
             memcpy(&b, x + i + k, sizeof b);
-            b &= mask;
+            b = VG_ABS_BITS(b);
             mx[k] = b > mx[k] ? b : mx[k];
         }
     for (; i < len; i++) {
         VG_SINT b;
         memcpy(&b, x + i, sizeof b);
-        b &= mask;
+        b = VG_ABS_BITS(b);
         mx[0] = b > mx[0] ? b : mx[0];
     }
-    VG_SINT r = 0;
-    for (int k = 0; k < 8; k++) r = mx[k] > r ? mx[k] : r;
-    if (r >= inf_bits) return -1.0;
-    REAL v;
-    memcpy(&v, &r, sizeof v);
-    return (double)v;
+    return SFX(bits_max)(mx);
 }
 
 /* Output layer: d = dC/dz for each row (d may be NULL: cost only). Returns the sum over the
@@ -377,9 +383,6 @@ VG_API void SFX(vg_prefetch_rows)(const REAL *src, const int64_t *idx, int64_t m
 #endif
 VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n,
                                   REAL *dst) {
-    const VG_SINT mask = (VG_SINT)(((VG_UINT)1 << (sizeof(REAL) * 8 - 1)) - 1);
-    const VG_SINT inf_bits = (VG_SINT)((((VG_UINT)1 << (sizeof(REAL) * 8 - 1 - VG_MANT_BITS)) - 1)
-                                        << VG_MANT_BITS);
     VG_SINT mx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t i = 0; i < m; i++) {
         const REAL *sr = src + idx[i] * n;
@@ -396,23 +399,18 @@ VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m
                 VG_SINT b;
                 memcpy(&b, sr + j + k, sizeof b);
                 memcpy(dr + j + k, &b, sizeof b);
-                b &= mask;
+                b = VG_ABS_BITS(b);
                 mx[k] = b > mx[k] ? b : mx[k];
             }
         for (; j < n; j++) {
             VG_SINT b;
             memcpy(&b, sr + j, sizeof b);
             memcpy(dr + j, &b, sizeof b);
-            b &= mask;
+            b = VG_ABS_BITS(b);
             mx[0] = b > mx[0] ? b : mx[0];
         }
     }
-    VG_SINT r = 0;
-    for (int k = 0; k < 8; k++) r = mx[k] > r ? mx[k] : r;
-    if (r >= inf_bits) return -1.0;
-    REAL v;
-    memcpy(&v, &r, sizeof v);
-    return (double)v;
+    return SFX(bits_max)(mx);
 }
 
 /* g += l2 * w + l1 * sign(w): the gradient of (l2/2)||w||^2 + l1 |w|_1 */
