@@ -417,7 +417,8 @@ def test_kill_9_during_a_save_leaves_a_file_the_next_save_removes(tmp_path, monk
     # compiled extension when the package is installed elsewhere)
     here = os.path.dirname(os.path.dirname(os.path.abspath(vgfast.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([here] + sys.path))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env,
+                            cwd=tmp_path)  # not the checkout: "-c" puts the cwd first on sys.path
     try:
         assert proc.stdout.readline().strip() == b"writing"
         leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
