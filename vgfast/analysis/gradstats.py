@@ -138,20 +138,28 @@ def _layer_sums(D, A, epsilon):
     """
     m = D.shape[0]
     # Gbar = (1/m) sum_i delta_i a_i^T ; gbar_b = (1/m) sum_i delta_i
-    Gbar = (D.T @ A) / m
+    Gbar = D.T @ A
+    Gbar /= m
     gbar_b = D.sum(axis=0) / m
     D2, A2 = D * D, A * A
     # ||g_i||^2 = ||delta_i||^2 (||a_i||^2 + 1)
     sq = D2.sum(axis=1) * (A2.sum(axis=1) + 1.0)
     # g_i . gbar = sum_k delta_ik (Gbar a_i)_k + delta_i . gbar_b
-    dots = np.einsum("ik,ik->i", D, A @ Gbar.T) + D @ gbar_b
-    gbar_sq = float(np.sum(Gbar * Gbar) + gbar_b @ gbar_b)
-    # (1/m) sum_i g_ij^2 - gbar_j^2: the 1/m variance of each parameter's gradient (clamped at 0
-    # against rounding: it is a sum of squares)
-    var_w = np.maximum((D2.T @ A2) / m - Gbar * Gbar, 0.0)
-    var_b = np.maximum(D2.sum(axis=0) / m - gbar_b * gbar_b, 0.0)
-    gsnr_sum = float(np.sum(Gbar * Gbar / (var_w + epsilon))
-                     + np.sum(gbar_b * gbar_b / (var_b + epsilon)))
+    P = A @ Gbar.T
+    P += gbar_b
+    dots = np.einsum("ik,ik->i", D, P)
+    G2, gb2 = Gbar * Gbar, gbar_b * gbar_b
+    gbar_sq = float(G2.sum() + gb2.sum())
+    # gsnr_j = gbar_j^2 / (var_j + eps), var_j = (1/m) sum_i g_ij^2 - gbar_j^2, the 1/m variance
+    # of parameter j's gradient (clamped at 0 against rounding: it is a sum of squares)
+    gsnr_sum = 0.0
+    for S, g2 in ((D2.T @ A2, G2), (D2.sum(axis=0), gb2)):
+        S /= m
+        S -= g2
+        np.maximum(S, 0.0, out=S)
+        S += epsilon
+        np.divide(g2, S, out=S)
+        gsnr_sum += float(S.sum())
     return sq, dots, gbar_sq, gsnr_sum, Gbar.size + gbar_b.size
 
 
@@ -246,8 +254,8 @@ def gradient_statistics(net, X, Y, *, epsilon=GSNR_EPSILON):
             D = np.asarray(deltas[l], np.float64)
             A = np.asarray(acts[l], np.float64)
             s, d, gbar_sq, gsnr_sum, n = _layer_sums(D, A, epsilon)
-            if not (np.isfinite(s).all() and np.isfinite(d).all() and np.isfinite(gbar_sq)
-                    and np.isfinite(gsnr_sum)):
+            # (the sum of ||g_i||^2 bounds every other sum here: finite, nothing overflowed)
+            if not (np.isfinite(s.sum()) and np.isfinite(d).all() and np.isfinite(gsnr_sum)):
                 raise FloatingPointError(
                     f"gradient_statistics: the per-example gradient sums of layer {l} overflow "
                     f"(max |delta| = {np.max(np.abs(D)):.3g}, max |a| = {np.max(np.abs(A)):.3g});"
