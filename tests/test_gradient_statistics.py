@@ -180,6 +180,21 @@ def test_opposite_examples_cancel():
         assert np.isnan(getattr(s, k)), k
 
 
+def test_dead_layer_is_nan_in_its_own_ratios_only():
+    """ReLU layer 1 dead for every row: layer 0's gradient is 0 (NaN ratios, gsnr 0), the
+    other layers and the whole network stay defined and match the loop."""
+    net, X, Y = make(ARCHS[2], 8)
+    net.biases[0][...] = -1e3
+    s = gradient_statistics(net, X, Y)
+    assert s.layer_grad_norm[0] == 0 and s.layer_trace_cov[0] == 0 and s.layer_gsnr[0] == 0
+    assert np.isnan(s.layer_noise_scale[0]) and np.isnan(s.layer_norm_test[0])
+    assert np.all(np.isfinite(s.layer_noise_scale[1:])) and np.isfinite(s.noise_scale)
+    G = per_example_gradients(net, X, Y)
+    want = literal(G)
+    for k in SCALARS:
+        np.testing.assert_allclose(getattr(s, k), want[k], rtol=RTOL, err_msg=k)
+
+
 @pytest.mark.parametrize("arch", ARCHS[:3], ids=lambda a: f"{a[0]}-{a[1]}")
 def test_float32_within_rounding_of_its_trace(arch):
     """A float32 network: the statistics are exactly those of its float32 deltas and activations

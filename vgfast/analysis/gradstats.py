@@ -55,7 +55,7 @@ class GradientStatistics:
         ``sum_i ||g_i - gbar||^2 / (m - 1)``: the trace of the sample covariance of the g_i.
     noise_scale : float
         ``trace_cov / ||gbar||^2``: the simple gradient noise scale B_simple of McCandlish et al.
-        (2018), "An empirical model of large-batch training", eq. 2.10.
+        (2018), "An empirical model of large-batch training".
     norm_test : float
         ``sqrt(trace_cov / (m ||gbar||^2))``: the largest theta for which the norm test of Byrd
         et al. (2012), eq. 3.9, passes (Cockpit's ``NormTest``).
@@ -175,7 +175,9 @@ def gradient_statistics(net, X, Y, *, epsilon=GSNR_EPSILON):
 
     Every quantity of :class:`GradientStatistics` from the per-example deltas and activations
     of one :meth:`vgfast.Network.trace` call, with matrix products over the rows (BLAS); no
-    per-example gradient is formed. Cost: about three times a backward pass' GEMMs.
+    per-example gradient is formed. Cost: the trace plus three GEMMs of a layer's weight
+    gradient's size per layer (``Gbar = D^T A``, ``A Gbar^T``, ``(D*D)^T (A*A)``); about 3.6
+    times ``net.gradient`` at batch 100 on ``[784, 30, 30, 30, 10]`` (bench/README.md).
 
     Parameters
     ----------
