@@ -14,7 +14,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t, uint64_t, uint32_t
-from libc.math cimport sqrt, isfinite, fabs, INFINITY
+from libc.math cimport sqrt, isfinite, fabs, INFINITY, NAN
 from libc.string cimport memcpy
 from vgfast._blas cimport gemm_rm
 
@@ -417,6 +417,12 @@ cdef struct Rec:
     double* sat             # (records, L) saturated fraction (see vg_act_stats)
     double* dead            # (records, L) fraction of units dead for a whole mini-batch
     double* upd             # (records, L) ||W_new - W_old||_F / ||W_old||_F
+    double* gs[6]           # (records,) trace_cov, noise_scale, norm_test; (records, L) the
+                            # same per layer (see grad_stats)
+    double* usz             # (records,) ||theta_new - theta_old||
+    double* dist            # (records,) ||theta - theta_0||
+    double* gacc            # running sums of those: 3 + 3L + 2
+    const void* theta0      # the parameters at the start of training (for dist)
     int64_t n               # records written
     int bad_layer           # layer where a non-finite value appeared, or -1
     int bad_kind            # 0 ok, 1 non-finite gradient, 2 non-finite cost, 3 non-finite update,
@@ -455,6 +461,51 @@ cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
             r.acc[l] += norm2(grad + p.b_off[l], p.sizes[l + 1])
         if r.gw != NULL:
             r.acc[L + l] += norm2(grad + p.w_off[l], p.sizes[l] * p.sizes[l + 1])
+
+
+cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
+                     double* out) noexcept nogil:
+    """Cockpit's gradient-noise quantities of the step's mini-batch, added to out.
+
+    g_i: the gradient of example i's own cost (no penalty), gbar = grad (their mean, before the
+    penalties). For a dense layer ||g_i^l||^2 = ||delta_i||^2 (||a_i||^2 + 1) (no per-example
+    gradient is formed), so with S_l = sum_i ||g_i^l||^2 and gg_l = ||gbar^l||^2:
+        trace_cov = max(S - m gg, 0) / (m - 1)          (= sum_i ||g_i - gbar||^2 / (m - 1))
+        noise_scale = trace_cov / gg                    (McCandlish et al. 2018, B_simple)
+        norm_test = sqrt(trace_cov / (m gg))            (Byrd et al. 2012, as Cockpit)
+    over the whole network (S, gg summed over layers) into out[0..2] and per layer into
+    out[3 + l], out[3 + L + l], out[3 + 2L + l]. m = 1: NaN (no variance); gg = 0: NaN ratios.
+    Matches vgfast.analysis.gradient_statistics at the parameters before the step's update.
+    """
+    cdef int l, L = p.L
+    cdef int64_t i, nin, nout
+    cdef double S = 0, G = 0, Sl, gl, tc, an
+    cdef const floating* D
+    cdef const floating* A
+    for l in range(L + 1):
+        if l < L:
+            nin = p.sizes[l]
+            nout = p.sizes[l + 1]
+            D = ws + p.d_off[l + 1]
+            A = ws + p.a_off[l]
+            Sl = 0
+            for i in range(m):
+                an = sumsq(A + i * nin, nin)
+                Sl += sumsq(D + i * nout, nout) * (an + 1.0)
+            gl = sumsq(grad + p.w_off[l], nin * nout) + sumsq(grad + p.b_off[l], nout)
+            S += Sl
+            G += gl
+        else:
+            Sl, gl = S, G
+        tc = max(Sl - m * gl, 0.0) / (m - 1) if m > 1 else NAN
+        if l < L:
+            out[3 + l] += tc
+            out[3 + L + l] += tc / gl if gl > 0 else NAN
+            out[3 + 2 * L + l] += sqrt(tc / (m * gl)) if gl > 0 else NAN
+        else:
+            out[0] += tc
+            out[1] += tc / gl if gl > 0 else NAN
+            out[2] += sqrt(tc / (m * gl)) if gl > 0 else NAN
 
 
 cdef inline int64_t fail(Plan* p, floating* rb, int64_t s) noexcept nogil:
@@ -537,6 +588,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef double* vb = bound + L
     cdef double nu, mean
     cdef bint can_fuse = o.fused and L <= 64
+    cdef bint want_gs = (r.gs[0] != NULL or r.gs[1] != NULL or r.gs[2] != NULL or
+                         r.gs[3] != NULL or r.gs[4] != NULL or r.gs[5] != NULL)
     cdef bint nesterov = o.h[2] != 0
     cdef bint can_chunk = r.dead == NULL
     cdef int64_t nch, k, r0, mc
@@ -718,6 +771,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             stale = True
             if nch == 1:
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
+            if want_gs:  # on the mean gradient before the penalties
+                grad_stats(p, ws, grad, m, r.gacc)
             tot = 0
             if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
@@ -781,6 +836,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     r.bad_layer = -1
                     r.bad_kind = 3
                     return fail(p, rb, s)
+            if r.usz != NULL:  # scratch holds every parameter before this step
+                r.gacc[3 + 3 * L] += sqrt(diff_sumsq(params, scratch, p.n_params))
+            if r.dist != NULL:
+                r.gacc[4 + 3 * L] += sqrt(diff_sumsq(params, <const floating*>r.theta0,
+                                                     p.n_params))
         r.ecost += c
         r.erows += m
         # close a record every `every` steps and at the end of the epoch
@@ -808,6 +868,18 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     r.dead[r.n * L + l] = AS[4 * l + 3] / (cnt * p.sizes[l + 1])
                 if r.upd != NULL:
                     r.upd[r.n * L + l] = AU[l] / cnt
+            for i in range(3):
+                if r.gs[i] != NULL:
+                    r.gs[i][r.n] = r.gacc[i] / cnt
+                if r.gs[3 + i] != NULL:
+                    for l in range(L):
+                        r.gs[3 + i][r.n * L + l] = r.gacc[3 + i * L + l] / cnt
+            if r.usz != NULL:
+                r.usz[r.n] = r.gacc[3 + 3 * L] / cnt
+            if r.dist != NULL:
+                r.dist[r.n] = r.gacc[4 + 3 * L] / cnt
+            for i in range(5 + 3 * L):
+                r.gacc[i] = 0
             r.n += 1
             cnt = 0
             for i in range(7 * L + 3):
@@ -816,6 +888,12 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
 
 
 # ---------------------------------------------------------------- the Python face of the engine
+
+# recorded quantities read by grad_stats (whole network, then per layer)
+GRAD_STATS = ("trace_cov", "noise_scale", "norm_test", "layer_trace_cov", "layer_noise_scale",
+              "layer_norm_test")
+# recordings that need the gradient or the old parameters: the steps take the general path
+NEEDS_GRADIENT = ("update_ratio", "update_size", "distance") + GRAD_STATS
 
 cdef inline void* ptr(cnp.ndarray a):
     return cnp.PyArray_DATA(a) if a is not None else NULL
@@ -1074,7 +1152,7 @@ cdef class Engine:
         o.mom = <double*>ptr(mom)
         o.l2, o.l1, o.clip, o.clip_c, o.max_norm, o.t = l2, l1, clip, clip_c, max_norm_c, t
         o.fused = (fused and opt_kind == 0 and l1 == 0 and clip == 0 and rec_gw is None
-                   and "update_ratio" not in (rec_more or {}))
+                   and not any(k in (rec_more or {}) for k in NEEDS_GRADIENT))
         cdef Rec r
         r.every = rec_every
         r.gb = <double*>ptr(rec_gb)
@@ -1087,6 +1165,18 @@ cdef class Engine:
         r.sat = <double*>ptr(more.get("saturation"))
         r.dead = <double*>ptr(more.get("dead_fraction"))
         r.upd = <double*>ptr(more.get("update_ratio"))
+        for i, name in enumerate(GRAD_STATS):
+            r.gs[i] = <double*>ptr(more.get(name))
+        r.usz = <double*>ptr(more.get("update_size"))
+        r.dist = <double*>ptr(more.get("distance"))
+        gacc = np.zeros(5 + 3 * L, np.float64)
+        r.gacc = <double*>ptr(gacc)
+        theta0 = more.get("theta0")
+        if r.dist != NULL and (theta0 is None or theta0.dtype != self.dtype or
+                               theta0.shape != (self.n_params,)):
+            raise ValueError("train_epoch: recording 'distance' needs rec_more['theta0'], the "
+                             "starting parameters")
+        r.theta0 = ptr(theta0)
         if self.scratch is None:  # kept: a fresh page-faulted buffer per epoch costs measurably
             self.scratch = np.zeros(self.n_params, self.dtype)
             self.rbk = np.zeros(max(self.running.shape[0], 1), self.dtype)

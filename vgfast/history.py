@@ -4,10 +4,12 @@ import json
 import numpy as np
 
 EPOCH_FIELDS = ("train_cost", "train_accuracy", "validation_cost", "validation_accuracy", "lr")
-RECORD_FIELDS = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip",
-                 "activation_mean", "activation_std", "saturation", "dead_fraction", "update_ratio")
+SCALAR_RECORDS = ("cost", "grad_norm_preclip", "trace_cov", "noise_scale", "norm_test",
+                  "update_size", "distance")
 PER_LAYER = ("grad_norms", "weight_grad_norms", "activation_mean", "activation_std", "saturation",
-             "dead_fraction", "update_ratio")
+             "dead_fraction", "update_ratio", "layer_trace_cov", "layer_noise_scale",
+             "layer_norm_test")
+RECORD_FIELDS = PER_LAYER[:2] + SCALAR_RECORDS + PER_LAYER[2:]
 
 
 class History:
@@ -40,6 +42,17 @@ class History:
     dead_fraction : ndarray (records, layers), fraction of ReLU units that are 0 for a whole
         mini-batch, averaged over the steps.
     update_ratio : ndarray (records, layers), ||W_new - W_old||_F / ||W_old||_F per step.
+    trace_cov, noise_scale, norm_test : ndarray (records,)
+        Cockpit's gradient-noise quantities of each step's mini-batch at the parameters before
+        its update (g_i: example i's own gradient, no penalty; gbar their mean; m the batch):
+        trace_cov = sum_i ||g_i - gbar||^2 / (m - 1), noise_scale = trace_cov / ||gbar||^2
+        (McCandlish et al. 2018, B_simple), norm_test = sqrt(trace_cov / (m ||gbar||^2)) (Byrd
+        et al. 2012, as Cockpit); NaN for m = 1 (no variance) or gbar = 0. Equal to
+        vgfast.analysis.gradient_statistics on that batch. Averaged like the others.
+    layer_trace_cov, layer_noise_scale, layer_norm_test : ndarray (records, layers), the same
+        for each layer's parameters alone (are the early layers' gradients mostly noise?).
+    update_size, distance : ndarray (records,), ||theta_new - theta_old|| of each step and
+        ||theta - theta_0|| after it, theta_0 the parameters when train() was called.
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
     steps_per_epoch : int
     best_epoch : int or None, set by early stopping.
@@ -61,7 +74,7 @@ class History:
         self.fused_steps = 0
 
     def _finish(self, n_layers):
-        for f in EPOCH_FIELDS + ("cost", "grad_norm_preclip", "record_steps"):
+        for f in EPOCH_FIELDS + SCALAR_RECORDS + ("record_steps",):
             setattr(self, f, np.asarray(getattr(self, f), dtype=np.int64 if f == "record_steps"
                                         else np.float64))
         for f in PER_LAYER:

@@ -17,10 +17,15 @@ from .history import History
 from .optim import SGD, Optimizer
 from . import _core
 
-RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip", "activation_mean",
+RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip", "trace_cov",
+              "noise_scale", "norm_test", "layer_trace_cov", "layer_noise_scale",
+              "layer_norm_test", "update_size", "distance", "activation_mean",
               "activation_std", "saturation", "dead_fraction", "update_ratio")
 PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_fraction",
-                   "update_ratio")
+                   "update_ratio", "layer_trace_cov", "layer_noise_scale", "layer_norm_test")
+# Cockpit's gradient-noise quantities (see vgfast._core.grad_stats and
+# vgfast.analysis.gradient_statistics) and the update's size and distance travelled
+SCALAR_EXTRA = ("trace_cov", "noise_scale", "norm_test", "update_size", "distance")
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
 MONITOR_MODES = ("running", "full")
 # The engine's fused SGD update (see vgfast/_core.pyx, epoch()). Tests set this to False to run
@@ -250,6 +255,12 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     clip_mode, clip_c = _clip_spec(clip)
     if "grad_norm_preclip" in record and clip_mode == 0:
         raise ValueError("record 'grad_norm_preclip' needs clip=...")
+    noise = [r for r in record if r in SCALAR_EXTRA[:3] or r.startswith("layer_")]
+    if noise and (dropout is not None or any(net.batch_norm)):
+        raise ValueError(f"record {noise}: the per-example gradients these are built from are "
+                         f"not defined here with dropout (each example's mask) or batch "
+                         f"normalisation (batch statistics couple the examples); train without "
+                         f"them, or use vgfast.analysis.gradient_statistics on a network without")
     max_norm = 0.0 if max_norm is None else check_number(max_norm, "max_norm", low=0,
                                                           low_open=True)
     keep = _dropout_spec(dropout, net.L)
@@ -309,6 +320,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     # put back as they were when train() was called and the error names the row, as if X had been
     # refused up front.
     snapshot = _Snapshot(net, optimizer, s1, s2) if epochs > first else None
+    theta0 = net.params.copy() if "distance" in want else None  # theta_0 of 'distance' 
     if snapshot is None and _core.data_bound(X) < 0:
         check_finite_rows(X, "X")
     for epoch in range(first, epochs):
@@ -333,6 +345,9 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         rec_c = np.zeros(n_rec) if "cost" in want else None
         rec_p = np.zeros(n_rec) if "grad_norm_preclip" in want else None
         rec_more = {k: np.zeros((n_rec, L)) for k in PER_LAYER_EXTRA if k in want}
+        rec_more.update({k: np.zeros(n_rec) for k in SCALAR_EXTRA if k in want})
+        if "distance" in want:
+            rec_more["theta0"] = theta0
         t_before = optimizer.t
         with net._using() as eng:
             (done, t, counter, nr, bad_kind, bad_layer, cost_sum, correct, rows,
@@ -350,6 +365,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
             optimizer.epoch += 1
         for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
                           ("grad_norm_preclip", rec_p), *rec_more.items()):
+            if name == "theta0":
+                continue
             if arr is not None:
                 getattr(hist, name).extend(arr[:nr].tolist())
         hist.record_steps.extend((t_before + np.minimum(np.arange(1, nr + 1) * every_k,
