@@ -130,8 +130,9 @@ void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumul
     { VG_CALL(vg_colsum##S, (d, m, n, scale, out, accumulate)); }                             \
 double vg_sumsq##S(const T *x, int64_t len) { VG_CALLR(vg_sumsq##S, (x, len)); }               \
 double vg_norm2##S(const T *x, int64_t len) { VG_CALLR(vg_norm2##S, (x, len)); }               \
-double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst)       \
-    { VG_CALLR(vg_gather_rows##S, (src, idx, m, n, dst)); }                                    \
+double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst,       \
+                         double *rowsq)                                                        \
+    { VG_CALLR(vg_gather_rows##S, (src, idx, m, n, dst, rowsq)); }                             \
 void vg_prefetch_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n)               \
     { VG_CALL(vg_prefetch_rows##S, (src, idx, m, n)); }                                        \
 void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1)                                \
@@ -147,6 +148,9 @@ void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c)                     
     { VG_CALL(vg_max_norm##S, (w, n_out, n_in, c)); }                                          \
 void vg_momentum_apply##S(T *w, T *v, int64_t len, T lr, T l2, T f)                            \
     { VG_CALL(vg_momentum_apply##S, (w, v, len, lr, l2, f)); }                                 \
+double vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov, \
+                       int want_step)                                                          \
+    { VG_CALLR(vg_sgd_apply##S, (w, g, v, len, lr, l2, mu, f, nesterov, want_step)); }          \
 void vg_nesterov_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f)          \
     { VG_CALL(vg_nesterov_apply##S, (w, g, v, len, lr, l2, mu, f)); }                          \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out)                   \

@@ -31,7 +31,7 @@ double vg_output_delta##S(T *d, const T *z, const T *a, const T *s, const T *y, 
 void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate);     \
 double vg_sumsq##S(const T *x, int64_t len);                                              \
 double vg_norm2##S(const T *x, int64_t len);                                              \
-double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst); \
+double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst, double *rowsq); \
 void vg_prefetch_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n);            \
 void vg_add_l2_l1##S(T *g, const T *w, int64_t len, T l2, T l1);                          \
 void vg_scale##S(T *x, int64_t len, T s);                                                 \
@@ -41,6 +41,7 @@ int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const 
 void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
 void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
 void vg_momentum_apply##S(T *w, T *v, int64_t len, T lr, T l2, T f);                      \
+double vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov, int want_step); \
 void vg_nesterov_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f);    \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len);                               \

@@ -367,7 +367,7 @@ VG_API double SFX(vg_norm2)(const REAL *x, int64_t len) {
 }
 
 /* dst[i] = src[idx[i]] for the m rows of n values; returns max |value| over the copied rows, or
- * -1 if one is NaN or Inf. The check rides on the copy (the bits are compared as integers, as in
+ * -1 if one is NaN or Inf; rowsq, when not NULL, gets ||dst[i]||^2 (read while in L1). The check rides on the copy (the bits are compared as integers, as in
  * vg_maxabs, in the same vectorised loop), so checking the data costs no extra pass over it. */
 /* Ask for the m rows src[idx[i]] to be brought towards L2 while other work goes on (the next
  * mini-batch's rows, requested before this step's GEMMs). */
@@ -382,7 +382,7 @@ VG_API void SFX(vg_prefetch_rows)(const REAL *src, const int64_t *idx, int64_t m
 #define VG_PREFETCH_ROWS 2
 #endif
 VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m, int64_t n,
-                                  REAL *dst) {
+                                  REAL *dst, double *rowsq) {
     VG_SINT mx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t i = 0; i < m; i++) {
         const REAL *sr = src + idx[i] * n;
@@ -409,6 +409,7 @@ VG_API double SFX(vg_gather_rows)(const REAL *src, const int64_t *idx, int64_t m
             b = VG_ABS_BITS(b);
             mx[0] = b > mx[0] ? b : mx[0];
         }
+        if (rowsq) rowsq[i] = SFX(vg_sumsq)(dr, n); /* the row just written, still in L1 */
     }
     return SFX(bits_max)(mx);
 }
@@ -582,6 +583,29 @@ VG_API void SFX(vg_nesterov_apply)(REAL *w, const REAL *g, REAL *v, int64_t len,
     }
 }
 
+/* An SGD step on a segment whose gradient g (mean, no penalty) is formed, in one pass, with
+ * torch's equations: g' = g + l2 w; plain: w <- f w - lr g'; heavy ball: v <- mu v + g',
+ * w <- f w - lr v; Nesterov: v <- mu v + g', w <- f w - lr (g' + mu v); f = 1 - lr wd.
+ * Returns sum (w_new - w_old)^2 (in double) when want_step, else 0. No check: the caller's
+ * bound proves the step finite (see the engine's fused path). */
+VG_API double SFX(vg_sgd_apply)(REAL *w, const REAL *g, REAL *v, int64_t len, REAL lr, REAL l2,
+                                REAL mu, REAL f, int nesterov, int want_step) {
+    double d2 = 0;
+    for (int64_t i = 0; i < len; i++) {
+        REAL wi = w[i], gi = g[i] + l2 * wi, wn;
+        if (mu == 0) {
+            wn = f * wi - lr * gi;
+        } else {
+            REAL vi = mu * v[i] + gi;
+            v[i] = vi;
+            wn = f * wi - lr * (nesterov ? gi + mu * vi : vi);
+        }
+        w[i] = wn;
+        if (want_step) { double d = (double)wn - (double)wi; d2 += d * d; }
+    }
+    return d2;
+}
+
 /* Batch normalisation of the pre-activations z + b of one layer (Ioffe & Szegedy 2015), in place:
  *   xhat = (z + b - mean) / sqrt(var + eps),  z <- gamma * xhat + beta.
  * mode 0: mean/var are the running statistics (evaluation);
@@ -688,7 +712,14 @@ VG_API void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, doub
 
 /* sum (x - y)^2 */
 VG_API double SFX(vg_diff_sumsq)(const REAL *x, const REAL *y, int64_t len) {
-    double s = 0;
-    for (int64_t i = 0; i < len; i++) { double d = (double)x[i] - (double)y[i]; s += d * d; }
-    return s;
+    /* eight independent sums (see vg_sumsq): vectorises, deterministic */
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = (double)x[i + k] - (double)y[i + k];
+            a[k] += d * d;
+        }
+    for (; i < len; i++) { double d = (double)x[i] - (double)y[i]; a[0] += d * d; }
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }

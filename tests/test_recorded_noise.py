@@ -4,11 +4,15 @@ Each recorded value must equal vgfast.analysis.gradient_statistics on the same m
 parameters before that step's update (replayed step by step with a second network), and
 update_size / distance the explicit norms of the parameter changes.
 """
+import importlib
+
 import numpy as np
 import pytest
 
 import vgfast
 from vgfast.analysis import gradient_statistics
+
+T = importlib.import_module("vgfast.train")  # the module (vgfast.train is the function)
 
 NOISE = ("trace_cov", "noise_scale", "norm_test")
 LAYER = ("layer_trace_cov", "layer_noise_scale", "layer_norm_test")
@@ -37,10 +41,13 @@ def replay(net, X, y, bs, make_opt):
     return stats, np.array(sizes), np.array(dists)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("sizes,act,bs", [([12, 9, 7, 4], "sigmoid", 10),
                                           ([12, 16, 4], "relu", 7),
                                           ([30, 20, 5], "tanh", 150)])   # 150: chunked batch
-def test_recorded_noise_equals_gradient_statistics_before_each_step(sizes, act, bs):
+def test_recorded_noise_equals_gradient_statistics_before_each_step(sizes, act, bs, fused,
+                                                                    monkeypatch):
+    monkeypatch.setattr(T, "_FUSED", fused)
     X, y = data(300 if bs == 150 else 63, sizes[0], sizes[-1])
     net = vgfast.Network(sizes, activation=act, seed=1)
 
@@ -60,7 +67,8 @@ def test_recorded_noise_equals_gradient_statistics_before_each_step(sizes, act, 
         np.testing.assert_allclose(getattr(h, name), want, rtol=1e-10, atol=0)
     np.testing.assert_allclose(h.update_size, size, rtol=1e-10)
     np.testing.assert_allclose(h.distance, dist, rtol=1e-10)
-    assert h.fused_steps == 0  # these need the gradient: the general path
+    # the fused SGD path forms the gradient for them; a chunked (large) batch takes the general
+    assert h.fused_steps == (steps if fused and bs <= 128 else 0)
 
 
 def test_records_average_over_the_steps_and_ignore_the_penalty():

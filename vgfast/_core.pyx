@@ -44,6 +44,10 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_nesterov_apply_d(double*, const double*, double*, int64_t, double, double, double,
                              double)
     void vg_nesterov_apply_f(float*, const float*, float*, int64_t, float, float, float, float)
+    double vg_sgd_apply_d(double*, const double*, double*, int64_t, double, double, double,
+                          double, int, int)
+    double vg_sgd_apply_f(float*, const float*, float*, int64_t, float, float, float, float, int,
+                          int)
     int vg_isa_supported()
     int vg_set_isa(int)
     int vg_get_isa()
@@ -51,8 +55,8 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_colsum_f(const float*, int64_t, int64_t, float, float*, int)
     double vg_sumsq_d(const double*, int64_t)
     double vg_sumsq_f(const float*, int64_t)
-    double vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*)
-    double vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*)
+    double vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*, double*)
+    double vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*, double*)
     void vg_prefetch_rows_d(const double*, const int64_t*, int64_t, int64_t)
     void vg_prefetch_rows_f(const float*, const int64_t*, int64_t, int64_t)
     void vg_add_l2_l1_d(double*, const double*, int64_t, double, double)
@@ -132,6 +136,15 @@ cdef inline void nesterov_apply(floating* w, const floating* g, floating* v, int
     else:
         vg_nesterov_apply_f(w, g, v, n, <float>lr, <float>l2, <float>mu, <float>f)
 
+cdef inline double sgd_apply(floating* w, const floating* g, floating* v, int64_t n, double lr,
+                            double l2, double mu, double f, int nesterov,
+                            int want_step) noexcept nogil:
+    if floating is double:
+        return vg_sgd_apply_d(w, g, v, n, lr, l2, mu, f, nesterov, want_step)
+    else:
+        return vg_sgd_apply_f(w, g, v, n, <float>lr, <float>l2, <float>mu, <float>f, nesterov,
+                              want_step)
+
 cdef inline void colsum(const floating* d, int64_t m, int64_t n, double scale, floating* out,
                         int acc) noexcept nogil:
     if floating is double:
@@ -146,12 +159,12 @@ cdef inline double sumsq(const floating* x, int64_t n) noexcept nogil:
         return vg_sumsq_f(x, n)
 
 cdef inline double gather_rows(const floating* src, const int64_t* idx, int64_t m, int64_t n,
-                               floating* dst) noexcept nogil:
-    # dst = src[idx]; returns max |dst|, or -1 if it holds NaN or Inf
+                               floating* dst, double* rowsq=NULL) noexcept nogil:
+    # dst = src[idx]; returns max |dst|, or -1 if it holds NaN or Inf; rowsq: ||dst[i]||^2
     if floating is double:
-        return vg_gather_rows_d(src, idx, m, n, dst)
+        return vg_gather_rows_d(src, idx, m, n, dst, rowsq)
     else:
-        return vg_gather_rows_f(src, idx, m, n, dst)
+        return vg_gather_rows_f(src, idx, m, n, dst, rowsq)
 
 cdef inline void prefetch_rows(const floating* src, const int64_t* idx, int64_t m,
                                int64_t n) noexcept nogil:
@@ -464,7 +477,7 @@ cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
 
 
 cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
-                     double* out) noexcept nogil:
+                     double* out, const double* xsq) noexcept nogil:
     """Cockpit's gradient-noise quantities of the step's mini-batch, added to out.
 
     g_i: the gradient of example i's own cost (no penalty), gbar = grad (their mean, before the
@@ -476,6 +489,7 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
     over the whole network (S, gg summed over layers) into out[0..2] and per layer into
     out[3 + l], out[3 + L + l], out[3 + 2L + l]. m = 1: NaN (no variance); gg = 0: NaN ratios.
     Matches vgfast.analysis.gradient_statistics at the parameters before the step's update.
+    xsq holds ||x_i||^2 of the batch's input rows, measured by the gather.
     """
     cdef int l, L = p.L
     cdef int64_t i, nin, nout
@@ -490,7 +504,7 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
             A = ws + p.a_off[l]
             Sl = 0
             for i in range(m):
-                an = sumsq(A + i * nin, nin)
+                an = xsq[i] if l == 0 else sumsq(A + i * nin, nin)
                 Sl += sumsq(D + i * nout, nout) * (an + 1.0)
             gl = sumsq(grad + p.w_off[l], nin * nout) + sumsq(grad + p.b_off[l], nout)
             S += Sl
@@ -536,18 +550,21 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                    const floating* Y, const int64_t* labels, int64_t* labbuf,
                    const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
                    floating* s2, Rec* r, uint64_t* counter, double* acc,
-                   floating* scratch, floating* rb, double* bound) noexcept nogil:
+                   floating* scratch, floating* rb, double* bound,
+                   double* xsq) noexcept nogil:
     """One epoch of mini-batch training. Returns the number of steps completed.
 
     Each step: gather the rows, forward, every delta (deltas()), then the update, by one of
     two paths.
 
-    The fused path (SGD, plain, heavy-ball or Nesterov, without L1, clipping or recordings
-    that need dC/dW): each weight-gradient GEMM writes the update straight into W,
+    The fused path (SGD, plain, heavy-ball or Nesterov, without L1, clipping or the
+    update-ratio recording): each weight-gradient GEMM writes the update straight into W,
         W <- (1 - lr (wd + l2)) W - (lr / m) D^T A          (plain)
         V <- mu V + (1 / m) D^T A;  V += l2 W;  W <- (1 - lr wd) W - lr V   (momentum),
     or, for Nesterov, into the gradient buffer followed by one pass over W, V and it;
-    the gradient is never scanned and nothing is copied. Its divergence check costs a scan
+    the gradient is never scanned and nothing is copied. When a recording reads dC/dW (its
+    norm, the gradient-noise quantities, the step's size), the GEMMs form the gradient and one
+    pass per segment (vg_sgd_apply) applies the same step. Its divergence check costs a scan
     of the small matrices only: the deltas are checked finite and bounded (max |D|), the
     activations bounded (max |X| of the data, 1 for sigmoid/tanh units, else a scan), and a
     running bound of max |W| and max |V| per layer (bound[0:L], bound[L:2L]) is carried
@@ -590,6 +607,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef bint can_fuse = o.fused and L <= 64
     cdef bint want_gs = (r.gs[0] != NULL or r.gs[1] != NULL or r.gs[2] != NULL or
                          r.gs[3] != NULL or r.gs[4] != NULL or r.gs[5] != NULL)
+    # recordings that read the formed gradient or the step: the fused path forms dC/dW then
+    cdef bint with_grad = want_gs or r.gw != NULL or r.usz != NULL or r.dist != NULL
+    cdef double d2
     cdef bint nesterov = o.h[2] != 0
     cdef bint can_chunk = r.dead == NULL
     cdef int64_t nch, k, r0, mc
@@ -620,7 +640,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             r0 = k * m // nch
             mc = (k + 1) * m // nch - r0
             # gather the rows, checking them on the way (max |x|, or -1 for NaN/Inf)
-            md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0])
+            md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0],
+                             xsq + r0 if want_gs else NULL)
             if md < 0:  # nothing of this step is applied yet
                 r.bad_layer = -1
                 r.bad_kind = 5
@@ -722,7 +743,34 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     r.bad_layer = -1
                     r.bad_kind = 3
                     return fail(p, rb, s)
-        if not general:
+        if not general and with_grad:
+            # ---- fused, with the gradient formed: the recordings read it (||dC/dW||, the
+            # gradient-noise quantities), then one pass per segment applies the SGD step
+            o.t += 1
+            r.fused_steps += 1
+            weight_grads(p, ws, grad, m, 1.0 / m, 0)
+            record_norms(p, grad, r)
+            if want_gs:
+                grad_stats(p, ws, grad, m, r.gacc, xsq)
+            d2 = diff_sumsq(params + bn0, scratch + bn0, p.n_params - bn0) if (
+                r.usz != NULL and p.n_params > bn0) else 0.0
+            for l in range(L):
+                nin = p.sizes[l]
+                nout = p.sizes[l + 1]
+                d2 += sgd_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
+                                nin * nout, lr, o.l2, mu, fdec, nesterov, r.usz != NULL)
+                d2 += sgd_apply(params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l], nout,
+                                lr, 0.0, mu, 1.0, nesterov, r.usz != NULL)
+                wb[l] = wbn[l]
+                vb[l] = vbn[l]
+                if o.max_norm > 0:
+                    max_norm(params + p.w_off[l], nout, nin, o.max_norm)
+            if r.usz != NULL:
+                r.gacc[3 + 3 * L] += sqrt(d2)
+            if r.dist != NULL:
+                r.gacc[4 + 3 * L] += sqrt(diff_sumsq(params, <const floating*>r.theta0,
+                                                     p.n_params))
+        elif not general:
             o.t += 1
             r.fused_steps += 1
             for l in range(L):
@@ -772,7 +820,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             if nch == 1:
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
             if want_gs:  # on the mean gradient before the penalties
-                grad_stats(p, ws, grad, m, r.gacc)
+                grad_stats(p, ws, grad, m, r.gacc, xsq)
             tot = 0
             if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
@@ -892,8 +940,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
 # recorded quantities read by grad_stats (whole network, then per layer)
 GRAD_STATS = ("trace_cov", "noise_scale", "norm_test", "layer_trace_cov", "layer_noise_scale",
               "layer_norm_test")
-# recordings that need the gradient or the old parameters: the steps take the general path
-NEEDS_GRADIENT = ("update_ratio", "update_size", "distance") + GRAD_STATS
+# recordings that need the old parameters saved: the steps take the general path
+NEEDS_OLD_PARAMETERS = ("update_ratio",)
 
 cdef inline void* ptr(cnp.ndarray a):
     return cnp.PyArray_DATA(a) if a is not None else NULL
@@ -1151,8 +1199,9 @@ cdef class Engine:
         o.lr = <double*>ptr(lr)
         o.mom = <double*>ptr(mom)
         o.l2, o.l1, o.clip, o.clip_c, o.max_norm, o.t = l2, l1, clip, clip_c, max_norm_c, t
-        o.fused = (fused and opt_kind == 0 and l1 == 0 and clip == 0 and rec_gw is None
-                   and not any(k in (rec_more or {}) for k in NEEDS_GRADIENT))
+        o.fused = (fused and opt_kind == 0 and l1 == 0 and clip == 0
+                   and not any(k in (rec_more or {}) for k in NEEDS_OLD_PARAMETERS)
+                   and not (max_norm_c > 0 and "update_size" in (rec_more or {})))
         cdef Rec r
         r.every = rec_every
         r.gb = <double*>ptr(rec_gb)
@@ -1177,6 +1226,8 @@ cdef class Engine:
             raise ValueError("train_epoch: recording 'distance' needs rec_more['theta0'], the "
                              "starting parameters")
         r.theta0 = ptr(theta0)
+        rowsq = np.zeros(batch_size, np.float64)  # ||x_i||^2 of the batch (gradient noise)
+        cdef double* RQ = <double*>ptr(rowsq)
         if self.scratch is None:  # kept: a fresh page-faulted buffer per epoch costs measurably
             self.scratch = np.zeros(self.n_params, self.dtype)
             self.rbk = np.zeros(max(self.running.shape[0], 1), self.dtype)
@@ -1208,12 +1259,12 @@ cdef class Engine:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
-                              &ctr, a, <double*>SC, <double*>RB, BD)
+                              &ctr, a, <double*>SC, <double*>RB, BD, RQ)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
-                              &ctr, a, <float*>SC, <float*>RB, BD)
+                              &ctr, a, <float*>SC, <float*>RB, BD, RQ)
         return (steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer, r.ecost, r.ecorrect, r.erows,
                 r.fused_steps)
 

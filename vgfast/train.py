@@ -365,7 +365,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
             optimizer.epoch += 1
         for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
                           ("grad_norm_preclip", rec_p), *rec_more.items()):
-            if name == "theta0":
+            if name in ("theta0", "xsq"):
                 continue
             if arr is not None:
                 getattr(hist, name).extend(arr[:nr].tolist())
