@@ -14,8 +14,8 @@ from vgfast.analysis import gradient_statistics
 
 T = importlib.import_module("vgfast.train")  # the module (vgfast.train is the function)
 
-NOISE = ("trace_cov", "noise_scale", "norm_test")
-LAYER = ("layer_trace_cov", "layer_noise_scale", "layer_norm_test")
+NOISE = ("trace_cov", "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr")
+LAYER = ("layer_trace_cov", "layer_noise_scale", "layer_norm_test", "layer_gsnr")
 
 
 def data(n, n_in, n_out, seed=0):
@@ -92,6 +92,7 @@ def test_one_row_mini_batches_record_nan_and_training_goes_on():
     h = vgfast.train(net, X, y, epochs=1, batch_size=1, record=NOISE + ("update_size",),
                      record_every="step")
     assert np.isnan(h.trace_cov).all() and np.isnan(h.norm_test).all()
+    assert np.isnan(h.inner_test).all() and np.isnan(h.gsnr).all()
     assert np.isfinite(h.update_size).all() and (h.update_size > 0).all()
 
 
@@ -103,6 +104,7 @@ def test_a_zero_mean_gradient_gives_nan_ratios_not_a_crash():
     h = vgfast.train(net, X, Y, epochs=1, batch_size=6, record=NOISE, record_every="step",
                      optimizer=vgfast.SGD(0.1))
     assert h.trace_cov[0] == 0 and np.isnan(h.noise_scale[0]) and np.isnan(h.norm_test[0])
+    assert np.isnan(h.inner_test[0]) and np.isnan(h.ortho_test[0]) and h.gsnr[0] == 0
 
 
 def test_float32_within_its_rounding():

@@ -430,8 +430,10 @@ cdef struct Rec:
     double* sat             # (records, L) saturated fraction (see vg_act_stats)
     double* dead            # (records, L) fraction of units dead for a whole mini-batch
     double* upd             # (records, L) ||W_new - W_old||_F / ||W_old||_F
-    double* gs[6]           # (records,) trace_cov, noise_scale, norm_test; (records, L) the
-                            # same per layer (see grad_stats)
+    double* gs[10]          # (records,) trace_cov, noise_scale, norm_test; (records, L) the
+                            # same per layer (see grad_stats); (records,) inner_test,
+                            # ortho_test, gsnr; (records, L) layer_gsnr (see grad_tests)
+    double* exbuf           # 2 x batch: per-example ||g_i||^2 and g_i . gbar
     double* usz             # (records,) ||theta_new - theta_old||
     double* dist            # (records,) ||theta - theta_0||
     double* gacc            # running sums of those: 3 + 3L + 2
@@ -522,6 +524,88 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
             out[2] += sqrt(tc / (m * gl)) if gl > 0 else NAN
 
 
+cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, double* out,
+                     const double* xsq, double* sqi, double* dti, floating* tmp, bint io,
+                     bint want_gsnr) noexcept nogil:
+    """The second-order-in-the-batch gradient tests of the step's mini-batch, added to out.
+
+    With g_i, gbar, gg = ||gbar||^2 as in grad_stats, dot_i = g_i . gbar (per layer: a row sum
+    of D o (A Gbar^T + 1 gbar_b^T), one GEMM into the free S buffer) and sq_i = ||g_i||^2:
+        inner_test = sqrt(sum_i (dot_i - gg)^2 / (m - 1) / m) / gg   (Bollapragada et al. 2018)
+        ortho_test = sqrt(max(sum_i sq_i - sum_i dot_i^2 / gg, 0) / (m - 1) / (m gg))
+    into out[0], out[1] (io); and Cockpit's MeanGSNR, the mean over parameters j of
+    gbar_j^2 / (max(sum_i g_ij^2 / m - gbar_j^2, 0) + 1e-5), with sum_i g_ij^2 = (D o D)^T (A o A)
+    (one GEMM into tmp, the free part of the scratch buffer; D and A are squared in place, so
+    this runs last), into out[2] and per layer out[3 + l]. m = 1: NaN; gg = 0: NaN tests.
+    """
+    cdef int l, L = p.L
+    cdef int64_t i, j, k, nin, nout, npar = 0
+    cdef double gg = 0, gl, dsum, u, var, gs, gsum = 0, sq_sum = 0, d2_sum = 0, dd = 0
+    cdef floating* D
+    cdef floating* A
+    cdef floating* AG
+    cdef const floating* G
+    cdef const floating* gb
+    for i in range(m):
+        sqi[i] = 0
+        dti[i] = 0
+    for l in range(L):
+        nin = p.sizes[l]
+        nout = p.sizes[l + 1]
+        D = ws + p.d_off[l + 1]
+        A = ws + p.a_off[l]
+        G = grad + p.w_off[l]
+        gb = grad + p.b_off[l]
+        gl = sumsq(G, nin * nout) + sumsq(gb, nout)
+        gg += gl
+        npar += nout * (nin + 1)
+        if io:
+            AG = ws + p.s_off[l + 1]  # f'(Z) is no longer needed this step
+            # AG = A @ Gbar.T
+            gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin, G, <int>nin,
+                    <floating>0, AG, <int>nout)
+            for i in range(m):
+                u = xsq[i] if l == 0 else sumsq(A + i * nin, nin)
+                sqi[i] += sumsq(D + i * nout, nout) * (u + 1.0)
+                dsum = 0
+                for k in range(nout):
+                    dsum += <double>D[i * nout + k] * (<double>AG[i * nout + k] + <double>gb[k])
+                dti[i] += dsum
+        if want_gsnr:
+            for j in range(m * nout):
+                D[j] = D[j] * D[j]
+            for j in range(m * nin):
+                A[j] = A[j] * A[j]
+            # tmp_W = (D o D).T @ (A o A) / m;  tmp_b = (D o D).sum(axis=0) / m
+            gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D, <int>nout, A,
+                    <int>nin, <floating>0, tmp + p.w_off[l], <int>nin)
+            colsum(D, m, nout, 1.0 / m, tmp + p.b_off[l], 0)
+            gs = 0
+            for j in range(nin * nout):
+                u = <double>G[j] * <double>G[j]
+                var = <double>tmp[p.w_off[l] + j] - u
+                gs += u / ((var if var > 0 else 0.0) + 1e-5)
+            for j in range(nout):
+                u = <double>gb[j] * <double>gb[j]
+                var = <double>tmp[p.b_off[l] + j] - u
+                gs += u / ((var if var > 0 else 0.0) + 1e-5)
+            gsum += gs
+            out[3 + l] += gs / (nout * (nin + 1)) if m > 1 else NAN
+    if want_gsnr:
+        out[2] += gsum / npar if m > 1 else NAN
+    if io:
+        for i in range(m):
+            dd += (dti[i] - gg) * (dti[i] - gg)
+            sq_sum += sqi[i]
+            d2_sum += dti[i] * dti[i]
+        if m > 1 and gg > 0:
+            out[0] += sqrt(dd / (m - 1) / m) / gg
+            out[1] += sqrt(max(sq_sum - d2_sum / gg, 0.0) / (m - 1) / (m * gg))
+        else:
+            out[0] += NAN
+            out[1] += NAN
+
+
 cdef inline int64_t fail(Plan* p, floating* rb, int64_t s) noexcept nogil:
     """A step failed: put back the running statistics its forward pass updated."""
     if p.n_running:
@@ -607,8 +691,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef bint can_fuse = o.fused and L <= 64
     cdef bint want_gs = (r.gs[0] != NULL or r.gs[1] != NULL or r.gs[2] != NULL or
                          r.gs[3] != NULL or r.gs[4] != NULL or r.gs[5] != NULL)
+    cdef bint want_io = r.gs[6] != NULL or r.gs[7] != NULL
+    cdef bint want_gsnr = r.gs[8] != NULL or r.gs[9] != NULL
     # recordings that read the formed gradient or the step: the fused path forms dC/dW then
-    cdef bint with_grad = want_gs or r.gw != NULL or r.usz != NULL or r.dist != NULL
+    cdef bint with_grad = (want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or
+                           r.dist != NULL)
     cdef double d2
     cdef bint nesterov = o.h[2] != 0
     cdef bint can_chunk = r.dead == NULL
@@ -641,7 +728,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             mc = (k + 1) * m // nch - r0
             # gather the rows, checking them on the way (max |x|, or -1 for NaN/Inf)
             md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0],
-                             xsq + r0 if want_gs else NULL)
+                             xsq + r0 if (want_gs or want_io) else NULL)
             if md < 0:  # nothing of this step is applied yet
                 r.bad_layer = -1
                 r.bad_kind = 5
@@ -752,6 +839,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             record_norms(p, grad, r)
             if want_gs:
                 grad_stats(p, ws, grad, m, r.gacc, xsq)
+            if want_io or want_gsnr:  # last: squares D and A in place
+                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, xsq, r.exbuf, r.exbuf + bs,
+                           scratch, want_io, want_gsnr)
             d2 = diff_sumsq(params + bn0, scratch + bn0, p.n_params - bn0) if (
                 r.usz != NULL and p.n_params > bn0) else 0.0
             for l in range(L):
@@ -821,6 +911,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
             if want_gs:  # on the mean gradient before the penalties
                 grad_stats(p, ws, grad, m, r.gacc, xsq)
+            if want_io or want_gsnr:  # last: squares D and A in place
+                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, xsq, r.exbuf, r.exbuf + bs,
+                           scratch, want_io, want_gsnr)
             tot = 0
             if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
@@ -926,7 +1019,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 r.usz[r.n] = r.gacc[3 + 3 * L] / cnt
             if r.dist != NULL:
                 r.dist[r.n] = r.gacc[4 + 3 * L] / cnt
-            for i in range(5 + 3 * L):
+            for i in range(3):
+                if r.gs[6 + i] != NULL:
+                    r.gs[6 + i][r.n] = r.gacc[5 + 3 * L + i] / cnt
+            if r.gs[9] != NULL:
+                for l in range(L):
+                    r.gs[9][r.n * L + l] = r.gacc[8 + 3 * L + l] / cnt
+            for i in range(8 + 4 * L):
                 r.gacc[i] = 0
             r.n += 1
             cnt = 0
@@ -939,7 +1038,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
 
 # recorded quantities read by grad_stats (whole network, then per layer)
 GRAD_STATS = ("trace_cov", "noise_scale", "norm_test", "layer_trace_cov", "layer_noise_scale",
-              "layer_norm_test")
+              "layer_norm_test", "inner_test", "ortho_test", "gsnr", "layer_gsnr")
 # recordings that need the old parameters saved: the steps take the general path
 NEEDS_OLD_PARAMETERS = ("update_ratio",)
 
@@ -1218,7 +1317,9 @@ cdef class Engine:
             r.gs[i] = <double*>ptr(more.get(name))
         r.usz = <double*>ptr(more.get("update_size"))
         r.dist = <double*>ptr(more.get("distance"))
-        gacc = np.zeros(5 + 3 * L, np.float64)
+        gacc = np.zeros(8 + 4 * L, np.float64)
+        exbuf = np.zeros(2 * batch_size, np.float64)
+        r.exbuf = <double*>ptr(exbuf)
         r.gacc = <double*>ptr(gacc)
         theta0 = more.get("theta0")
         if r.dist != NULL and (theta0 is None or theta0.dtype != self.dtype or

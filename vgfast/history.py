@@ -5,10 +5,10 @@ import numpy as np
 
 EPOCH_FIELDS = ("train_cost", "train_accuracy", "validation_cost", "validation_accuracy", "lr")
 SCALAR_RECORDS = ("cost", "grad_norm_preclip", "trace_cov", "noise_scale", "norm_test",
-                  "update_size", "distance")
+                  "inner_test", "ortho_test", "gsnr", "update_size", "distance")
 PER_LAYER = ("grad_norms", "weight_grad_norms", "activation_mean", "activation_std", "saturation",
              "dead_fraction", "update_ratio", "layer_trace_cov", "layer_noise_scale",
-             "layer_norm_test")
+             "layer_norm_test", "layer_gsnr")
 RECORD_FIELDS = PER_LAYER[:2] + SCALAR_RECORDS + PER_LAYER[2:]
 
 
@@ -49,8 +49,14 @@ class History:
         (McCandlish et al. 2018, B_simple), norm_test = sqrt(trace_cov / (m ||gbar||^2)) (Byrd
         et al. 2012, as Cockpit); NaN for m = 1 (no variance) or gbar = 0. Equal to
         vgfast.analysis.gradient_statistics on that batch. Averaged like the others.
-    layer_trace_cov, layer_noise_scale, layer_norm_test : ndarray (records, layers), the same
-        for each layer's parameters alone (are the early layers' gradients mostly noise?).
+    inner_test, ortho_test : ndarray (records,), with dot_i = g_i . gbar and gg = ||gbar||^2:
+        sqrt(sum_i (dot_i - gg)^2 / (m - 1) / m) / gg (Bollapragada et al. 2018) and
+        sqrt(sum_i ||g_i - (dot_i / gg) gbar||^2 / (m - 1) / (m gg)), as Cockpit.
+    gsnr : ndarray (records,), Cockpit's MeanGSNR: the mean over parameters j of
+        gbar_j^2 / (max(sum_i g_ij^2 / m - gbar_j^2, 0) + 1e-5).
+    layer_trace_cov, layer_noise_scale, layer_norm_test, layer_gsnr : ndarray (records, layers),
+        the same for each layer's parameters alone (are the early layers' gradients mostly
+        noise?).
     update_size, distance : ndarray (records,), ||theta_new - theta_old|| of each step and
         ||theta - theta_0|| after it, theta_0 the parameters when train() was called.
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.

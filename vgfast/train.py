@@ -18,14 +18,19 @@ from .optim import SGD, Optimizer
 from . import _core
 
 RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip", "trace_cov",
-              "noise_scale", "norm_test", "layer_trace_cov", "layer_noise_scale",
-              "layer_norm_test", "update_size", "distance", "activation_mean",
+              "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr", "layer_trace_cov",
+              "layer_noise_scale", "layer_norm_test", "layer_gsnr", "update_size", "distance",
+              "activation_mean",
               "activation_std", "saturation", "dead_fraction", "update_ratio")
 PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_fraction",
-                   "update_ratio", "layer_trace_cov", "layer_noise_scale", "layer_norm_test")
+                   "update_ratio", "layer_trace_cov", "layer_noise_scale", "layer_norm_test",
+                   "layer_gsnr")
 # Cockpit's gradient-noise quantities (see vgfast._core.grad_stats and
 # vgfast.analysis.gradient_statistics) and the update's size and distance travelled
-SCALAR_EXTRA = ("trace_cov", "noise_scale", "norm_test", "update_size", "distance")
+SCALAR_EXTRA = ("trace_cov", "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr",
+                "update_size", "distance")
+NOISE_RECORDS = ("trace_cov", "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr",
+                 "layer_trace_cov", "layer_noise_scale", "layer_norm_test", "layer_gsnr")
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
 MONITOR_MODES = ("running", "full")
 # The engine's fused SGD update (see vgfast/_core.pyx, epoch()). Tests set this to False to run
@@ -255,7 +260,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     clip_mode, clip_c = _clip_spec(clip)
     if "grad_norm_preclip" in record and clip_mode == 0:
         raise ValueError("record 'grad_norm_preclip' needs clip=...")
-    noise = [r for r in record if r in SCALAR_EXTRA[:3] or r.startswith("layer_")]
+    noise = [r for r in record if r in NOISE_RECORDS]
     if noise and (dropout is not None or any(net.batch_norm)):
         raise ValueError(f"record {noise}: the per-example gradients these are built from are "
                          f"not defined here with dropout (each example's mask) or batch "
