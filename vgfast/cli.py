@@ -1,6 +1,6 @@
 """The `vgfast` command: reproduce the chapter's experiments, train ad hoc, run a quick demo.
 
-    vgfast reproduce [EXPERIMENT...] [--out DIR] [--seeds N] [--quick] [--mnist PATH]
+    vgfast reproduce [EXPERIMENT...] [--out DIR] [--seeds N] [--quick] [--scheduler WHERE]
     vgfast sweep GRID.toml --store runs.sqlite [--scheduler threads|processes|tcp://HOST:PORT]
     vgfast train --sizes 784,30,30,10 --epochs 10 --optimizer adam --lr 1e-3
     vgfast demo
