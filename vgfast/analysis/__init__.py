@@ -52,6 +52,7 @@ __all__ = [
 # Network.trace / Network.gradient), see speed, variance, jacobian, curvature
 from . import curvature, jacobian, speed, variance  # noqa: E402
 from .gradstats import GSNR_EPSILON, GradientStatistics, gradient_statistics  # noqa: E402
+from .dashboard import INSTRUMENTS, plot_instruments  # noqa: E402
 from .curvature import (  # noqa: E402
     CurvatureAlong,
     HessianOperator,
@@ -105,5 +106,6 @@ __all__ += [
     "BackwardTheory", "ForwardTheory", "LayerStatistics", "Saturation", "layer_statistics",
     "plot_histograms", "plot_variance_study", "saturation", "theory_backward", "theory_forward",
     "variance_study",
-    "GSNR_EPSILON", "GradientStatistics", "gradient_statistics",
+    "GSNR_EPSILON", "GradientStatistics", "gradient_statistics", "INSTRUMENTS",
+    "plot_instruments",
 ]

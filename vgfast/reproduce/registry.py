@@ -1,11 +1,12 @@
 """The experiments, in report order, and which of them run by default."""
 import os
 
-from . import cures, depth, exploding, fashion, init, interval, norms, speed
+from . import cures, depth, exploding, fashion, init, instruments, interval, norms, speed
 
 #: name -> :class:`~vgfast.reproduce.common.Experiment` (compute, figures, report section)
 EXPERIMENTS = {m.EXPERIMENT.name: m.EXPERIMENT
-               for m in (depth, norms, speed, exploding, interval, init, cures, fashion)}
+               for m in (depth, norms, speed, exploding, interval, init, cures, fashion,
+                         instruments)}
 
 #: experiments that need no MNIST (fashion reads its own data set)
 NO_DATA = ("exploding", "interval", "fashion")
