@@ -62,11 +62,6 @@ static void SFX(sigmoid_row)(const REAL *z, REAL *a, REAL *s, int64_t n) {
     }
 }
 
-static inline REAL SFX(softplus)(REAL z) {
-    /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|) */
-    return (z > 0 ? z : (REAL)0) + LOG1P(EXP(-FABS(z)));
-}
-
 /* log1p(e^-|z|) for a block (softplus(z) = max(z, 0) + that: softplus_row), without branches
  * or libm calls, so it vectorises: e = e^-|z| (VG_EXP_NEG_ABS), then
  * log1p(e) = 2 atanh(s) with s = e / (2 + e) in (0, 1/3] (no cancellation), the odd series
@@ -569,18 +564,6 @@ VG_API void SFX(vg_momentum_apply)(REAL *w, REAL *v, int64_t len, REAL lr, REAL 
     if (l2 != 0) for (int64_t i = 0; i < len; i++) v[i] += l2 * w[i];
     if (f != 1) for (int64_t i = 0; i < len; i++) w[i] = f * w[i] - lr * v[i];
     else for (int64_t i = 0; i < len; i++) w[i] -= lr * v[i];
-}
-
-/* A fused Nesterov SGD step after the GEMM g <- (1/m) D^T A (torch's equations):
- *   g += l2 w;  v <- mu v + g;  w <- f w - lr (g + mu v),   f = 1 - lr wd.  One pass. */
-VG_API void SFX(vg_nesterov_apply)(REAL *w, const REAL *g, REAL *v, int64_t len, REAL lr, REAL l2,
-                                   REAL mu, REAL f) {
-    for (int64_t i = 0; i < len; i++) {
-        REAL gi = g[i] + l2 * w[i];
-        REAL vi = mu * v[i] + gi;
-        v[i] = vi;
-        w[i] = f * w[i] - lr * (gi + mu * vi);
-    }
 }
 
 /* An SGD step on a segment whose gradient g (mean, no penalty) is formed, in one pass, with

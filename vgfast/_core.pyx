@@ -41,9 +41,6 @@ cdef extern from "vg_kernels.h" nogil:
                              const int64_t*, int64_t, int64_t, int, int, int64_t*)
     void vg_momentum_apply_d(double*, double*, int64_t, double, double, double)
     void vg_momentum_apply_f(float*, float*, int64_t, float, float, float)
-    void vg_nesterov_apply_d(double*, const double*, double*, int64_t, double, double, double,
-                             double)
-    void vg_nesterov_apply_f(float*, const float*, float*, int64_t, float, float, float, float)
     double vg_sgd_apply_d(double*, const double*, double*, int64_t, double, double, double,
                           double, int, int)
     double vg_sgd_apply_f(float*, const float*, float*, int64_t, float, float, float, float, int,
@@ -128,13 +125,6 @@ cdef inline void momentum_apply(floating* w, floating* v, int64_t n, double lr, 
         vg_momentum_apply_d(w, v, n, lr, l2, f)
     else:
         vg_momentum_apply_f(w, v, n, <float>lr, <float>l2, <float>f)
-
-cdef inline void nesterov_apply(floating* w, const floating* g, floating* v, int64_t n, double lr,
-                                double l2, double mu, double f) noexcept nogil:
-    if floating is double:
-        vg_nesterov_apply_d(w, g, v, n, lr, l2, mu, f)
-    else:
-        vg_nesterov_apply_f(w, g, v, n, <float>lr, <float>l2, <float>mu, <float>f)
 
 cdef inline double sgd_apply(floating* w, const floating* g, floating* v, int64_t n, double lr,
                             double l2, double mu, double f, int nesterov,
@@ -645,10 +635,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     update-ratio recording): each weight-gradient GEMM writes the update straight into W,
         W <- (1 - lr (wd + l2)) W - (lr / m) D^T A          (plain)
         V <- mu V + (1 / m) D^T A;  V += l2 W;  W <- (1 - lr wd) W - lr V   (momentum),
-    or, for Nesterov, into the gradient buffer followed by one pass over W, V and it;
-    the gradient is never scanned and nothing is copied. When a recording reads dC/dW (its
-    norm, the gradient-noise quantities, the step's size), the GEMMs form the gradient and one
-    pass per segment (vg_sgd_apply) applies the same step. Its divergence check costs a scan
+    the gradient is never scanned and nothing is copied. For Nesterov, and when a recording
+    reads dC/dW (its norm, the gradient-noise quantities, the step's size), the GEMMs form the
+    gradient and one pass per segment (vg_sgd_apply) applies the step. Its divergence check costs a scan
     of the small matrices only: the deltas are checked finite and bounded (max |D|), the
     activations bounded (max |X| of the data, 1 for sigmoid/tanh units, else a scan), and a
     running bound of max |W| and max |V| per layer (bound[0:L], bound[L:2L]) is carried
@@ -694,10 +683,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef bint want_io = r.gs[6] != NULL or r.gs[7] != NULL
     cdef bint want_gsnr = r.gs[8] != NULL or r.gs[9] != NULL
     # recordings that read the formed gradient or the step: the fused path forms dC/dW then
-    cdef bint with_grad = (want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or
-                           r.dist != NULL)
-    cdef double d2
     cdef bint nesterov = o.h[2] != 0
+    # (Nesterov's step reads the gradient itself: it always takes that form)
+    cdef bint with_grad = (want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or
+                           r.dist != NULL or nesterov)
+    cdef double d2
     cdef bint can_chunk = r.dead == NULL
     cdef int64_t nch, k, r0, mc
     for l in range(L):
@@ -876,17 +866,6 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
                             <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
                             params + p.w_off[l], <int>nin)
-                    h[4] = 0
-                    opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
-                             s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
-                elif nesterov:
-                    # G = D.T @ A / m; then one pass: g = G + l2 W, V = mu V + g,
-                    # W = (1 - lr wd) W - lr (g + mu V)
-                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
-                            <int>nout, ws + p.a_off[l], <int>nin, <floating>0,
-                            grad + p.w_off[l], <int>nin)
-                    nesterov_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
-                                   nin * nout, lr, o.l2, mu, fdec)
                     h[4] = 0
                     opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
                              s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
