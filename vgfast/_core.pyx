@@ -469,7 +469,7 @@ cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
 
 
 cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
-                     double* out, const double* xsq) noexcept nogil:
+                     double* out, const double* xsq, double* sqi) noexcept nogil:
     """Cockpit's gradient-noise quantities of the step's mini-batch, added to out.
 
     g_i: the gradient of example i's own cost (no penalty), gbar = grad (their mean, before the
@@ -481,13 +481,17 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
     over the whole network (S, gg summed over layers) into out[0..2] and per layer into
     out[3 + l], out[3 + L + l], out[3 + 2L + l]. m = 1: NaN (no variance); gg = 0: NaN ratios.
     Matches vgfast.analysis.gradient_statistics at the parameters before the step's update.
-    xsq holds ||x_i||^2 of the batch's input rows, measured by the gather.
+    xsq holds ||x_i||^2 of the batch's input rows, measured by the gather; sqi, when not
+    NULL, receives each ||g_i||^2 (grad_tests reads them).
     """
     cdef int l, L = p.L
     cdef int64_t i, nin, nout
-    cdef double S = 0, G = 0, Sl, gl, tc, an
+    cdef double S = 0, G = 0, Sl, gl, tc, an, v
     cdef const floating* D
     cdef const floating* A
+    if sqi != NULL:
+        for i in range(m):
+            sqi[i] = 0
     for l in range(L + 1):
         if l < L:
             nin = p.sizes[l]
@@ -497,7 +501,10 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
             Sl = 0
             for i in range(m):
                 an = xsq[i] if l == 0 else sumsq(A + i * nin, nin)
-                Sl += sumsq(D + i * nout, nout) * (an + 1.0)
+                v = sumsq(D + i * nout, nout) * (an + 1.0)
+                Sl += v
+                if sqi != NULL:
+                    sqi[i] += v
             gl = sumsq(grad + p.w_off[l], nin * nout) + sumsq(grad + p.b_off[l], nout)
             S += Sl
             G += gl
@@ -515,12 +522,13 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
 
 
 cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, double* out,
-                     const double* xsq, double* sqi, double* dti, floating* tmp, bint io,
+                     const double* sqi, double* dti, floating* tmp, bint io,
                      bint want_gsnr) noexcept nogil:
     """The second-order-in-the-batch gradient tests of the step's mini-batch, added to out.
 
     With g_i, gbar, gg = ||gbar||^2 as in grad_stats, dot_i = g_i . gbar (per layer: a row sum
-    of D o (A Gbar^T + 1 gbar_b^T), one GEMM into the free S buffer) and sq_i = ||g_i||^2:
+    of D o (A Gbar^T + 1 gbar_b^T), one GEMM into the free S buffer) and sq_i = ||g_i||^2
+    (from grad_stats, in sqi):
         inner_test = sqrt(sum_i (dot_i - gg)^2 / (m - 1) / m) / gg   (Bollapragada et al. 2018)
         ortho_test = sqrt(max(sum_i sq_i - sum_i dot_i^2 / gg, 0) / (m - 1) / (m gg))
     into out[0], out[1] (io); and Cockpit's MeanGSNR, the mean over parameters j of
@@ -537,7 +545,6 @@ cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, dou
     cdef const floating* G
     cdef const floating* gb
     for i in range(m):
-        sqi[i] = 0
         dti[i] = 0
     for l in range(L):
         nin = p.sizes[l]
@@ -555,8 +562,6 @@ cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, dou
             gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin, G, <int>nin,
                     <floating>0, AG, <int>nout)
             for i in range(m):
-                u = xsq[i] if l == 0 else sumsq(A + i * nin, nin)
-                sqi[i] += sumsq(D + i * nout, nout) * (u + 1.0)
                 dsum = 0
                 for k in range(nout):
                     dsum += <double>D[i * nout + k] * (<double>AG[i * nout + k] + <double>gb[k])
@@ -827,11 +832,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             r.fused_steps += 1
             weight_grads(p, ws, grad, m, 1.0 / m, 0)
             record_norms(p, grad, r)
-            if want_gs:
-                grad_stats(p, ws, grad, m, r.gacc, xsq)
+            if want_gs or want_io:
+                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL)
             if want_io or want_gsnr:  # last: squares D and A in place
-                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, xsq, r.exbuf, r.exbuf + bs,
-                           scratch, want_io, want_gsnr)
+                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
+                           want_io, want_gsnr)
             d2 = diff_sumsq(params + bn0, scratch + bn0, p.n_params - bn0) if (
                 r.usz != NULL and p.n_params > bn0) else 0.0
             for l in range(L):
@@ -888,11 +893,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             stale = True
             if nch == 1:
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
-            if want_gs:  # on the mean gradient before the penalties
-                grad_stats(p, ws, grad, m, r.gacc, xsq)
+            if want_gs or want_io:  # on the mean gradient before the penalties
+                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL)
             if want_io or want_gsnr:  # last: squares D and A in place
-                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, xsq, r.exbuf, r.exbuf + bs,
-                           scratch, want_io, want_gsnr)
+                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
+                           want_io, want_gsnr)
             tot = 0
             if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
