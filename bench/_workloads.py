@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import vgfast
-from vgfast import _reference
+from vgfast import _reference, network2
 from vgfast._blas import gemm_sequence
 
 try:  # PyTorch is optional: its runners are skipped when it is absent
@@ -185,14 +185,6 @@ class ReferenceLoop:
         return self.out.copy()
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _sigmoid_prime(z):
-    return _sigmoid(z) * (1 - _sigmoid(z))
-
-
 class PerExample:
     """(c) the book's network2 loop (CrossEntropyCost, lmbda = 0): per mini-batch, one Python
     backprop per example with column vectors, then the update. Float64 as in the book.
@@ -222,27 +214,16 @@ class PerExample:
         self.weights = [w.copy() for w in self.w0]
         self.biases = [b.copy() for b in self.b0]
 
+    # the book's network2 backprop, one example of column vectors (vgfast.network2 keeps it
+    # for subclasses that override methods): these attributes are what it reads
+    cost = network2.CrossEntropyCost
+
+    @property
+    def num_layers(self):
+        return len(self.sizes)
+
     def backprop(self, x, y):
-        nabla_b = [np.zeros(b.shape) for b in self.biases]
-        nabla_w = [np.zeros(w.shape) for w in self.weights]
-        activation = x
-        activations = [x]
-        zs = []
-        for b, w in zip(self.biases, self.weights):
-            z = np.dot(w, activation) + b
-            zs.append(z)
-            activation = _sigmoid(z)
-            activations.append(activation)
-        delta = activations[-1] - y  # CrossEntropyCost.delta
-        nabla_b[-1] = delta
-        nabla_w[-1] = np.dot(delta, activations[-2].transpose())
-        for l in range(2, len(self.sizes)):
-            z = zs[-l]
-            sp = _sigmoid_prime(z)
-            delta = np.dot(self.weights[-l + 1].transpose(), delta) * sp
-            nabla_b[-l] = delta
-            nabla_w[-l] = np.dot(delta, activations[-l - 1].transpose())
-        return nabla_b, nabla_w
+        return network2._book_backprop(self, x, y)
 
     def update_mini_batch(self, mini_batch, eta):
         nabla_b = [np.zeros(b.shape) for b in self.biases]
