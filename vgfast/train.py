@@ -10,8 +10,7 @@ import time
 
 import numpy as np
 
-from ._validate import (as_matrix, as_targets, check_choice, check_finite_rows, check_number,
-                        first_nonfinite_row)
+from ._validate import as_matrix, as_targets, check_choice, check_finite_rows, check_number
 from .checkpoint import check_path, load_training_state, optimizer_spec, save_training_state
 from .history import History
 from .optim import SGD, Optimizer
@@ -29,8 +28,7 @@ PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_frac
 # vgfast.analysis.gradient_statistics) and the update's size and distance travelled
 SCALAR_EXTRA = ("trace_cov", "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr",
                 "update_size", "distance")
-NOISE_RECORDS = ("trace_cov", "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr",
-                 "layer_trace_cov", "layer_noise_scale", "layer_norm_test", "layer_gsnr")
+NOISE_RECORDS = _core.GRAD_STATS  # built from per-example gradients (refused with dropout/BN)
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
 MONITOR_MODES = ("running", "full")
 # The engine's fused SGD update (see vgfast/_core.pyx, epoch()). Tests set this to False to run
@@ -232,7 +230,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a vgfast.Network; got {type(net).__name__}")
-    # X's NaN/Inf check rides on the engine's row gather (no pass of its own, see _train_epochs)
+    # X's NaN/Inf check rides on the engine's row gather (no pass of its own; see _Snapshot)
     X, _ = as_matrix(X, "X", net.dtype, net.sizes[0], check_finite=False)
     n = X.shape[0]
     labels, T = as_targets(Y, "Y", n, net.sizes[-1], net.dtype)
