@@ -426,6 +426,8 @@ cdef struct Rec:
     double* exbuf           # 2 x batch: per-example ||g_i||^2 and g_i . gbar
     double* usz             # (records,) ||theta_new - theta_old||
     double* dist            # (records,) ||theta - theta_0||
+    double* gns             # (records,) two-batch gradient noise scale (EMA), see grad_stats
+    double* gns_ema         # its state across steps: EMA of tr(Sigma), EMA of |G|^2, beta
     double* gacc            # running sums of those: 3 + 3L + 2
     const void* theta0      # the parameters at the start of training (for dist)
     int64_t n               # records written
@@ -469,7 +471,7 @@ cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
 
 
 cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
-                     double* out, const double* xsq, double* sqi) noexcept nogil:
+                     double* out, const double* xsq, double* sqi, double* ema) noexcept nogil:
     """Cockpit's gradient-noise quantities of the step's mini-batch, added to out.
 
     g_i: the gradient of example i's own cost (no penalty), gbar = grad (their mean, before the
@@ -483,6 +485,13 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
     Matches vgfast.analysis.gradient_statistics at the parameters before the step's update.
     xsq holds ||x_i||^2 of the batch's input rows, measured by the gather; sqi, when not
     NULL, receives each ||g_i||^2 (grad_tests reads them).
+
+    ema, when not NULL, is the two-batch noise-scale estimator's state (McCandlish et al. 2018,
+    app. A.1) with the small batch B = 1 (each example; its |G_1|^2 is S / m) and the big one
+    B = m (|G_m|^2 = gg): unbiased estimates of |G|^2 and of tr(Sigma),
+        |G|^2 ~ (m gg - S / m) / (m - 1),    tr(Sigma) ~ (S - m gg) / (m - 1),
+    enter exponential moving averages ema[0] (tr Sigma), ema[1] (|G|^2) with weight ema[2]
+    (beta) on the past; B_simple = ema[0] / ema[1] (m = 1: no update).
     """
     cdef int l, L = p.L
     cdef int64_t i, nin, nout
@@ -519,6 +528,9 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
             out[0] += tc
             out[1] += tc / gl if gl > 0 else NAN
             out[2] += sqrt(tc / (m * gl)) if gl > 0 else NAN
+    if ema != NULL and m > 1:
+        ema[0] = ema[2] * ema[0] + (1.0 - ema[2]) * (S - m * G) / (m - 1)
+        ema[1] = ema[2] * ema[1] + (1.0 - ema[2]) * (m * G - S / m) / (m - 1)
 
 
 cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, double* out,
@@ -630,7 +642,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                    const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
                    floating* s2, Rec* r, uint64_t* counter, double* acc,
                    floating* scratch, floating* rb, double* bound,
-                   double* xsq) noexcept nogil:
+                   double* xsq, int64_t* carry, bint epoch_end) noexcept nogil:
     """One epoch of mini-batch training. Returns the number of steps completed.
 
     Each step: gather the rows, forward, every delta (deltas()), then the update, by one of
@@ -659,10 +671,14 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
 
     acc holds 7L + 3 running sums for the current record: gb (L), gw (L), cost, prenorm,
     activation statistics (4L), update ratios (L), rows.
+
+    A call may run part of an epoch (train() runs the steps between probes as segments): carry[0]
+    is the number of steps already summed into the open record (acc, r.gacc hold their sums),
+    updated on return; the last step closes the open record only when epoch_end is set.
     """
     cdef int L = p.L
     cdef int64_t steps = (n + bs - 1) // bs
-    cdef int64_t s, i, m, start, lw, nin, nout, cnt = 0
+    cdef int64_t s, i, m, start, lw, nin, nout, cnt = carry[0]
     cdef int l, bad
     cdef double c, sb, sw, tot, lr, mu, beta, fdec, g, md, ma, wnew, vnew, xmax
     cdef double lim = 1.7976931348623157e308 / 64 if floating is double else 3.4028234663852886e38 / 64
@@ -684,7 +700,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef double nu, mean
     cdef bint can_fuse = o.fused and L <= 64
     cdef bint want_gs = (r.gs[0] != NULL or r.gs[1] != NULL or r.gs[2] != NULL or
-                         r.gs[3] != NULL or r.gs[4] != NULL or r.gs[5] != NULL)
+                         r.gs[3] != NULL or r.gs[4] != NULL or r.gs[5] != NULL or
+                         r.gns != NULL)
     cdef bint want_io = r.gs[6] != NULL or r.gs[7] != NULL
     cdef bint want_gsnr = r.gs[8] != NULL or r.gs[9] != NULL
     # recordings that read the formed gradient or the step: the fused path forms dC/dW then
@@ -833,7 +850,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             weight_grads(p, ws, grad, m, 1.0 / m, 0)
             record_norms(p, grad, r)
             if want_gs or want_io:
-                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL)
+                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema)
             if want_io or want_gsnr:  # last: squares D and A in place
                 grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
                            want_io, want_gsnr)
@@ -894,7 +911,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             if nch == 1:
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
             if want_gs or want_io:  # on the mean gradient before the penalties
-                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL)
+                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema)
             if want_io or want_gsnr:  # last: squares D and A in place
                 grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
                            want_io, want_gsnr)
@@ -970,7 +987,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         r.erows += m
         # close a record every `every` steps and at the end of the epoch
         cnt += 1
-        if cnt == r.every or s == steps - 1:
+        if cnt == r.every or (s == steps - 1 and epoch_end):
             for l in range(L):
                 if r.gb != NULL:
                     r.gb[r.n * L + l] = acc[l] / cnt
@@ -1003,6 +1020,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 r.usz[r.n] = r.gacc[3 + 3 * L] / cnt
             if r.dist != NULL:
                 r.dist[r.n] = r.gacc[4 + 3 * L] / cnt
+            if r.gns != NULL:  # the smoothed estimate after the record's last step
+                r.gns[r.n] = r.gns_ema[0] / r.gns_ema[1] if r.gns_ema[1] != 0 else NAN
             for i in range(3):
                 if r.gs[6 + i] != NULL:
                     r.gs[6 + i][r.n] = r.gacc[5 + 3 * L + i] / cnt
@@ -1015,6 +1034,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             cnt = 0
             for i in range(7 * L + 3):
                 acc[i] = 0
+    carry[0] = cnt
     return steps
 
 
@@ -1248,6 +1268,13 @@ cdef class Engine:
             self._reserve(rows_before)
         return out
 
+    def record_carry(self):
+        """Fresh sums for train_epoch calls over segments of one epoch: (acc (7L + 3,) and
+        gacc (8 + 4L,) of the open record, then the epoch's cost sum, float64; steps summed
+        in the open record, rows right and rows seen in the epoch, int64)."""
+        return (np.zeros(7 * self.L + 3, np.float64), np.zeros(9 + 4 * self.L, np.float64),
+                np.zeros(3, np.int64))
+
     def train_epoch(self, cnp.ndarray params, cnp.ndarray grad, cnp.ndarray X, cnp.ndarray Y,
                     cnp.ndarray labels, cnp.ndarray perm, int64_t batch_size, int opt_kind,
                     hyper, double wd, cnp.ndarray lr, cnp.ndarray mom, cnp.ndarray s1,
@@ -1255,7 +1282,7 @@ cdef class Engine:
                     double max_norm_c, keep, uint64_t seed, uint64_t counter,
                     int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
                     cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None,
-                    bint fused=True):
+                    bint fused=True, tuple carry=None, bint epoch_end=True):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
         The rows of X are checked for NaN/Inf as they are gathered (bad_kind 5 stops the epoch
@@ -1264,8 +1291,13 @@ cdef class Engine:
 
         Returns (steps_done, t, counter, records_written, bad_kind, bad_layer, cost_sum,
         correct, rows, fused_steps): cost_sum and correct are the summed cost and the count of
-        rows classified right over the epoch's finished steps, each measured on its
-        mini-batch before that step's update.
+        rows classified right over the epoch's finished steps (with carry: those of earlier
+        segments included), each measured on its mini-batch before that step's update.
+
+        A call may run part of an epoch: carry, from record_carry(), holds the open record's
+        sums between calls over consecutive segments of one epoch (the record arrays given are
+        then the ones still to be written); epoch_end says whether this call ends the epoch
+        (and so closes the open record). Segments give bitwise the results of one call.
         """
         cdef int64_t n = perm.shape[0], steps
         cdef int L = self.L
@@ -1301,7 +1333,17 @@ cdef class Engine:
             r.gs[i] = <double*>ptr(more.get(name))
         r.usz = <double*>ptr(more.get("update_size"))
         r.dist = <double*>ptr(more.get("distance"))
-        gacc = np.zeros(8 + 4 * L, np.float64)
+        r.gns = <double*>ptr(more.get("gns"))
+        gns_ema = more.get("gns_ema")
+        if r.gns != NULL and (gns_ema is None or gns_ema.dtype != np.float64 or
+                              gns_ema.shape != (3,)):
+            raise ValueError("train_epoch: recording 'gns' needs rec_more['gns_ema'], float64 (3,)")
+        r.gns_ema = <double*>ptr(gns_ema) if r.gns != NULL else NULL
+        if carry is None:
+            carry = self.record_carry()
+        acc, gacc, cnt = carry
+        if acc.shape != (7 * L + 3,) or gacc.shape != (9 + 4 * L,) or cnt.shape != (3,):
+            raise ValueError("train_epoch: carry must come from record_carry()")
         exbuf = np.zeros(2 * batch_size, np.float64)
         r.exbuf = <double*>ptr(exbuf)
         r.gacc = <double*>ptr(gacc)
@@ -1321,14 +1363,14 @@ cdef class Engine:
         r.n = 0
         r.bad_layer = -1
         r.bad_kind = 0
-        r.ecost = 0
-        r.ecorrect = 0
-        r.erows = 0
+        r.ecost = gacc[8 + 4 * L]
+        r.ecorrect = cnt[1]
+        r.erows = cnt[2]
         r.fused_steps = 0
         bnd = np.zeros(2 * L, np.float64)
         cdef double* BD = <double*>ptr(bnd)
-        acc = np.zeros(7 * L + 3, np.float64)
         cdef double* a = <double*>ptr(acc)
+        cdef int64_t* cn = <int64_t*>ptr(cnt)
         cdef void* P = ptr(params)
         cdef void* g = ptr(grad)
         cdef void* w = ptr(self.ws)
@@ -1344,12 +1386,15 @@ cdef class Engine:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
-                              &ctr, a, <double*>SC, <double*>RB, BD, RQ)
+                              &ctr, a, <double*>SC, <double*>RB, BD, RQ, cn, epoch_end)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
-                              &ctr, a, <float*>SC, <float*>RB, BD, RQ)
+                              &ctr, a, <float*>SC, <float*>RB, BD, RQ, cn, epoch_end)
+        gacc[8 + 4 * L] = r.ecost
+        cnt[1] = r.ecorrect
+        cnt[2] = r.erows
         return (steps, o.t, ctr, r.n, r.bad_kind, r.bad_layer, r.ecost, r.ecorrect, r.erows,
                 r.fused_steps)
 

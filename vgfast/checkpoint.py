@@ -55,10 +55,12 @@ from . import _archive, _state
 from . import history as _history
 from ._archive import check_path
 from ._state import FORMAT, FORMAT_VERSION, StateError, optimizer_spec  # noqa: F401 (API)
-from .history import EPOCH_FIELDS, RECORD_FIELDS, History
+from .history import EPOCH_FIELDS, PROBE_FIELDS, RECORD_FIELDS, History
 from .network import Network
+from .analysis.probes import HIST_BINS
 
-HISTORY_ARRAYS = EPOCH_FIELDS + RECORD_FIELDS + ("record_steps",)
+HISTORY_ARRAYS = EPOCH_FIELDS + RECORD_FIELDS + ("record_steps",) + PROBE_FIELDS
+INT_ARRAYS = ("record_steps", "probe_steps")
 #: History fields with one column per layer
 PER_LAYER = getattr(_history, "PER_LAYER", ("grad_norms", "weight_grad_norms"))
 #: the archive entries a checkpoint may hold
@@ -258,13 +260,16 @@ def save_training_state(path, net, optimizer, rng, drop_seed, counter, epoch, hi
         raise TypeError(f"history must be a vgfast.History; got {type(history).__name__}")
     hist_meta = {"steps_per_epoch": int(history.steps_per_epoch),
                  "best_epoch": None if history.best_epoch is None else int(history.best_epoch),
-                 "stopped_early": bool(history.stopped_early)}
+                 "stopped_early": bool(history.stopped_early),
+                 "gns_state": [float(x) for x in history.gns_state]}
     for f in HISTORY_ARRAYS:
         v = getattr(history, f)
         if f in PER_LAYER:
             a = np.asarray(v, np.float64).reshape(-1, net.L) if len(v) else np.zeros((0, net.L))
+        elif f == "grad_hist":
+            a = np.asarray(v, np.float64).reshape(-1, net.L, HIST_BINS)
         else:
-            a = np.asarray(v, np.int64 if f == "record_steps" else np.float64).reshape(-1)
+            a = np.asarray(v, np.int64 if f in INT_ARRAYS else np.float64).reshape(-1)
         arrays["history_" + f] = a
     es = None
     if best is not None or bad_epochs:
@@ -469,12 +474,20 @@ def _check_training(path, header, arrays, net):
         raise CheckpointError(f"{path}: corrupt training checkpoint: no RNG state")
     hm = _need(tr, "history", dict, path, "training")
     _need(hm, "steps_per_epoch", int, path, "training.history")
+    gs = hm.get("gns_state", [0.0, 0.0])
+    if not (isinstance(gs, list) and len(gs) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+            for x in gs)):
+        raise CheckpointError(f"{path}: corrupt training checkpoint: training.history.gns_state "
+                              f"must be two finite numbers; got {gs!r}")
     for f in HISTORY_ARRAYS:
         a = arrays.get("history_" + f)
         if a is None:  # a field History gained after the file was written
             continue
-        if a.dtype.kind not in "fi" or a.ndim != (2 if f in PER_LAYER else 1) or \
-                (a.ndim == 2 and a.shape[1] != net.L):
+        ndim = 2 if f in PER_LAYER else 3 if f == "grad_hist" else 1
+        if a.dtype.kind not in "fi" or a.ndim != ndim or \
+                (a.ndim >= 2 and a.shape[1] != net.L) or \
+                (a.ndim == 3 and a.shape[2] != HIST_BINS):
             raise CheckpointError(f"{path}: corrupt training checkpoint: history {f!r}")
     es = tr.get("early_stopping")
     if es is not None:
@@ -499,4 +512,5 @@ def _history_from(meta, arrays, L):
     h.steps_per_epoch = meta["steps_per_epoch"]
     h.best_epoch = meta.get("best_epoch")
     h.stopped_early = bool(meta.get("stopped_early", False))
+    h.gns_state = [float(x) for x in meta.get("gns_state", [0.0, 0.0])]
     return h

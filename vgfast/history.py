@@ -5,11 +5,14 @@ import numpy as np
 
 EPOCH_FIELDS = ("train_cost", "train_accuracy", "validation_cost", "validation_accuracy", "lr")
 SCALAR_RECORDS = ("cost", "grad_norm_preclip", "trace_cov", "noise_scale", "norm_test",
-                  "inner_test", "ortho_test", "gsnr", "update_size", "distance")
+                  "inner_test", "ortho_test", "gsnr", "update_size", "distance", "gns")
 PER_LAYER = ("grad_norms", "weight_grad_norms", "activation_mean", "activation_std", "saturation",
              "dead_fraction", "update_ratio", "layer_trace_cov", "layer_noise_scale",
              "layer_norm_test", "layer_gsnr")
 RECORD_FIELDS = PER_LAYER[:2] + SCALAR_RECORDS + PER_LAYER[2:]
+# taken every `probe_every` steps (train()): one entry per probe, at probe_steps
+PROBE_SCALARS = ("alpha", "hessian_trace", "hessian_max")
+PROBE_FIELDS = ("probe_steps",) + PROBE_SCALARS + ("grad_hist",)
 
 
 class History:
@@ -59,6 +62,30 @@ class History:
         noise?).
     update_size, distance : ndarray (records,), ||theta_new - theta_old|| of each step and
         ||theta - theta_0|| after it, theta_0 the parameters when train() was called.
+    gns : ndarray (records,), the two-batch gradient noise scale of McCandlish et al. (2018,
+        app. A.1) with exponential smoothing, after each record's last step: with batch sizes 1
+        and m (each example, the mini-batch), per step the unbiased estimates
+        |G|^2 ~ (m ||gbar||^2 - S / m) / (m - 1) and tr(Sigma) ~ (S - m ||gbar||^2) / (m - 1)
+        (S = sum_i ||g_i||^2) enter moving averages with weight ``gns_beta`` (train()'s
+        instrument_options, default 0.99) on the past, and gns = EMA[tr Sigma] / EMA[|G|^2].
+        Unlike noise_scale, whose denominator ||gbar||^2 is biased up by tr(Sigma) / m and
+        which averages per-step ratios, it smooths numerator and denominator separately. The
+        averages start at 0 in each train() call (the ratio needs no bias correction) and carry
+        over its epochs and through checkpoint / resume (``gns_state``).
+    probe_steps : ndarray (probes,), the optimiser steps taken before each probe: the probes
+        (train()'s ``probe_every``) are measured on the mini-batch of step probe_steps + 1 at
+        the parameters before its update.
+    alpha : ndarray (probes,), Cockpit's normalised step length of that step, on that
+        mini-batch (vgfast.analysis.step_alpha): 0 the step reached the minimum of the
+        parabola fitted along it, -1 it stayed at the start or the fit is concave, 1 it landed
+        on the far side at the start's height.
+    hessian_trace : ndarray (probes,), Hutchinson's estimate of the trace of the mini-batch
+        cost's Hessian (vgfast.analysis.hessian_trace); hessian_max : its largest eigenvalue by
+        Lanczos (vgfast.analysis.hessian_max_eigenvalue). NaN where the Hessian-vector products
+        overflowed.
+    grad_hist : ndarray (probes, layers, 50), per layer the fractions of the individual gradient
+        elements of the mini-batch in each bin of log10 |g| (vgfast.analysis.gradient_histogram;
+        bins vgfast.analysis.probes.HIST_EDGES).
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
     steps_per_epoch : int
     best_epoch : int or None, set by early stopping.
@@ -78,6 +105,9 @@ class History:
         self.best_epoch = None
         self.stopped_early = False
         self.fused_steps = 0
+        for f in PROBE_FIELDS:
+            setattr(self, f, [])
+        self.gns_state = [0.0, 0.0]
 
     def _finish(self, n_layers):
         for f in EPOCH_FIELDS + SCALAR_RECORDS + ("record_steps",):
@@ -87,7 +117,13 @@ class History:
             v = getattr(self, f)
             setattr(self, f, np.asarray(v, np.float64).reshape(-1, n_layers) if len(v)
                     else np.zeros((0, n_layers)))
+        self.probe_steps = np.asarray(self.probe_steps, np.int64)
+        for f in PROBE_SCALARS:
+            setattr(self, f, np.asarray(getattr(self, f), np.float64))
+        from .analysis.probes import HIST_BINS
+        self.grad_hist = np.asarray(self.grad_hist, np.float64).reshape(-1, n_layers, HIST_BINS)
         return self
+
 
     @property
     def epochs(self):
@@ -101,7 +137,9 @@ class History:
 
     def to_dict(self):
         d = {f: np.asarray(getattr(self, f)).tolist() for f in EPOCH_FIELDS + RECORD_FIELDS}
+        d.update({f: np.asarray(getattr(self, f)).tolist() for f in PROBE_FIELDS})
         d.update(record_steps=np.asarray(self.record_steps).tolist(),
+                 gns_state=[float(x) for x in self.gns_state],
                  steps_per_epoch=self.steps_per_epoch, best_epoch=self.best_epoch,
                  stopped_early=self.stopped_early, fused_steps=int(self.fused_steps))
         return d
@@ -123,8 +161,13 @@ class History:
         h.best_epoch = d.get("best_epoch")
         h.stopped_early = d.get("stopped_early", False)
         h.fused_steps = int(d.get("fused_steps", 0))
+        for f in PROBE_FIELDS:
+            setattr(h, f, d.get(f, []))
+        h.gns_state = [float(x) for x in d.get("gns_state", [0.0, 0.0])]
         widths = [np.shape(d[f])[1] for f in PER_LAYER
                   if np.ndim(d.get(f, [])) == 2 and np.shape(d[f])[0]]
+        if np.ndim(d.get("grad_hist", [])) == 3 and np.shape(d["grad_hist"])[0]:
+            widths.append(np.shape(d["grad_hist"])[1])
         return h._finish(widths[0] if widths else 1)
 
     @classmethod

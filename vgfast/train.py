@@ -14,21 +14,28 @@ from ._validate import as_matrix, as_targets, check_choice, check_finite_rows, c
 from .checkpoint import check_path, load_training_state, optimizer_spec, save_training_state
 from .history import History
 from .optim import SGD, Optimizer
+from ._probe import Prober, probe_interval
+from ._probe import instrument_options as _options
 from . import _core
 
 RECORDABLE = ("grad_norms", "weight_grad_norms", "cost", "grad_norm_preclip", "trace_cov",
               "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr", "layer_trace_cov",
               "layer_noise_scale", "layer_norm_test", "layer_gsnr", "update_size", "distance",
               "activation_mean",
-              "activation_std", "saturation", "dead_fraction", "update_ratio")
+              "activation_std", "saturation", "dead_fraction", "update_ratio", "gns",
+              "grad_hist", "alpha", "hessian_trace", "hessian_max")
 PER_LAYER_EXTRA = ("activation_mean", "activation_std", "saturation", "dead_fraction",
                    "update_ratio", "layer_trace_cov", "layer_noise_scale", "layer_norm_test",
                    "layer_gsnr")
 # Cockpit's gradient-noise quantities (see vgfast._core.grad_stats and
 # vgfast.analysis.gradient_statistics) and the update's size and distance travelled
 SCALAR_EXTRA = ("trace_cov", "noise_scale", "norm_test", "inner_test", "ortho_test", "gsnr",
-                "update_size", "distance")
-NOISE_RECORDS = _core.GRAD_STATS  # built from per-example gradients (refused with dropout/BN)
+                "update_size", "distance", "gns")
+# measured every `probe_every` steps between engine calls (vgfast.analysis.probes)
+PROBES = ("grad_hist", "alpha", "hessian_trace", "hessian_max")
+# built from per-example gradients or the mini-batch's own cost (refused with dropout/BN)
+NOISE_RECORDS = _core.GRAD_STATS + ("gns",) + PROBES
+
 CLIP_MODES = {"norm": 1, "layer_norm": 2, "value": 3}
 MONITOR_MODES = ("running", "full")
 # The engine's fused SGD update (see vgfast/_core.pyx, epoch()). Tests set this to False to run
@@ -168,7 +175,8 @@ class _Snapshot:
 def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validation=None,
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
           max_norm=None, dropout=None, early_stopping=None, monitor="running", shuffle=True,
-          callback=None, checkpoint=None, checkpoint_every=1, resume=None):
+          callback=None, checkpoint=None, checkpoint_every=1, resume=None,
+          probe_every="epoch", instrument_options=None):
     """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
 
     The objective is the mean cost over the mini-batch + (lmbda / 2n) sum ||W||^2 +
@@ -183,11 +191,26 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     optimizer : Optimizer, default ``SGD(lr=0.1)``. Its state persists across calls.
     lmbda, l1 : float >= 0, penalty strengths.
     validation : (X_val, y_val) or None, evaluated after every epoch.
-    record : tuple of names from ``grad_norms``, ``weight_grad_norms``, ``cost``,
-        ``grad_norm_preclip``, ``activation_mean``, ``activation_std``, ``saturation``,
-        ``dead_fraction``, ``update_ratio``: recorded inside the engine's loop (see History).
+    record : tuple of names (see History for each). Recorded inside the engine's loop, every
+        step, averaged over the steps of each record: ``grad_norms``, ``weight_grad_norms``,
+        ``cost``, ``grad_norm_preclip``, ``activation_mean``, ``activation_std``,
+        ``saturation``, ``dead_fraction``, ``update_ratio``, Cockpit's gradient-noise
+        quantities ``trace_cov``, ``noise_scale``, ``norm_test``, ``inner_test``,
+        ``ortho_test``, ``gsnr``, ``layer_trace_cov``, ``layer_noise_scale``,
+        ``layer_norm_test``, ``layer_gsnr``, the two-batch noise scale ``gns``,
+        ``update_size``, ``distance``. Probes, measured every `probe_every` steps on that step's
+        mini-batch: ``grad_hist``, ``alpha`` (one more forward/backward after the step),
+        ``hessian_trace``, ``hessian_max``.
     record_every : ``"epoch"``, ``"step"`` or an int k: each record is the mean over k steps
         (``"epoch"``: all the steps of the epoch).
+    probe_every : ``"epoch"`` (the first step of each epoch) or an int k: the probes are
+        taken before every step whose optimiser step count (steps taken so far) is a multiple
+        of k. Probes do not change the training: parameters and records are bitwise those of a
+        run without them.
+    instrument_options : dict or None, any of ``hutchinson_samples`` (Rademacher probes per
+        Hessian trace, default 16), ``lanczos_steps`` (per largest eigenvalue, 20), ``seed``
+        (of those random vectors, 0; each probe's are drawn from (seed, step)) and ``gns_beta``
+        (the weight on the past of the gns moving averages, 0.99).
     seed : int or None, seeds the shuffling and the dropout masks.
     progress : bool, show a progress bar with the current cost and accuracy on stderr.
     clip : None, a max global gradient norm, or (mode, c) with mode ``"norm"`` (global),
@@ -258,6 +281,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     clip_mode, clip_c = _clip_spec(clip)
     if "grad_norm_preclip" in record and clip_mode == 0:
         raise ValueError("record 'grad_norm_preclip' needs clip=...")
+    opts = _options(instrument_options)
     noise = [r for r in record if r in NOISE_RECORDS]
     if noise and (dropout is not None or any(net.batch_norm)):
         raise ValueError(f"record {noise}: the per-example gradients these are built from are "
@@ -309,6 +333,11 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         counter = 0
         hist, best, bad_epochs, first = History(), None, 0, 0
     steps = (n + batch_size - 1) // batch_size
+    probes = [r for r in record if r in PROBES]
+    prober = (Prober(net, probes, probe_interval(probe_every, steps), opts, X, labels, T, hist)
+              if probes else None)
+    if not probes:
+        probe_interval(probe_every, steps)  # refuse a bad value even when nothing is probed
     every_k = steps if every is None else min(every, steps)
     n_rec = (steps + every_k - 1) // every_k
     L = net.L
@@ -323,7 +352,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     # put back as they were when train() was called and the error names the row, as if X had been
     # refused up front.
     snapshot = _Snapshot(net, optimizer, s1, s2) if epochs > first else None
-    theta0 = net.params.copy() if "distance" in want else None  # theta_0 of 'distance' 
+    theta0 = net.params.copy() if "distance" in want else None  # theta_0 of 'distance'
+    gns_ema = np.array([*hist.gns_state, opts["gns_beta"]], np.float64)  # carried over epochs
     if snapshot is None and _core.data_bound(X) < 0:
         check_finite_rows(X, "X")
     for epoch in range(first, epochs):
@@ -351,24 +381,48 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         rec_more.update({k: np.zeros(n_rec) for k in SCALAR_EXTRA if k in want})
         if "distance" in want:
             rec_more["theta0"] = theta0
+        if "gns" in want:
+            rec_more["gns_ema"] = gns_ema
         t_before = optimizer.t
-        with net._using() as eng:
-            (done, t, counter, nr, bad_kind, bad_layer, cost_sum, correct, rows,
-             fused) = eng.train_epoch(
-                net.params, grad, X, T, labels, perm, batch_size, optimizer.kind,
-                optimizer.hyper(), wd, lr, mom, s1, s2, optimizer.t, lmbda / n, l1 / n,
-                clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k, rec_gb, rec_gw,
-                rec_c, rec_p, rec_more, _FUSED)
+        # the epoch in one engine call, or in segments that end at the probes' steps
+        starts = prober.starts(t_before, steps) if prober else []
+        cuts = sorted({0, steps, *starts, *([min(a + 1, steps) for a in starts]
+                                            if prober is not None and prober.alpha else [])})
+        carry = net._engine.record_carry() if len(cuts) > 2 else None
+        done = nr = correct = rows = fused = bad_kind = 0
+        cost_sum, bad_layer = 0.0, -1
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            probe = (prober.before(perm[a * batch_size:(a + 1) * batch_size], optimizer.t)
+                     if a in starts else None)
+            part = lambda v: None if v is None else v[nr:]  # noqa: E731 (records still free)
+            with net._using() as eng:
+                (d, optimizer.t, counter, k, bad_kind, bad_layer, c, right, r,
+                 f) = eng.train_epoch(
+                    net.params, grad, X, T, labels, perm[a * batch_size:b * batch_size],
+                    batch_size, optimizer.kind, optimizer.hyper(), wd, lr[a:b],
+                    None if mom is None else mom[a:b], s1, s2, optimizer.t, lmbda / n, l1 / n,
+                    clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k,
+                    part(rec_gb), part(rec_gw), part(rec_c), part(rec_p),
+                    {key: v if key in ("theta0", "gns_ema") else part(v)
+                     for key, v in rec_more.items()}, _FUSED, carry, b == steps)
+            # (the engine carries the epoch's cost, right and rows sums across segments)
+            done, nr, cost_sum, correct, rows, fused = (done + d, nr + k, c, right, r,
+                                                        fused + f)
+            if bad_kind:
+                break
+            if probe is not None:
+                prober.after(probe)
         hist.fused_steps += fused
+        if "gns" in want:
+            hist.gns_state = gns_ema[:2].tolist()
         if bad_kind == 5:
             snapshot.restore()
             check_finite_rows(X, "X")
-        optimizer.t = t
         if not bad_kind:
             optimizer.epoch += 1
         for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
                           ("grad_norm_preclip", rec_p), *rec_more.items()):
-            if name in ("theta0", "xsq"):
+            if name in ("theta0", "gns_ema"):
                 continue
             if arr is not None:
                 getattr(hist, name).extend(arr[:nr].tolist())
