@@ -16,14 +16,14 @@ def trained_history(record=INSTRUMENTS):
     X, y = rng.random((200, 16)), rng.integers(0, 4, 200)
     net = vgfast.Network([16, 12, 8, 4], seed=0)
     return vgfast.train(net, X, y, epochs=2, batch_size=10, record=record, record_every=5,
-                        seed=0)
+                        seed=0, probe_every=7)
 
 
 def test_every_panel_draws_the_recorded_numbers():
     h = trained_history()
     fig = plot_instruments(h)
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(axes) == 8
+    assert len(axes) == 11
     drawn = {ax.get_title(): [line.get_ydata() for line in ax.get_lines()] for ax in axes}
     np.testing.assert_array_equal(drawn["mini-batch cost"][0], h.cost)
     gsnr = drawn["mean GSNR per layer"]
@@ -33,9 +33,27 @@ def test_every_panel_draws_the_recorded_numbers():
     tests = drawn["gradient tests (Cockpit)"]
     for line, name in zip(tests, ("norm_test", "inner_test", "ortho_test")):
         np.testing.assert_array_equal(line, getattr(h, name))
+    noise = drawn["noise scale B_simple = tr Σ / |G|²"]
+    np.testing.assert_array_equal(noise[0], h.noise_scale)
+    np.testing.assert_array_equal(noise[1], h.gns)
+    np.testing.assert_array_equal(drawn["α, normalised step length (Cockpit)"][0], h.alpha)
+    curv = drawn["curvature of the mini-batch cost"]
+    np.testing.assert_array_equal(curv[0], h.hessian_max)
+    np.testing.assert_array_equal(curv[1], h.hessian_trace)
+    hist = drawn["gradient elements, |g| ≥ 1e-20 (first ⋯, last —)"]
+    for l in range(3):  # last probe solid, first dotted, per layer; bin 0 (zeros) left out
+        for line, k in ((hist[2 * l], -1), (hist[2 * l + 1], 0)):
+            np.testing.assert_allclose(line, h.grad_hist[k, l, 1:] / h.grad_hist[k, l, 1:].sum(),
+                                       rtol=1e-15)
+    probed = {"α, normalised step length (Cockpit)", "curvature of the mini-batch cost"}
     for ax in axes:
+        if ax.get_title().startswith("gradient elements"):
+            continue
+        want = h.probe_steps if ax.get_title() in probed else h.record_steps
         for line in ax.get_lines():
-            np.testing.assert_array_equal(line.get_xdata(), h.record_steps)
+            if len(line.get_xdata()) == 2 and ax.get_title() in probed:
+                continue  # the alpha = 0 reference line
+            np.testing.assert_array_equal(line.get_xdata(), want)
 
 
 def test_only_what_was_recorded_is_drawn_and_an_empty_history_is_refused(tmp_path):

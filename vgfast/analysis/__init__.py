@@ -15,7 +15,11 @@ speed, variance, jacobian and curvature analyse whole networks through ``Network
   Glorot/He theory, saturation, histograms;
 - :mod:`~vgfast.analysis.jacobian` -- input-output Jacobians, the eq. (124) product, W^t powers;
 - :mod:`~vgfast.analysis.curvature` -- exact Hessian-vector products, g'Hg, the top eigenvalue,
-  damped Newton.
+  damped Newton;
+- :mod:`~vgfast.analysis.gradstats` -- Cockpit's first-order instruments of a mini-batch in
+  closed form; :mod:`~vgfast.analysis.probes` -- its costlier ones (Hessian trace and largest
+  eigenvalue, the step's alpha, histograms of individual gradient elements);
+  :mod:`~vgfast.analysis.dashboard` -- their figure.
 """
 
 from . import chain, identity, interval
@@ -53,6 +57,16 @@ __all__ = [
 from . import curvature, jacobian, speed, variance  # noqa: E402
 from .gradstats import GSNR_EPSILON, GradientStatistics, gradient_statistics  # noqa: E402
 from .dashboard import INSTRUMENTS, plot_instruments  # noqa: E402
+from . import probes  # noqa: E402
+from .probes import (  # noqa: E402
+    HessianEigenvalue,
+    HessianTrace,
+    StepAlpha,
+    gradient_histogram,
+    hessian_max_eigenvalue,
+    hessian_trace,
+    step_alpha,
+)
 from .curvature import (  # noqa: E402
     CurvatureAlong,
     HessianOperator,
@@ -108,4 +122,6 @@ __all__ += [
     "variance_study",
     "GSNR_EPSILON", "GradientStatistics", "gradient_statistics", "INSTRUMENTS",
     "plot_instruments",
+    "probes", "HessianEigenvalue", "HessianTrace", "StepAlpha", "gradient_histogram",
+    "hessian_max_eigenvalue", "hessian_trace", "step_alpha",
 ]

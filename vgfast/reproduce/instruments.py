@@ -8,32 +8,56 @@ from .book import SOURCES
 from .common import Experiment, _g, _save, _subset_tag
 from .config import Config
 
-RECORD = ("cost", "grad_norms", "norm_test", "inner_test", "ortho_test", "noise_scale", "gsnr",
-          "layer_gsnr", "layer_noise_scale", "update_size", "distance")
+RECORD = ("cost", "grad_norms", "norm_test", "inner_test", "ortho_test", "noise_scale", "gns",
+          "gsnr", "layer_gsnr", "layer_noise_scale", "update_size", "distance")
+PROBES = ("alpha", "hessian_max", "hessian_trace", "grad_hist")
+
+
+def _median_log10(hist):
+    """The median of log10 |g| over the elements with |g| >= 1e-20 (bins 1.. of
+    vgfast.analysis.probes; bin 0 holds the exact zeros, e.g. the weights from MNIST's blank
+    border pixels), interpolated linearly within its half-decade; None if it is in the top
+    bin or there is no such element."""
+    from ..analysis.probes import HIST_EDGES
+    h = np.asarray(hist[1:], dtype=np.float64)
+    if h.sum() <= 0:
+        return None
+    c = np.cumsum(h / h.sum())
+    k = int(np.searchsorted(c, 0.5))
+    if k >= len(HIST_EDGES) - 1:
+        return None
+    below = c[k - 1] if k else 0.0
+    return float(HIST_EDGES[k] + 0.5 * (0.5 - below) / (c[k] - below))
 
 
 def experiment_instruments(cfg: Config) -> dict:
     """Train the book's 4-hidden-layer sigmoid network (its initialisation, η = 0.1,
     mini-batches of 10, λ = 5) and record, averaged over every 50 steps, the instruments of
-    vgfast.analysis.INSTRUMENTS (each computed on the step's mini-batch before its update)."""
+    vgfast.analysis.INSTRUMENTS (each computed on the step's mini-batch before its update), and
+    every 100 steps probe the curvature (largest Hessian eigenvalue by Lanczos, trace by
+    Hutchinson), Cockpit's alpha and the per-layer histograms of gradient elements."""
     from .. import SGD, train
     n = 1000 if cfg.quick else 10_000
     epochs = 1 if cfg.quick else 3
     X, y = cfg.images(n)
     net = Network([784, 30, 30, 30, 30, 10], seed=0)
     h = train(net, X, y, epochs=epochs, batch_size=10, optimizer=SGD(0.1),
-              lmbda=5.0 * len(X) / 50_000, record=RECORD, record_every=50, seed=0)
+              lmbda=5.0 * len(X) / 50_000, record=RECORD + PROBES, record_every=50, seed=0,
+              probe_every=100)
     out = {"rows": int(len(X)), "epochs": epochs, "batch": 10, "every": 50,
            "subset": cfg.is_subset, "data": cfg.images_note(n) if cfg.is_subset else
            f"the first {len(X)} training images",
-           "record_steps": h.record_steps.tolist()}
-    for name in RECORD:
+           "record_steps": h.record_steps.tolist(), "probe_steps": h.probe_steps.tolist(),
+           "probe_every": 100}
+    for name in RECORD + PROBES:
         out[name] = np.asarray(getattr(h, name)).tolist()
     g = np.asarray(h.layer_gsnr)
     ns = np.asarray(h.layer_noise_scale)
     out["gsnr_first_last_start"] = [float(g[0, 0]), float(g[0, -2])]
     out["gsnr_first_last_end"] = [float(g[-1, 0]), float(g[-1, -2])]
     out["noise_first_last_end"] = [float(ns[-1, 0]), float(ns[-1, -2])]
+    out["median_log10_grad_last"] = [_median_log10(hl) for hl in h.grad_hist[-1]]
+    out["zero_fraction_last"] = [float(hl[0]) for hl in h.grad_hist[-1]]
     return out
 
 
@@ -42,13 +66,17 @@ def _figures_instruments(r, out):
 
     from ..analysis import plot_instruments
     h = SimpleNamespace(record_steps=np.asarray(r["record_steps"]),
-                        **{k: np.asarray(r[k], dtype=np.float64) for k in RECORD})
+                        probe_steps=np.asarray(r["probe_steps"]),
+                        **{k: np.asarray(r[k], dtype=np.float64) for k in RECORD + PROBES})
     fig = plot_instruments(h, title="[784, 30, 30, 30, 30, 10], mini-batch 10, η = 0.1"
                                     + _subset_tag(r))
     return [_save(fig, out, "instruments.png",
                   "Cockpit-style instruments recorded inside the engine's loop, averages over "
-                  "50 steps: cost, ‖δˡ‖, the three gradient tests, the noise scale, the mean "
-                  "GSNR and the noise scale of each layer, step size and distance travelled.")]
+                  "50 steps: cost, ‖δˡ‖, the three gradient tests, the noise scale (per step, "
+                  "and the two-batch estimate with moving averages), the mean GSNR and the "
+                  "noise scale of each layer, step size and distance travelled; every 100 "
+                  "steps: Cockpit's α, the Hessian's largest eigenvalue and trace, and each "
+                  "layer's histogram of individual gradient elements.")]
 
 
 def _section_instruments(r):
@@ -80,7 +108,35 @@ def _section_instruments(r):
               f"({_g(r['noise_first_last_end'][0])} vs {_g(r['noise_first_last_end'][1])} at "
               f"the end): the batch size worth using is about the same for every layer, while "
               f"most of layer 1's parameters see almost pure noise."),
+        *_probe_paragraphs(r),
     ]
+
+
+def _probe_paragraphs(r):
+    if not r.get("probe_steps"):
+        return []
+    lam = np.asarray(r["hessian_max"], dtype=np.float64)
+    tr = np.asarray(r["hessian_trace"], dtype=np.float64)
+    al = np.asarray(r["alpha"], dtype=np.float64)
+    med = r["median_log10_grad_last"]
+    layers = ", ".join(f"layer {l + 1}: " + ("—" if m is None else f"10^{m:.1f}")
+                       for l, m in enumerate(med))
+    zeros = r["zero_fraction_last"]
+    return [("p", f"Every {r['probe_every']} steps ({len(lam)} probes), on that step's "
+                  f"mini-batch before its update: the largest eigenvalue of the mini-batch "
+                  f"cost's Hessian (Lanczos, 20 exact Hessian-vector products) went from "
+                  f"{_g(lam[0])} to {_g(lam[-1])} (median {_g(np.nanmedian(lam))}), so the "
+                  f"largest stable step of gradient descent on it, 2 / λ_max, is "
+                  f"{_g(2 / np.nanmedian(lam))} against η = 0.1; Hutchinson's estimate of its "
+                  f"trace (16 Rademacher probes) went from {_g(tr[0])} to {_g(tr[-1])}. "
+                  f"Cockpit's α of the probed steps (0: the step reached the minimum of the "
+                  f"parabola fitted along it on the same mini-batch, −1: it barely moved or the "
+                  f"fit is concave, 1: it overshot to the same height) has median "
+                  f"{_g(np.nanmedian(al))}. The median individual gradient element |g| at the "
+                  f"last probe, per layer (weights and biases, every example's own gradient, "
+                  f"exact zeros left out): {layers} — the vanishing gradient as a "
+                  f"distribution. Exact zeros are {zeros[0]:.0%} of layer 1's elements (the "
+                  f"weights from blank pixels, x = 0).")]
 
 
 EXPERIMENT = Experiment(
