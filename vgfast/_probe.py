@@ -10,6 +10,7 @@ measures the step just taken on the same rows.
 import numpy as np
 
 from ._validate import check_number
+from .threads import one_blas_thread
 
 OPTIONS = {"hutchinson_samples": 16, "lanczos_steps": 20, "gns_beta": 0.99, "seed": 0}
 
@@ -61,7 +62,12 @@ class Prober:
         return list(range((-t_before) % self.every, steps, self.every))
 
     def before(self, rows, t):
-        """Measure on the rows of the coming step (t steps taken); returns what after() needs."""
+        """Measure on the rows of the coming step (t steps taken); returns what after() needs.
+        (One BLAS thread: the products here are small; see vgfast.threads.one_blas_thread.)"""
+        with one_blas_thread():
+            return self._before(rows, t)
+
+    def _before(self, rows, t):
         from .analysis import probes as P
         from .analysis.curvature import HessianOperator
 
@@ -96,7 +102,8 @@ class Prober:
 
         Xb, Yb, start = state
         try:
-            a = _step_alpha(self.net, Xb, Yb, start, self.net.params.copy()).alpha
+            with one_blas_thread():
+                a = _step_alpha(self.net, Xb, Yb, start, self.net.params.copy()).alpha
         except FloatingPointError:
             a = np.nan
         self.hist.alpha.append(a)

@@ -18,7 +18,9 @@ These are measured every k steps during training (``vgfast.train(..., record=("h
   ``(g_i)_j`` (example ``i``'s own gradient, weights and biases) on fixed logarithmic bins of
   ``|g|`` (:data:`HIST_EDGES`): the vanishing gradient as a distribution, layer by layer.
 
-All of them describe the mini-batch cost without regularisation (the mean cost over the rows;
+The numpy work runs with one BLAS thread (its operands are small; see
+:func:`vgfast.threads.one_blas_thread`). All of them describe the mini-batch cost without
+regularisation (the mean cost over the rows;
 as Cockpit and :func:`~vgfast.analysis.gradient_statistics`), at ``net.params``.
 """
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from .. import _reference as _ref
 from .._validate import check_number
+from ..threads import one_blas_thread
 from .curvature import HessianOperator
 
 __all__ = ["HIST_EDGES", "HIST_LABELS", "HessianTrace", "HessianEigenvalue", "StepAlpha",
@@ -111,8 +114,9 @@ def hessian_trace(net, X, Y, samples=16, seed=0):
     HessianTrace
     """
     samples = check_number(samples, "samples", low=1, integer=True)
-    op = HessianOperator(_network(net), X, Y)
-    return _hutchinson(op, samples, _rng(seed))
+    rng = _rng(seed)
+    with one_blas_thread():
+        return _hutchinson(HessianOperator(_network(net), X, Y), samples, rng)
 
 
 # ----------------------------------------------------------------------- Lanczos
@@ -189,8 +193,9 @@ def hessian_max_eigenvalue(net, X, Y, steps=20, seed=0):
     HessianEigenvalue
     """
     steps = check_number(steps, "steps", low=1, integer=True)
-    op = HessianOperator(_network(net), X, Y)
-    return _lanczos_max(op, steps, _rng(seed))
+    rng = _rng(seed)
+    with one_blas_thread():
+        return _lanczos_max(HessianOperator(_network(net), X, Y), steps, rng)
 
 
 # ----------------------------------------------------------------------- alpha
