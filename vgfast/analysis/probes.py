@@ -47,7 +47,6 @@ HIST_BINS = HIST_EDGES.size + 1
 HIST_LABELS = tuple(["<1e-20"] + [f"[1e{a:g},1e{b:g})" for a, b in zip(HIST_EDGES[:-1],
                                                                         HIST_EDGES[1:])]
                     + [">=1e4"])
-_ROW_BLOCK = 1 << 20  # elements of per-example gradients formed at once by gradient_histogram
 
 
 def _network(net):
@@ -335,13 +334,32 @@ def gradient_histogram(net, X, Y):
     _, acts, deltas = net.trace(X, Y)
     out = np.zeros((net.L, HIST_BINS))
     for l in range(net.L):
-        D = np.asarray(deltas[l], np.float64)
-        A = np.asarray(acts[l], np.float64)
-        m, nout = D.shape
-        rows = max(1, _ROW_BLOCK // max(1, nout * A.shape[1]))
-        counts = np.bincount(_bin_index(D).ravel(), minlength=HIST_BINS)
-        for i in range(0, m, rows):
-            g = D[i:i + rows, :, None] * A[i:i + rows, None, :]
-            counts += np.bincount(_bin_index(g).ravel(), minlength=HIST_BINS)
+        counts = _layer_counts(np.asarray(deltas[l], np.float64),
+                               np.asarray(acts[l], np.float64))
         out[l] = counts / counts.sum()
     return out
+
+
+def _layer_counts(D, A):
+    """Bin counts of the elements delta_ij (biases) and delta_ij a_ik (weights) of every row i.
+
+    No weight element is formed: log10 |delta_ij a_ik| = log10 |delta_ij| + log10 |a_ik|, so with
+    row i's log10 |a| sorted, the number of its elements below edge e is a binary search for
+    e - log10 |delta_ij| (zeros are -inf logs and land in bin 0, as their products do). That is
+    m n_out 49 searches instead of m n_out n_in logarithms.
+    """
+    counts = np.bincount(_bin_index(D).ravel(), minlength=HIST_BINS).astype(np.int64)
+    with np.errstate(divide="ignore"):
+        LD = np.log10(np.abs(D))
+        LA = np.sort(np.log10(np.abs(A)), axis=1)
+    m, nout = D.shape
+    nin = A.shape[1]
+    below = np.empty((m, nout, HIST_EDGES.size), np.int64)  # elements below each edge
+    with np.errstate(invalid="ignore"):
+        for i in range(m):
+            below[i] = np.searchsorted(LA[i], HIST_EDGES[None, :] - LD[i][:, None])
+    tot = below.sum(axis=(0, 1))
+    counts[0] += tot[0]
+    counts[1:-1] += np.diff(tot)
+    counts[-1] += m * nout * nin - tot[-1]
+    return counts
