@@ -306,3 +306,14 @@ def test_probe_arguments_are_checked():
     bn = vgfast.Network([4, 3, 2], seed=0, batch_norm=True)
     with pytest.raises(ValueError, match="batch"):
         vgfast.train(bn, X, y, record=("grad_hist",))
+
+
+def test_one_row_batches_give_documented_nans_not_errors():
+    X, y = data(12, 4, 2)
+    net = vgfast.Network([4, 3, 2], seed=0)
+    h = vgfast.train(net, X, y, epochs=1, batch_size=1, record=("gns", "alpha", "hessian_max"),
+                     probe_every=4, record_every="step")
+    assert np.isnan(h.gns).all()        # m = 1: no second batch size, the averages never move
+    assert np.isnan(h.alpha).all()      # no variance over one row to weight the fit by
+    assert np.isfinite(h.hessian_max).all()
+    assert np.isfinite(net.params).all()

@@ -71,7 +71,8 @@ class History:
         Unlike noise_scale, whose denominator ||gbar||^2 is biased up by tr(Sigma) / m and
         which averages per-step ratios, it smooths numerator and denominator separately. The
         averages start at 0 in each train() call (the ratio needs no bias correction) and carry
-        over its epochs and through checkpoint / resume (``gns_state``).
+        over its epochs and through checkpoint / resume (``gns_state``). NaN until a mini-batch
+        of at least 2 rows has been seen (one row has no second batch size).
     probe_steps : ndarray (probes,), the optimiser steps taken before each probe: the probes
         (train()'s ``probe_every``) are measured on the mini-batch of step probe_steps + 1 at
         the parameters before its update.
