@@ -148,9 +148,9 @@ void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c)                     
     { VG_CALL(vg_max_norm##S, (w, n_out, n_in, c)); }                                          \
 void vg_momentum_apply##S(T *w, T *v, int64_t len, T lr, T l2, T f)                            \
     { VG_CALL(vg_momentum_apply##S, (w, v, len, lr, l2, f)); }                                 \
-double vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov, \
-                       int want_step)                                                          \
-    { VG_CALLR(vg_sgd_apply##S, (w, g, v, len, lr, l2, mu, f, nesterov, want_step)); }          \
+void vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov,  \
+                     const T *w0, double *sums)                                                \
+    { VG_CALL(vg_sgd_apply##S, (w, g, v, len, lr, l2, mu, f, nesterov, w0, sums)); }            \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out)                   \
     { VG_CALL(vg_act_stats##S, (a, m, n, act, out)); }                                         \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len)                                   \

@@ -41,7 +41,7 @@ int vg_opt_step##S(int kind, T *p, const T *g, T *s1, T *s2, int64_t len, const 
 void vg_dropout##S(T *a, int64_t len, double keep, uint64_t seed, uint64_t counter);      \
 void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                              \
 void vg_momentum_apply##S(T *w, T *v, int64_t len, T lr, T l2, T f);                      \
-double vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov, int want_step); \
+void vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov, const T *w0, double *sums); \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len);                               \
 int vg_nonfinite##S(const T *x, int64_t len);                                               \

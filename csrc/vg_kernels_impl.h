@@ -571,23 +571,49 @@ VG_API void SFX(vg_momentum_apply)(REAL *w, REAL *v, int64_t len, REAL lr, REAL 
  * w <- f w - lr v; Nesterov: v <- mu v + g', w <- f w - lr (g' + mu v); f = 1 - lr wd.
  * Returns sum (w_new - w_old)^2 (in double) when want_step, else 0. No check: the caller's
  * bound proves the step finite (see the engine's fused path). */
-VG_API double SFX(vg_sgd_apply)(REAL *w, const REAL *g, REAL *v, int64_t len, REAL lr, REAL l2,
-                                REAL mu, REAL f, int nesterov, int want_step) {
-    double d2 = 0;
-    for (int64_t i = 0; i < len; i++) {
-        REAL wi = w[i], gi = g[i] + l2 * wi, wn;
-        if (mu == 0) {
-            wn = f * wi - lr * gi;
-        } else {
-            REAL vi = mu * v[i] + gi;
-            v[i] = vi;
-            wn = f * wi - lr * (nesterov ? gi + mu * vi : vi);
+/* One element of the SGD step (see vg_sgd_apply); lane k of the sums gets its squares. */
+#define VG_SGD_ELEMENT(i, k)                                                                   \
+    do {                                                                                       \
+        REAL wi = w[i], g0 = g[i], gi = g0 + l2 * wi, wn;                                      \
+        if (mu == 0) {                                                                         \
+            wn = f * wi - lr * gi;                                                             \
+        } else {                                                                               \
+            REAL vi = mu * v[i] + gi;                                                          \
+            v[i] = vi;                                                                         \
+            wn = f * wi - lr * (nesterov ? gi + mu * vi : vi);                                 \
+        }                                                                                      \
+        w[i] = wn;                                                                             \
+        if (sums) {                                                                            \
+            double d = (double)wn - (double)wi, e = w0 ? (double)wn - (double)w0[i] : 0.0;    \
+            s0[k] += (double)g0 * (double)g0;                                                  \
+            s1[k] += d * d;                                                                    \
+            s2[k] += e * e;                                                                    \
+        }                                                                                      \
+    } while (0)
+
+/* The SGD step of one segment from the formed gradient g (before the L2 term):
+ *   plain:     w <- f w - lr (g + l2 w)
+ *   momentum:  v <- mu v + (g + l2 w);  w <- f w - lr v        (Nesterov: - lr (g + l2 w + mu v))
+ * and, when sums is not NULL, in the same pass sums[0] += sum g^2 (the gradient's squared norm,
+ * no penalty), sums[1] += sum (w_new - w_old)^2 (the step), sums[2] += sum (w_new - w0)^2 when w0
+ * is not NULL (the distance from the start). Eight independent partial sums in a fixed order: the
+ * loop vectorises and every ISA variant gives the same bits. */
+VG_API void SFX(vg_sgd_apply)(REAL *w, const REAL *g, REAL *v, int64_t len, REAL lr, REAL l2,
+                              REAL mu, REAL f, int nesterov, const REAL *w0, double *sums) {
+    double s0[8] = {0}, s1[8] = {0}, s2[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int k = 0; k < 8; k++) VG_SGD_ELEMENT(j + k, k);
+    for (; j < len; j++) VG_SGD_ELEMENT(j, 0);
+    if (sums) {
+        for (int k = 0; k < 8; k++) {
+            sums[0] += s0[k];
+            sums[1] += s1[k];
+            sums[2] += s2[k];
         }
-        w[i] = wn;
-        if (want_step) { double d = (double)wn - (double)wi; d2 += d * d; }
     }
-    return d2;
 }
+#undef VG_SGD_ELEMENT
 
 /* Batch normalisation of the pre-activations z + b of one layer (Ioffe & Szegedy 2015), in place:
  *   xhat = (z + b - mean) / sqrt(var + eps),  z <- gamma * xhat + beta.

@@ -41,10 +41,10 @@ cdef extern from "vg_kernels.h" nogil:
                              const int64_t*, int64_t, int64_t, int, int, int64_t*)
     void vg_momentum_apply_d(double*, double*, int64_t, double, double, double)
     void vg_momentum_apply_f(float*, float*, int64_t, float, float, float)
-    double vg_sgd_apply_d(double*, const double*, double*, int64_t, double, double, double,
-                          double, int, int)
-    double vg_sgd_apply_f(float*, const float*, float*, int64_t, float, float, float, float, int,
-                          int)
+    void vg_sgd_apply_d(double*, const double*, double*, int64_t, double, double, double,
+                        double, int, const double*, double*)
+    void vg_sgd_apply_f(float*, const float*, float*, int64_t, float, float, float, float, int,
+                        const float*, double*)
     int vg_isa_supported()
     int vg_set_isa(int)
     int vg_get_isa()
@@ -126,14 +126,14 @@ cdef inline void momentum_apply(floating* w, floating* v, int64_t n, double lr, 
     else:
         vg_momentum_apply_f(w, v, n, <float>lr, <float>l2, <float>f)
 
-cdef inline double sgd_apply(floating* w, const floating* g, floating* v, int64_t n, double lr,
-                            double l2, double mu, double f, int nesterov,
-                            int want_step) noexcept nogil:
+cdef inline void sgd_apply(floating* w, const floating* g, floating* v, int64_t n, double lr,
+                           double l2, double mu, double f, int nesterov, const floating* w0,
+                           double* sums) noexcept nogil:
     if floating is double:
-        return vg_sgd_apply_d(w, g, v, n, lr, l2, mu, f, nesterov, want_step)
+        vg_sgd_apply_d(w, g, v, n, lr, l2, mu, f, nesterov, w0, sums)
     else:
-        return vg_sgd_apply_f(w, g, v, n, <float>lr, <float>l2, <float>mu, <float>f, nesterov,
-                              want_step)
+        vg_sgd_apply_f(w, g, v, n, <float>lr, <float>l2, <float>mu, <float>f, nesterov, w0,
+                       sums)
 
 cdef inline void colsum(const floating* d, int64_t m, int64_t n, double scale, floating* out,
                         int acc) noexcept nogil:
@@ -471,7 +471,8 @@ cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
 
 
 cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
-                     double* out, const double* xsq, double* sqi, double* ema) noexcept nogil:
+                     double* out, const double* xsq, double* sqi, double* ema,
+                     const double* gsq) noexcept nogil:
     """Cockpit's gradient-noise quantities of the step's mini-batch, added to out.
 
     g_i: the gradient of example i's own cost (no penalty), gbar = grad (their mean, before the
@@ -484,7 +485,8 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
     out[3 + l], out[3 + L + l], out[3 + 2L + l]. m = 1: NaN (no variance); gg = 0: NaN ratios.
     Matches vgfast.analysis.gradient_statistics at the parameters before the step's update.
     xsq holds ||x_i||^2 of the batch's input rows, measured by the gather; sqi, when not
-    NULL, receives each ||g_i||^2 (grad_tests reads them).
+    NULL, receives each ||g_i||^2 (grad_tests reads them). gsq, when not NULL, holds each
+    layer's gg_l already (summed by the fused update's pass).
 
     ema, when not NULL, is the two-batch noise-scale estimator's state (McCandlish et al. 2018,
     app. A.1) with the small batch B = 1 (each example; its |G_1|^2 is S / m) and the big one
@@ -514,7 +516,8 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
                 Sl += v
                 if sqi != NULL:
                     sqi[i] += v
-            gl = sumsq(grad + p.w_off[l], nin * nout) + sumsq(grad + p.b_off[l], nout)
+            gl = gsq[l] if gsq != NULL else (sumsq(grad + p.w_off[l], nin * nout) +
+                                             sumsq(grad + p.b_off[l], nout))
             S += Sl
             G += gl
         else:
@@ -535,7 +538,7 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
 
 cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, double* out,
                      const double* sqi, double* dti, floating* tmp, bint io,
-                     bint want_gsnr) noexcept nogil:
+                     bint want_gsnr, const double* gsq) noexcept nogil:
     """The second-order-in-the-batch gradient tests of the step's mini-batch, added to out.
 
     With g_i, gbar, gg = ||gbar||^2 as in grad_stats, dot_i = g_i . gbar (per layer: a row sum
@@ -565,7 +568,7 @@ cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, dou
         A = ws + p.a_off[l]
         G = grad + p.w_off[l]
         gb = grad + p.b_off[l]
-        gl = sumsq(G, nin * nout) + sumsq(gb, nout)
+        gl = gsq[l] if gsq != NULL else sumsq(G, nin * nout) + sumsq(gb, nout)
         gg += gl
         npar += nout * (nin + 1)
         if io:
@@ -686,6 +689,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef double mdl[64]
     cdef double mal[64]
     cdef double wbn[64]
+    cdef double glv[64]     # each layer's ||dC/d(W, b)||^2, summed by the fused update's pass
+    cdef double lsum[3]
+    cdef bint fuse_dist, sums_on
+    cdef double e2
     cdef double vbn[64]
     cdef bint dropping = False, general, risky, stale = True
     cdef floating* yb = NULL
@@ -843,26 +850,36 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     r.bad_kind = 3
                     return fail(p, rb, s)
         if not general and with_grad:
-            # ---- fused, with the gradient formed: the recordings read it (||dC/dW||, the
-            # gradient-noise quantities), then one pass per segment applies the SGD step
+            # ---- fused, with the gradient formed: one pass per segment applies the SGD step
+            # and sums, on the way, each layer's ||dC/d(W, b)||^2, the step's ||dtheta||^2 and
+            # ||theta - theta_0||^2; the recordings then read the gradient (unchanged), the
+            # deltas and the activations
             o.t += 1
             r.fused_steps += 1
             weight_grads(p, ws, grad, m, 1.0 / m, 0)
             record_norms(p, grad, r)
-            if want_gs or want_io:
-                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema)
-            if want_io or want_gsnr:  # last: squares D and A in place
-                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
-                           want_io, want_gsnr)
+            # (max-norm rescales W after the pass: then the distance takes a pass of its own)
+            fuse_dist = r.dist != NULL and o.max_norm == 0
+            sums_on = want_gs or want_io or want_gsnr or r.usz != NULL or fuse_dist
             d2 = diff_sumsq(params + bn0, scratch + bn0, p.n_params - bn0) if (
                 r.usz != NULL and p.n_params > bn0) else 0.0
+            e2 = diff_sumsq(params + bn0, <const floating*>r.theta0 + bn0,
+                            p.n_params - bn0) if (fuse_dist and p.n_params > bn0) else 0.0
             for l in range(L):
                 nin = p.sizes[l]
                 nout = p.sizes[l + 1]
-                d2 += sgd_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
-                                nin * nout, lr, o.l2, mu, fdec, nesterov, r.usz != NULL)
-                d2 += sgd_apply(params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l], nout,
-                                lr, 0.0, mu, 1.0, nesterov, r.usz != NULL)
+                lsum[0] = lsum[1] = lsum[2] = 0
+                sgd_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l], nin * nout,
+                          lr, o.l2, mu, fdec, nesterov,
+                          <const floating*>r.theta0 + p.w_off[l] if fuse_dist else NULL,
+                          lsum if sums_on else NULL)
+                sgd_apply(params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l], nout,
+                          lr, 0.0, mu, 1.0, nesterov,
+                          <const floating*>r.theta0 + p.b_off[l] if fuse_dist else NULL,
+                          lsum if sums_on else NULL)
+                glv[l] = lsum[0]
+                d2 += lsum[1]
+                e2 += lsum[2]
                 wb[l] = wbn[l]
                 vb[l] = vbn[l]
                 if o.max_norm > 0:
@@ -870,8 +887,14 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             if r.usz != NULL:
                 r.gacc[3 + 3 * L] += sqrt(d2)
             if r.dist != NULL:
-                r.gacc[4 + 3 * L] += sqrt(diff_sumsq(params, <const floating*>r.theta0,
-                                                     p.n_params))
+                r.gacc[4 + 3 * L] += sqrt(e2 if fuse_dist else diff_sumsq(
+                    params, <const floating*>r.theta0, p.n_params))
+            if want_gs or want_io:
+                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema,
+                           glv)
+            if want_io or want_gsnr:  # last: squares D and A in place
+                grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
+                           want_io, want_gsnr, glv)
         elif not general:
             o.t += 1
             r.fused_steps += 1
@@ -911,10 +934,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             if nch == 1:
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
             if want_gs or want_io:  # on the mean gradient before the penalties
-                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema)
+                grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema,
+                           NULL)
             if want_io or want_gsnr:  # last: squares D and A in place
                 grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
-                           want_io, want_gsnr)
+                           want_io, want_gsnr, NULL)
             tot = 0
             if risky and nonfinite_layer(p, grad, r):
                 return fail(p, rb, s)
