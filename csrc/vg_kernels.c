@@ -153,6 +153,8 @@ void vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f,
     { VG_CALL(vg_sgd_apply##S, (w, g, v, len, lr, l2, mu, f, nesterov, w0, sums)); }            \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out)                   \
     { VG_CALL(vg_act_stats##S, (a, m, n, act, out)); }                                         \
+double vg_gsnr_sum##S(const T *g, const T *q, int64_t len, double eps)                         \
+    { VG_CALLR(vg_gsnr_sum##S, (g, q, len, eps)); }                                            \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len)                                   \
     { VG_CALLR(vg_diff_sumsq##S, (x, y, len)); }                                               \
 int vg_nonfinite##S(const T *x, int64_t len) { VG_CALLR(vg_nonfinite##S, (x, len)); }          \

@@ -43,6 +43,7 @@ void vg_max_norm##S(T *w, int64_t n_out, int64_t n_in, T c);                    
 void vg_momentum_apply##S(T *w, T *v, int64_t len, T lr, T l2, T f);                      \
 void vg_sgd_apply##S(T *w, const T *g, T *v, int64_t len, T lr, T l2, T mu, T f, int nesterov, const T *w0, double *sums); \
 void vg_act_stats##S(const T *a, int64_t m, int64_t n, int act, double *out);               \
+double vg_gsnr_sum##S(const T *g, const T *q, int64_t len, double eps);                     \
 double vg_diff_sumsq##S(const T *x, const T *y, int64_t len);                               \
 int vg_nonfinite##S(const T *x, int64_t len);                                               \
 void vg_bn_forward##S(T *z, T *xhat, const T *b, const T *gamma, const T *beta, int64_t m,   \

@@ -720,6 +720,24 @@ VG_API void SFX(vg_act_stats)(const REAL *a, int64_t m, int64_t n, int act, doub
 }
 
 /* sum (x - y)^2 */
+/* sum_j g_j^2 / (max(q_j - g_j^2, 0) + eps): the sum behind Cockpit's MeanGSNR, with g the mean
+ * gradient and q the mean squared per-example gradient of each parameter; eight independent
+ * sums (see vg_sumsq): the divisions vectorise, deterministic */
+VG_API double SFX(vg_gsnr_sum)(const REAL *g, const REAL *q, int64_t len, double eps) {
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double u = (double)g[i + k] * (double)g[i + k], v = (double)q[i + k] - u;
+            a[k] += u / ((v > 0 ? v : 0.0) + eps);
+        }
+    for (; i < len; i++) {
+        double u = (double)g[i] * (double)g[i], v = (double)q[i] - u;
+        a[0] += u / ((v > 0 ? v : 0.0) + eps);
+    }
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 VG_API double SFX(vg_diff_sumsq)(const REAL *x, const REAL *y, int64_t len) {
     /* eight independent sums (see vg_sumsq): vectorises, deterministic */
     double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};

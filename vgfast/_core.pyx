@@ -74,6 +74,8 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_act_stats_d(const double*, int64_t, int64_t, int, double*)
     void vg_act_stats_f(const float*, int64_t, int64_t, int, double*)
     double vg_diff_sumsq_d(const double*, const double*, int64_t)
+    double vg_gsnr_sum_d(const double*, const double*, int64_t, double)
+    double vg_gsnr_sum_f(const float*, const float*, int64_t, double)
     double vg_diff_sumsq_f(const float*, const float*, int64_t)
     int vg_nonfinite_d(const double*, int64_t)
     double vg_norm2_d(const double*, int64_t)
@@ -239,6 +241,13 @@ cdef inline int nonfinite(const floating* x, int64_t n) noexcept nogil:
         return vg_nonfinite_d(x, n)
     else:
         return vg_nonfinite_f(x, n)
+
+cdef inline double gsnr_sum(const floating* g, const floating* q, int64_t n,
+                           double eps) noexcept nogil:
+    if floating is double:
+        return vg_gsnr_sum_d(g, q, n, eps)
+    else:
+        return vg_gsnr_sum_f(g, q, n, eps)
 
 cdef inline double diff_sumsq(const floating* x, const floating* y, int64_t n) noexcept nogil:
     if floating is double:
@@ -590,15 +599,8 @@ cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, dou
             gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D, <int>nout, A,
                     <int>nin, <floating>0, tmp + p.w_off[l], <int>nin)
             colsum(D, m, nout, 1.0 / m, tmp + p.b_off[l], 0)
-            gs = 0
-            for j in range(nin * nout):
-                u = <double>G[j] * <double>G[j]
-                var = <double>tmp[p.w_off[l] + j] - u
-                gs += u / ((var if var > 0 else 0.0) + 1e-5)
-            for j in range(nout):
-                u = <double>gb[j] * <double>gb[j]
-                var = <double>tmp[p.b_off[l] + j] - u
-                gs += u / ((var if var > 0 else 0.0) + 1e-5)
+            gs = (gsnr_sum(G, tmp + p.w_off[l], nin * nout, 1e-5) +
+                  gsnr_sum(gb, tmp + p.b_off[l], nout, 1e-5))
             gsum += gs
             out[3 + l] += gs / (nout * (nin + 1)) if m > 1 else NAN
     if want_gsnr:
