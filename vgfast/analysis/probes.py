@@ -67,6 +67,14 @@ def _rng(seed):
     return np.random.default_rng(seed)
 
 
+def _on_hessian(method, net, X, Y, count, name, seed):
+    """method(HessianOperator on the rows, count, rng), the count checked, on one BLAS thread."""
+    count = check_number(count, name, low=1, integer=True)
+    rng = _rng(seed)
+    with one_blas_thread():
+        return method(HessianOperator(_network(net), X, Y), count, rng)
+
+
 # ----------------------------------------------------------------------- Hessian trace
 @dataclass(frozen=True, eq=False)
 class HessianTrace:
@@ -112,10 +120,7 @@ def hessian_trace(net, X, Y, samples=16, seed=0):
     -------
     HessianTrace
     """
-    samples = check_number(samples, "samples", low=1, integer=True)
-    rng = _rng(seed)
-    with one_blas_thread():
-        return _hutchinson(HessianOperator(_network(net), X, Y), samples, rng)
+    return _on_hessian(_hutchinson, net, X, Y, samples, "samples", seed)
 
 
 # ----------------------------------------------------------------------- Lanczos
@@ -191,10 +196,7 @@ def hessian_max_eigenvalue(net, X, Y, steps=20, seed=0):
     -------
     HessianEigenvalue
     """
-    steps = check_number(steps, "steps", low=1, integer=True)
-    rng = _rng(seed)
-    with one_blas_thread():
-        return _lanczos_max(HessianOperator(_network(net), X, Y), steps, rng)
+    return _on_hessian(_lanczos_max, net, X, Y, steps, "steps", seed)
 
 
 # ----------------------------------------------------------------------- alpha
