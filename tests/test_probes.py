@@ -317,3 +317,14 @@ def test_one_row_batches_give_documented_nans_not_errors():
     assert np.isnan(h.alpha).all()      # no variance over one row to weight the fit by
     assert np.isfinite(h.hessian_max).all()
     assert np.isfinite(net.params).all()
+
+
+def test_a_nan_row_met_at_a_probe_is_refused_like_any_other():
+    X, y = data(40, 5, 2, seed=8)
+    X[25, 3] = np.nan
+    net = vgfast.Network([5, 4, 2], seed=1)
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="row 25"):
+        vgfast.train(net, X, y, epochs=2, batch_size=5, shuffle=False, record=PROBES,
+                     probe_every=5)  # step 5 (a probe) is the batch holding row 25
+    np.testing.assert_array_equal(net.params, before)

@@ -73,6 +73,8 @@ class Prober:
 
         net, hist = self.net, self.hist
         Xb = self.X[rows]
+        if not np.isfinite(Xb).all():
+            return None  # the engine refuses these rows next, and train() puts everything back
         Yb = self.labels[rows] if self.labels is not None else self.T[rows]
         rng = np.random.default_rng([self.opt["seed"], t])
         hist.probe_steps.append(int(t))
