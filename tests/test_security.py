@@ -434,3 +434,16 @@ def test_kill_9_during_a_save_leaves_a_file_the_next_save_removes(tmp_path, monk
     ckpt.save(small_net(), path, epoch=3)
     assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
     assert ckpt.load(path).epoch == 3
+
+
+@pytest.mark.parametrize("bad", ["x", [1.0], [1.0, float("nan")], [True, 0.0], None])
+def test_a_crafted_gns_state_is_refused_on_resume(tmp_path, bad):
+    net = small_net()
+    good = tmp_path / "run.ckpt"
+    vgfast.train(net, X, y, epochs=1, batch_size=6, record=("gns",), checkpoint=good)
+    header = _header(good)
+    header["training"]["history"]["gns_state"] = bad
+    p = tmp_path / "bad.ckpt"
+    _rewrite(good, p, header=header)
+    with pytest.raises(ValueError, match="gns_state"):
+        vgfast.train(small_net(), X, y, epochs=2, batch_size=6, resume=p)
