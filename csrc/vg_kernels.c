@@ -129,6 +129,9 @@ double vg_output_delta##S(T *d, const T *z, const T *a, const T *s, const T *y, 
 void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate)          \
     { VG_CALL(vg_colsum##S, (d, m, n, scale, out, accumulate)); }                             \
 double vg_sumsq##S(const T *x, int64_t len) { VG_CALLR(vg_sumsq##S, (x, len)); }               \
+void vg_rows_sumsq##S(const T *x, int64_t m, int64_t n, double *out)                           \
+    { VG_CALL(vg_rows_sumsq##S, (x, m, n, out)); }                                             \
+void vg_square##S(T *x, int64_t len) { VG_CALL(vg_square##S, (x, len)); }                      \
 double vg_norm2##S(const T *x, int64_t len) { VG_CALLR(vg_norm2##S, (x, len)); }               \
 double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst,       \
                          double *rowsq)                                                        \

@@ -30,6 +30,8 @@ double vg_output_delta##S(T *d, const T *z, const T *a, const T *s, const T *y, 
                           int64_t *correct);                                              \
 void vg_colsum##S(const T *d, int64_t m, int64_t n, T scale, T *out, int accumulate);     \
 double vg_sumsq##S(const T *x, int64_t len);                                              \
+void vg_rows_sumsq##S(const T *x, int64_t m, int64_t n, double *out);                      \
+void vg_square##S(T *x, int64_t len);                                                      \
 double vg_norm2##S(const T *x, int64_t len);                                              \
 double vg_gather_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n, T *dst, double *rowsq); \
 void vg_prefetch_rows##S(const T *src, const int64_t *idx, int64_t m, int64_t n);            \

@@ -52,6 +52,10 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_colsum_f(const float*, int64_t, int64_t, float, float*, int)
     double vg_sumsq_d(const double*, int64_t)
     double vg_sumsq_f(const float*, int64_t)
+    void vg_rows_sumsq_d(const double*, int64_t, int64_t, double*)
+    void vg_rows_sumsq_f(const float*, int64_t, int64_t, double*)
+    void vg_square_d(double*, int64_t)
+    void vg_square_f(float*, int64_t)
     double vg_gather_rows_d(const double*, const int64_t*, int64_t, int64_t, double*, double*)
     double vg_gather_rows_f(const float*, const int64_t*, int64_t, int64_t, float*, double*)
     void vg_prefetch_rows_d(const double*, const int64_t*, int64_t, int64_t)
@@ -249,6 +253,18 @@ cdef inline double gsnr_sum(const floating* g, const floating* q, int64_t n,
     else:
         return vg_gsnr_sum_f(g, q, n, eps)
 
+cdef inline void rows_sumsq(const floating* x, int64_t m, int64_t n, double* out) noexcept nogil:
+    if floating is double:
+        vg_rows_sumsq_d(x, m, n, out)
+    else:
+        vg_rows_sumsq_f(x, m, n, out)
+
+cdef inline void square(floating* x, int64_t n) noexcept nogil:
+    if floating is double:
+        vg_square_d(x, n)
+    else:
+        vg_square_f(x, n)
+
 cdef inline double diff_sumsq(const floating* x, const floating* y, int64_t n) noexcept nogil:
     if floating is double:
         return vg_diff_sumsq_d(x, y, n)
@@ -433,6 +449,7 @@ cdef struct Rec:
                             # same per layer (see grad_stats); (records,) inner_test,
                             # ortho_test, gsnr; (records, L) layer_gsnr (see grad_tests)
     double* exbuf           # 2 x batch: per-example ||g_i||^2 and g_i . gbar
+    double* rowbuf          # 2 x batch: row norms of D and A (grad_stats)
     double* usz             # (records,) ||theta_new - theta_old||
     double* dist            # (records,) ||theta - theta_0||
     double* gns             # (records,) two-batch gradient noise scale (EMA), see grad_stats
@@ -481,7 +498,7 @@ cdef void record_norms(Plan* p, floating* grad, Rec* r) noexcept nogil:
 
 cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
                      double* out, const double* xsq, double* sqi, double* ema,
-                     const double* gsq) noexcept nogil:
+                     const double* gsq, double* rowbuf) noexcept nogil:
     """Cockpit's gradient-noise quantities of the step's mini-batch, added to out.
 
     g_i: the gradient of example i's own cost (no penalty), gbar = grad (their mean, before the
@@ -495,7 +512,7 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
     Matches vgfast.analysis.gradient_statistics at the parameters before the step's update.
     xsq holds ||x_i||^2 of the batch's input rows, measured by the gather; sqi, when not
     NULL, receives each ||g_i||^2 (grad_tests reads them). gsq, when not NULL, holds each
-    layer's gg_l already (summed by the fused update's pass).
+    layer's gg_l already (summed by the fused update's pass). rowbuf: room for 2m doubles.
 
     ema, when not NULL, is the two-batch noise-scale estimator's state (McCandlish et al. 2018,
     app. A.1) with the small batch B = 1 (each example; its |G_1|^2 is S / m) and the big one
@@ -519,9 +536,12 @@ cdef void grad_stats(Plan* p, floating* ws, const floating* grad, int64_t m,
             D = ws + p.d_off[l + 1]
             A = ws + p.a_off[l]
             Sl = 0
+            rows_sumsq(D, m, nout, rowbuf)
+            if l > 0:
+                rows_sumsq(A, m, nin, rowbuf + m)
             for i in range(m):
-                an = xsq[i] if l == 0 else sumsq(A + i * nin, nin)
-                v = sumsq(D + i * nout, nout) * (an + 1.0)
+                an = xsq[i] if l == 0 else rowbuf[m + i]
+                v = rowbuf[i] * (an + 1.0)
                 Sl += v
                 if sqi != NULL:
                     sqi[i] += v
@@ -591,10 +611,8 @@ cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, dou
                     dsum += <double>D[i * nout + k] * (<double>AG[i * nout + k] + <double>gb[k])
                 dti[i] += dsum
         if want_gsnr:
-            for j in range(m * nout):
-                D[j] = D[j] * D[j]
-            for j in range(m * nin):
-                A[j] = A[j] * A[j]
+            square(D, m * nout)
+            square(A, m * nin)
             # tmp_W = (D o D).T @ (A o A) / m;  tmp_b = (D o D).sum(axis=0) / m
             gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D, <int>nout, A,
                     <int>nin, <floating>0, tmp + p.w_off[l], <int>nin)
@@ -893,7 +911,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     params, <const floating*>r.theta0, p.n_params))
             if want_gs or want_io:
                 grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema,
-                           glv)
+                           glv, r.rowbuf)
             if want_io or want_gsnr:  # last: squares D and A in place
                 grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
                            want_io, want_gsnr, glv)
@@ -937,7 +955,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 weight_grads(p, ws, grad, m, 1.0 / m, 0)
             if want_gs or want_io:  # on the mean gradient before the penalties
                 grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema,
-                           NULL)
+                           NULL, r.rowbuf)
             if want_io or want_gsnr:  # last: squares D and A in place
                 grad_tests(p, ws, grad, m, r.gacc + 5 + 3 * L, r.exbuf, r.exbuf + bs, scratch,
                            want_io, want_gsnr, NULL)
@@ -1372,6 +1390,8 @@ cdef class Engine:
             raise ValueError("train_epoch: carry must come from record_carry()")
         exbuf = np.zeros(2 * batch_size, np.float64)
         r.exbuf = <double*>ptr(exbuf)
+        rowbuf = np.zeros(2 * batch_size, np.float64)
+        r.rowbuf = <double*>ptr(rowbuf)
         r.gacc = <double*>ptr(gacc)
         theta0 = more.get("theta0")
         if r.dist != NULL and (theta0 is None or theta0.dtype != self.dtype or
