@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                          f"exist (install Debian's dataset-fashion-mnist or pass --fashion "
                          f"DIR)\n")
         return 1
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if any(n not in NO_DATA for n in names or default_experiments(cfg)):
         try:
             cfg.data()
@@ -108,10 +108,13 @@ def main(argv=None) -> int:
             raise
         sys.stderr.write(f"vgfast reproduce: --scheduler {args.scheduler}: {e}\n")
         return 1
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"{'':10s} {'CPU s':>7s} {'done at':>8s}")
     for name, doc in docs.items():
-        print(f"{name:10s} {doc['seconds']:7.1f} s  {_summary(name, doc['results'])}")
-    print(f"wrote {os.path.join(args.out, 'report.md')} and report.html in {total:.1f} s "
+        print(f"{name:10s} {doc['cpu_seconds']:7.1f} {doc['seconds']:7.1f}s  "
+              f"{_summary(name, doc['results'])}")
+    print(f"wrote {os.path.join(args.out, 'report.md')} and report.html in {total:.1f} s, "
+          f"{cpu:.1f} s of CPU time in this process, {cfg.n_jobs} job threads "
           f"({platform.python_implementation()} {platform.python_version()})")
     return 0
 

@@ -5,8 +5,9 @@ import numpy as np
 
 from ..network import Network
 from .book import SOURCES
-from .common import Experiment, _g, _save, _subset_tag
+from .common import Experiment, _estimate, _g, _save, _subset_tag
 from .config import Config
+from .jobs import Batch, run_plan
 
 RECORD = ("cost", "grad_norms", "norm_test", "inner_test", "ortho_test", "noise_scale", "gsnr",
           "layer_gsnr", "layer_noise_scale", "update_size", "distance")
@@ -16,21 +17,35 @@ def experiment_instruments(cfg: Config) -> dict:
     """Train the book's 4-hidden-layer sigmoid network (its initialisation, η = 0.1,
     mini-batches of 10, λ = 5) and record, averaged over every 50 steps, the instruments of
     vgfast.analysis.INSTRUMENTS (each computed on the step's mini-batch before its update)."""
+    return run_plan(_instruments_plan, cfg)
+
+
+def _instruments_run(job, data):
     from .. import SGD, train
+    epochs, seed = job
+    X, y = data
+    net = Network([784, 30, 30, 30, 30, 10], seed=seed)
+    h = train(net, X, y, epochs=epochs, batch_size=10, optimizer=SGD(0.1),
+              lmbda=5.0 * len(X) / 50_000, record=RECORD, record_every=50, seed=seed)
+    return {name: np.asarray(getattr(h, name)) for name in ("record_steps",) + RECORD}
+
+
+def _instruments_plan(cfg):
     n = 1000 if cfg.quick else 10_000
     epochs = 1 if cfg.quick else 3
     X, y = cfg.images(n)
-    net = Network([784, 30, 30, 30, 30, 10], seed=0)
-    h = train(net, X, y, epochs=epochs, batch_size=10, optimizer=SGD(0.1),
-              lmbda=5.0 * len(X) / 50_000, record=RECORD, record_every=50, seed=0)
+    # the per-example statistics cost about as much again as the step
+    cost = _estimate([784, 30, 30, 30, 30, 10], train_rows=2 * epochs * len(X))
+    [h] = yield Batch(_instruments_run, [(epochs, 0)], (X, y), "instruments",
+                      cost=lambda job: cost, after=2.0)
     out = {"rows": int(len(X)), "epochs": epochs, "batch": 10, "every": 50,
            "subset": cfg.is_subset, "data": cfg.images_note(n) if cfg.is_subset else
            f"the first {len(X)} training images",
-           "record_steps": h.record_steps.tolist()}
+           "record_steps": h["record_steps"].tolist()}
     for name in RECORD:
-        out[name] = np.asarray(getattr(h, name)).tolist()
-    g = np.asarray(h.layer_gsnr)
-    ns = np.asarray(h.layer_noise_scale)
+        out[name] = h[name].tolist()
+    g = h["layer_gsnr"]
+    ns = h["layer_noise_scale"]
     out["gsnr_first_last_start"] = [float(g[0, 0]), float(g[0, -2])]
     out["gsnr_first_last_end"] = [float(g[-1, 0]), float(g[-1, -2])]
     out["noise_first_last_end"] = [float(ns[-1, 0]), float(ns[-1, -2])]
@@ -85,4 +100,4 @@ def _section_instruments(r):
 
 EXPERIMENT = Experiment(
     "instruments", "9. Training instruments: gradient noise layer by layer",
-    experiment_instruments, _figures_instruments, _section_instruments)
+    experiment_instruments, _figures_instruments, _section_instruments, plan=_instruments_plan)
