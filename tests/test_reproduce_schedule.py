@@ -1,5 +1,6 @@
-"""vgfast.reproduce.jobs.Schedule: the jobs of several plans on one pool of threads, the
-longest first; each plan gets its results in job order, whatever order the jobs ran in."""
+"""How `vgfast reproduce` runs: vgfast.reproduce.jobs.Schedule, the jobs of several plans on one
+pool of threads, the longest first (each plan gets its results in job order, whatever order the
+jobs ran in); vgfast.reproduce.drawing.FigureProcess, the figures drawn in a child process."""
 import threading
 import time
 
@@ -85,3 +86,45 @@ def test_a_failing_job_stops_the_pool_and_is_raised():
     with pytest.raises(ZeroDivisionError, match="job 2"):
         _finished(schedule)
     assert not any(t.is_alive() for t in schedule._threads)
+
+
+# ------------------------------------------------------------------------ figures in a child
+
+
+def _interval_results():
+    from vgfast.reproduce import EXPERIMENTS, Config
+    from vgfast.reproduce.common import _jsonable
+    return _jsonable(EXPERIMENTS["interval"].compute(Config(quick=True)))
+
+
+def _drawn(drawing, out):
+    drawing.submit("interval", _interval_results(), str(out))
+    [(name, figures)] = list(drawing.collect(wait=True))
+    drawing.close()
+    assert name == "interval" and figures
+    return {f["file"]: (out / f["file"]).read_bytes() for f in figures}
+
+
+def test_figures_drawn_in_the_child_process_are_those_drawn_here(tmp_path, monkeypatch):
+    """The child process writes the same PNG files, byte for byte, as the figures drawn in this
+    process (which is what happens when no child can be started)."""
+    pytest.importorskip("matplotlib")
+    from vgfast.reproduce import drawing
+    child = drawing.FigureProcess()
+    assert child._child is not None
+    (tmp_path / "child").mkdir()
+    (tmp_path / "here").mkdir()
+    in_child = _drawn(child, tmp_path / "child")
+    monkeypatch.setattr(drawing.sys, "executable", str(tmp_path / "no-such-python"))
+    here = drawing.FigureProcess()
+    assert here._child is None  # could not start: draws in this process
+    assert _drawn(here, tmp_path / "here") == in_child
+
+
+def test_a_figure_that_fails_in_the_child_is_an_error(tmp_path):
+    from vgfast.reproduce import drawing
+    child = drawing.FigureProcess()
+    child.submit("interval", {"not": "the interval results"}, str(tmp_path))
+    with pytest.raises(RuntimeError, match="drawing the figures of 'interval' failed"):
+        list(child.collect(wait=True))
+    child.close()

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from .. import __version__
 from .common import _jsonable
 from .config import Config
+from .drawing import FigureProcess
 from .jobs import (Schedule, _single_thread_blas, _workers, check_scheduler, run_plan,
                    scheduler_session, uses_dask)
 from .registry import EXPERIMENTS, default_experiments
@@ -26,11 +27,13 @@ def run_experiment(name, cfg, out):
     return _write_experiment(name, cfg, out, results, time.perf_counter() - t0, cpu)
 
 
-def _write_experiment(name, cfg, out, results, seconds, cpu_seconds):
-    """DIR/<name>.json and the figures of computed results; the JSON dict."""
+def _write_experiment(name, cfg, out, results, seconds, cpu_seconds, figures=None):
+    """DIR/<name>.json and the figures of computed results (drawn here unless given); the
+    JSON dict."""
     exp = EXPERIMENTS[name]
     results = _jsonable(results)
-    figures = exp.figures(results, out)
+    if figures is None:
+        figures = exp.figures(results, out)
     doc = {"experiment": name, "title": exp.title, "vgfast": __version__,
            "settings": {"quick": cfg.quick, "seeds": cfg.n_seeds, "mnist": cfg.mnist,
                         "subset": cfg.subset, "command": _command(name, cfg)},
@@ -43,29 +46,41 @@ def _write_experiment(name, cfg, out, results, seconds, cpu_seconds):
 
 def _run_scheduled(names, cfg, out):
     """Every experiment's jobs on one pool of threads (:class:`~.jobs.Schedule`), longest
-    first; figures and JSON written in this thread as each experiment's results come in.
+    first; each experiment's figures drawn in a child process (:mod:`.drawing`) as soon as its
+    results are in, and its JSON written when they are drawn.
 
     An experiment's ``seconds`` is then the time from the start of the run to its results (they
     overlap), ``cpu_seconds`` the CPU time of its jobs and its own code.
     """
     t0 = time.perf_counter()
     planned = [n for n in names if EXPERIMENTS[n].plan is not None]
-    done = {}
+    computed, done = {}, {}
+    drawing = FigureProcess()
     schedule = Schedule(_workers(cfg, cfg.n_jobs), cfg.progress)
+
+    def computed_one(name, results, cpu):
+        computed[name] = (_jsonable(results), time.perf_counter() - t0, cpu)
+        drawing.submit(name, computed[name][0], out)
+        write(drawing.collect())
+
+    def write(drawn):
+        for name, figures in drawn:
+            results, seconds, cpu = computed[name]
+            done[name] = _write_experiment(name, cfg, out, results, seconds, cpu, figures)
+
     try:
         for name in planned:
             schedule.add(name, EXPERIMENTS[name].plan, cfg)
         for name in names:  # no training: a fraction of a second each, while the pool works
             if name not in planned:
                 c = time.thread_time()
-                results = EXPERIMENTS[name].compute(cfg)
-                done[name] = _write_experiment(name, cfg, out, results,
-                                               time.perf_counter() - t0, time.thread_time() - c)
+                computed_one(name, EXPERIMENTS[name].compute(cfg), time.thread_time() - c)
         for name, results, cpu in schedule.finished():
-            done[name] = _write_experiment(name, cfg, out, results, time.perf_counter() - t0,
-                                           cpu)
+            computed_one(name, results, cpu)
+        write(drawing.collect(wait=True))
     finally:
         schedule.close()
+        drawing.close()
     return {name: done[name] for name in names}
 
 
