@@ -250,6 +250,25 @@ def test_layer_speeds_are_gradient_norms_bit_for_bit():
         assert each.tobytes() == g.per_example_mean.tobytes()
 
 
+def test_depth_accuracy_shortcut_is_net_accuracy():
+    """The depth runs' validation accuracy (data checked once) is net.accuracy's number, and
+    follows the network as it trains."""
+    import vgfast
+    from vgfast.reproduce.common import _net
+    from vgfast.reproduce.depth import _accuracy_on
+    rng = np.random.default_rng(4)
+    X = np.floor(rng.random((500, 784)) * 256) / 256
+    y = rng.integers(0, 10, 500)
+    net = _net(2, seed=1)
+    accuracy = _accuracy_on(net, X, y)
+    before = accuracy()
+    assert before == net.accuracy(X, y)
+    vgfast.train(net, X, y, epochs=2, batch_size=10, seed=0)
+    assert accuracy() == net.accuracy(X, y) != before
+    with pytest.raises(ValueError, match="validation X"):
+        _accuracy_on(net, np.full((3, 784), np.nan), [0, 1, 2])
+
+
 # ------------------------------------------------------------------------ the book's own curves
 
 

@@ -41,11 +41,13 @@ def test_one_worker_runs_the_jobs_of_all_plans_longest_first():
     time.sleep(0.05)
     schedule.add("a", _plan([1, 5, 3], (log, lock)), None)
     schedule.add("b", _plan([4, 2, 6], (log, lock)), None)
-    # work after the batch (its figures) counts in its jobs' cost: 0.5 + 5 goes before 5
-    schedule.add("c", _plan([0.5], (log, lock), after=5.0), None)
+    # work after the batch (its figures) counts in its jobs' cost: 2.5 + 3 goes before 5
+    schedule.add("c", _plan([2.5, 2.5], (log, lock), after=3.0), None)
+    # figures longer than the batch's jobs: the batch goes first
+    schedule.add("d", _plan([0.25], (log, lock), after=0.5), None)
     gate.set()
     done = _finished(schedule)
-    assert log == [6, 0.5, 5, 4, 3, 2, 1]
+    assert log == [0.25, 6, 2.5, 2.5, 5, 4, 3, 2, 1]
     # results in job order, as the plan listed its jobs
     assert done["a"][0] == [[1, 25, 9]] and done["b"][0] == [[16, 4, 36]]
 

@@ -213,7 +213,7 @@ class Schedule:
     thread, and the batch's jobs join one queue that ``workers`` threads take from, the job with
     the largest estimated cost first (LPT: the long jobs of every experiment start early and the
     short ones fill the cores at the end; ``Batch.after``, the work that follows a batch, counts
-    in its jobs' cost). ``finished()``, in the calling thread, sends each
+    in its jobs' cost, and a batch whose ``after`` exceeds its jobs' total cost goes first). ``finished()``, in the calling thread, sends each
     plan its results when its last job is done and yields ``(name, results, cpu_seconds)`` as
     each plan returns; the caller draws figures and writes files there while the workers go on.
     Every job is the same computation as under :func:`run_plan` (seeded, one BLAS thread), so
@@ -256,11 +256,14 @@ class Schedule:
         if not jobs:
             self._advance(name, [])
             return
+        costs = [float(batch.cost(job)) if batch.cost is not None else 0.0 for job in jobs]
+        # a batch whose figures take longer than its jobs goes first (Johnson's rule for two
+        # stages): its figures are then drawn while the long jobs run, not left for the end
+        first = batch.after > sum(costs)
         with self._lock:
-            for i, job in enumerate(jobs):
-                cost = float(batch.cost(job)) if batch.cost is not None else 0.0
-                heapq.heappush(self._heap, (-(cost + batch.after), next(self._seq), name, i,
-                                            batch.fn, job, batch.data))
+            for i, (job, cost) in enumerate(zip(jobs, costs)):
+                heapq.heappush(self._heap, (not first, -(cost + batch.after), next(self._seq),
+                                            name, i, batch.fn, job, batch.data))
             self._lock.notify_all()
         self._total += len(jobs)
         self._bar.total = max(1, self._total)
@@ -272,7 +275,7 @@ class Schedule:
                     self._lock.wait()
                 if self._stopped:
                     return
-                _, _, name, i, fn, job, data = heapq.heappop(self._heap)
+                _, _, _, name, i, fn, job, data = heapq.heappop(self._heap)
             try:
                 out = (True, *_timed(fn, job, data))
             except Exception as e:  # handed to the caller's thread, raised by finished()
