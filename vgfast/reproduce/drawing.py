@@ -104,8 +104,10 @@ class FigureProcess:
 
 def _serve():
     """The child: draw the figures asked for on stdin, one JSON line each, until EOF."""
+    import signal
     import traceback
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes our stdin
     replies = sys.stdout
     sys.stdout = sys.stderr  # anything else printed goes to the terminal, not the replies
     for line in sys.stdin:
