@@ -213,9 +213,10 @@ class Schedule:
     thread, and the batch's jobs join one queue that ``workers`` threads take from, the job with
     the largest estimated cost first (LPT: the long jobs of every experiment start early and the
     short ones fill the cores at the end; ``Batch.after``, the work that follows a batch, counts
-    in its jobs' cost, and a batch whose ``after`` exceeds its jobs' total cost goes first). ``finished()``, in the calling thread, sends each
-    plan its results when its last job is done and yields ``(name, results, cpu_seconds)`` as
-    each plan returns; the caller draws figures and writes files there while the workers go on.
+    in its jobs' cost, and a batch whose ``after`` exceeds its jobs' total cost goes first).
+    ``finished()``, in the calling thread, sends each plan its results when its last job is
+    done and yields ``(name, results, cpu_seconds)`` as each plan returns; the caller has the
+    figures drawn and writes files there while the workers go on.
     Every job is the same computation as under :func:`run_plan` (seeded, one BLAS thread), so
     the numbers do not depend on the order. A job's exception stops the pool and is raised by
     ``finished()``.
@@ -257,8 +258,8 @@ class Schedule:
             self._advance(name, [])
             return
         costs = [float(batch.cost(job)) if batch.cost is not None else 0.0 for job in jobs]
-        # a batch whose figures take longer than its jobs goes first (Johnson's rule for two
-        # stages): its figures are then drawn while the long jobs run, not left for the end
+        # a batch whose after-work (figures) takes longer than its jobs goes first (Johnson's
+        # rule for two stages): that work then runs beside the long jobs, not at the end
         first = batch.after > sum(costs)
         with self._lock:
             for i, (job, cost) in enumerate(zip(jobs, costs)):
