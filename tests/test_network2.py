@@ -704,3 +704,46 @@ def test_backprop_results_are_independent_arrays():
     for w, w2 in zip(nabla_w, again_w):
         assert not np.shares_memory(w, w2) and not np.shares_memory(w, net.network.params)
         assert np.array_equal(w, w2)
+
+
+# --------------------------------------------------------------------------------------------
+# The book's chapter-5 script, fig/generate_gradient.py, on both network2s
+
+
+def _generate_gradient(which):
+    """bench/generate_gradient's port of the book's script, importing `which`'s network2."""
+    import importlib.util
+    import os
+    pytest.importorskip("matplotlib")
+    here = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "generate_gradient")
+    spec = importlib.util.spec_from_file_location("_gg_run", os.path.join(here, "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    return run.load_script(which)
+
+
+def test_generate_gradient_script_gives_the_books_network2_numbers(tmp_path, monkeypatch):
+    """The script's own functions (initial gradient, 5 epochs of its full-batch training with
+    the norms before each epoch) on the book's network2 (its src/network2.py, ported to Python
+    3) and on vgfast.network2, from the same draws: the same numbers to 1e-12."""
+    monkeypatch.chdir(tmp_path)
+    got = {}
+    for which in ("book", "vgfast"):
+        script = _generate_gradient(which)
+        td = _training_data(120, 784, 10, seed=5)
+        random.seed(1)
+        np.random.seed(2)
+        runs = []
+        for sizes in ([784, 30, 30, 10], [784, 30, 30, 30, 30, 10]):
+            net = script.network2.Network(sizes)
+            initial = [ag[:6] for ag in script.get_average_gradient(net, td)[:-1]]
+            script.training(td, net, 5, f"{which}.json")
+            with open(f"{which}.json") as f:
+                runs.append((initial, json.load(f)))
+        got[which] = runs
+    for (b_init, b_norms), (v_init, v_norms) in zip(got["book"], got["vgfast"]):
+        np.testing.assert_allclose(v_init, b_init, rtol=1e-12, atol=0)
+        assert np.shape(v_norms) == np.shape(b_norms) == (5, len(b_init))
+        np.testing.assert_allclose(v_norms, b_norms, rtol=1e-12, atol=0)
+    # the two runs did train: the norms moved from epoch to epoch
+    assert not np.allclose(got["book"][1][1][0], got["book"][1][1][-1], rtol=1e-3)

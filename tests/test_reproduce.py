@@ -212,6 +212,63 @@ def test_threads_do_not_change_the_numbers(report, tmp_path):
     assert docs["cures"]["results"] == report[1]["cures"]["results"]
 
 
+def test_shared_pool_changes_no_number_or_figure(report, tmp_path):
+    """`run` puts the jobs of every experiment on one pool, longest first, and draws each
+    experiment's figures while the pool goes on. Each experiment computed on its own instead
+    (its public function: its jobs one after another in this thread, as before the pool), and
+    a second run with three job threads (another order on the pool), give the same numbers,
+    and the second run the same figures, byte for byte."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from vgfast.reproduce.common import _jsonable
+    out, docs = report
+    alone = reproduce.Config(quick=True, subset=True, jobs=1)
+    # one BLAS thread, as run() holds it (the thread count changes the rounding of a GEMM)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        for name, compute in (("norms", reproduce.experiment_norms),
+                              ("cures", reproduce.experiment_cures)):
+            assert _jsonable(compute(alone)) == docs[name]["results"], name
+    again = _run(tmp_path, "norms", "cures", "interval", "--jobs", "3")
+    for name in ("norms", "cures", "interval"):
+        assert again[name]["results"] == docs[name]["results"], name
+        for fig in again[name]["figures"]:
+            assert (tmp_path / fig["file"]).read_bytes() == (out / fig["file"]).read_bytes()
+
+
+def test_layer_speeds_are_gradient_norms_bit_for_bit():
+    """The norms experiment's shortcut (one trace, no weight norms or cost) gives exactly
+    vgfast.analysis.gradient_norms' batch and per-example numbers."""
+    from vgfast.analysis.speed import gradient_norms
+    from vgfast.reproduce.common import _layer_speeds, _net
+    rng = np.random.default_rng(3)
+    X = np.floor(rng.random((300, 784)) * 256) / 256
+    y = rng.integers(0, 10, 300)
+    for hidden, seed in ((2, 0), (3, 7), (4, 11)):
+        net = _net(hidden, seed=seed)
+        batch, each = _layer_speeds(net, X, y)
+        g = gradient_norms(net, X, y)
+        assert batch.tobytes() == g.batch.tobytes()
+        assert each.tobytes() == g.per_example_mean.tobytes()
+
+
+def test_depth_accuracy_shortcut_is_net_accuracy():
+    """The depth runs' validation accuracy (data checked once) is net.accuracy's number, and
+    follows the network as it trains."""
+    import vgfast
+    from vgfast.reproduce.common import _net
+    from vgfast.reproduce.depth import _accuracy_on
+    rng = np.random.default_rng(4)
+    X = np.floor(rng.random((500, 784)) * 256) / 256
+    y = rng.integers(0, 10, 500)
+    net = _net(2, seed=1)
+    accuracy = _accuracy_on(net, X, y)
+    before = accuracy()
+    assert before == net.accuracy(X, y)
+    vgfast.train(net, X, y, epochs=2, batch_size=10, seed=0)
+    assert accuracy() == net.accuracy(X, y) != before
+    with pytest.raises(ValueError, match="validation X"):
+        _accuracy_on(net, np.full((3, 784), np.nan), [0, 1, 2])
+
+
 # ------------------------------------------------------------------------ the book's own curves
 
 

@@ -31,10 +31,11 @@ def _outputs(out):
             with open(path) as f:
                 doc = json.load(f)
             doc.pop("seconds")
+            doc.pop("cpu_seconds")
             files[name] = doc
         elif name == "report.md":
             with open(path, encoding="utf-8") as f:
-                files[name] = re.sub(r"mode, \d+\.\d s", "mode, X s", f.read())
+                files[name] = re.sub(r"mode, \d+\.\d s of CPU time", "mode, X s", f.read())
         elif name.endswith(".png"):
             with open(path, "rb") as f:
                 files[name] = f.read()

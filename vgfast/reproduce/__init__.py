@@ -20,7 +20,9 @@ fashion    the depth experiment on Fashion-MNIST (when it is installed)
 
 Shared modules: :mod:`.book` (the book's numbers and curves), :mod:`.config` (the data and
 protocol setup), :mod:`.common` (statistics, formats, figures), :mod:`.jobs` (the job runner:
-threads, or Dask), :mod:`.registry` (the list), :mod:`.report` (the writer), :mod:`.cli`.
+one pool of threads for the runs of every experiment, or Dask), :mod:`.drawing` (the figures,
+drawn in a child process while the runs go on), :mod:`.registry` (the list), :mod:`.report`
+(the writer), :mod:`.cli`.
 
 Command line (``vgfast reproduce`` or ``python -m vgfast.reproduce``)::
 

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                          f"exist (install Debian's dataset-fashion-mnist or pass --fashion "
                          f"DIR)\n")
         return 1
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     if any(n not in NO_DATA for n in names or default_experiments(cfg)):
         try:
             cfg.data()
@@ -108,12 +108,21 @@ def main(argv=None) -> int:
             raise
         sys.stderr.write(f"vgfast reproduce: --scheduler {args.scheduler}: {e}\n")
         return 1
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    print(f"{'':10s} {'CPU s':>7s} {'done at':>8s}")
     for name, doc in docs.items():
-        print(f"{name:10s} {doc['seconds']:7.1f} s  {_summary(name, doc['results'])}")
-    print(f"wrote {os.path.join(args.out, 'report.md')} and report.html in {total:.1f} s "
+        print(f"{name:10s} {doc['cpu_seconds']:7.1f} {doc['seconds']:7.1f}s  "
+              f"{_summary(name, doc['results'])}")
+    print(f"wrote {os.path.join(args.out, 'report.md')} and report.html in {total:.1f} s, "
+          f"{cpu:.1f} s of CPU time (with the figure process), {cfg.n_jobs} job threads "
           f"({platform.python_implementation()} {platform.python_version()})")
     return 0
+
+
+def _cpu_seconds():
+    """User + system CPU seconds of this process and of its children that have ended."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _summary(name, r):

@@ -12,13 +12,38 @@ from ..network import Network
 @dataclass(frozen=True)
 class Experiment:
     """One experiment: ``compute(cfg) -> dict`` of plain numbers, ``figures(results, out) ->
-    [{file, caption}]`` and ``section(results) -> [("p", text) | ("table", head, rows)]``."""
+    [{file, caption}]`` and ``section(results) -> [("p", text) | ("table", head, rows)]``.
+
+    ``plan``, for an experiment that trains networks, is the generator ``compute`` runs: it
+    yields its independent jobs (a :class:`~vgfast.reproduce.jobs.Batch`) and returns the
+    results, so that :func:`~vgfast.reproduce.run` can run the jobs of every experiment on one
+    pool (``compute(cfg)`` is ``run_plan(plan, cfg)``).
+    """
 
     name: str
     title: str
     compute: object
     figures: object
     section: object
+    plan: object = None
+
+
+# Seconds on one core of the reference machine (Xeon, AVX-512, OpenBLAS, one BLAS thread),
+# fitted to the runs of `vgfast reproduce`: per multiply-add, per layer and row of a step, and
+# per input value read. They only order the jobs (longest first); they change no number.
+_SECONDS_PER_MAC = 4e-11
+_SECONDS_PER_LAYER_ROW = 4e-7
+_SECONDS_PER_INPUT = 3e-9
+
+
+def _estimate(sizes, train_rows=0, forward_rows=0):
+    """Estimated seconds of `train_rows` rows of training (forward, backward, update) and
+    `forward_rows` rows of evaluation of a network of these sizes."""
+    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    layers = len(sizes) - 1
+    return (train_rows * (3 * macs * _SECONDS_PER_MAC + layers * _SECONDS_PER_LAYER_ROW)
+            + forward_rows * (macs * _SECONDS_PER_MAC + sizes[0] * _SECONDS_PER_INPUT
+                              + layers * _SECONDS_PER_LAYER_ROW / 3))
 
 
 def _stats(values):
@@ -90,15 +115,23 @@ def _layer_speeds(net, X, y):
     """(||delta^l|| per layer, mean per-example ||dC_x/db^l||), output layer last.
 
     ||delta^l|| is the norm of the mean gradient over the rows, the book's "speed of
-    learning". Uses :func:`vgfast.analysis.speed.gradient_norms`; computed from
-    ``net.gradient`` when that module is not there (the second array is then None).
+    learning". These are ``batch`` and ``per_example_mean`` of
+    :func:`vgfast.analysis.speed.gradient_norms`, computed as it computes them (the same
+    numbers bit for bit, for up to its chunk of 8192 rows) from one ``net.trace``, without the
+    weight-gradient norms and the cost it also computes (a third of its time, unused here).
     """
-    try:
+    n = X.shape[0]
+    if n > 8192:
         from ..analysis.speed import gradient_norms
-    except ImportError:
-        return net.gradient(X, y).norms()[0], None
-    g = gradient_norms(net, X, y)
-    return g.batch, g.per_example_mean
+        g = gradient_norms(net, X, y)
+        return g.batch, g.per_example_mean
+    _, _, deltas = net.trace(X, y)
+    batch, each = [], []
+    for d in deltas:
+        d = np.asarray(d, np.float64)
+        batch.append(np.linalg.norm(d.sum(axis=0) / n))
+        each.append(np.sqrt(np.einsum("ij,ij->i", d, d)).sum())
+    return np.array(batch), np.array(each) / n
 
 
 def _net(hidden, width=30, **kw):

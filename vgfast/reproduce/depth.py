@@ -1,28 +1,46 @@
 """1. depth: accuracy of [784, 30 x k, 10] sigmoid nets, k = 1..4 (ch. 5, first section)."""
 import math
+from functools import partial
 
 import numpy as np
 
 from ..optim import SGD
 from ..train import train
 from .book import BOOK, BOOK_STEPS, FULL_MNIST_TRAIN, SOURCES
-from .common import (Experiment, _arr, _legend_outside, _net, _pm, _pyplot, _save, _seeds,
-                     _stats, _subset_tag)
+from .common import (Experiment, _arr, _estimate, _legend_outside, _net, _pm, _pyplot, _save,
+                     _seeds, _stats, _subset_tag)
 from .config import Config
-from .jobs import _parallel_map
+from .jobs import Batch, run_plan
+
+
+def _evaluated_epochs(epochs):
+    """The epochs after which validation accuracy is taken: ~30 spread evenly on a log scale,
+    and the last one."""
+    return set(np.unique(np.round(np.geomspace(1, epochs, 30)).astype(int)).tolist())
+
+
+def _accuracy_on(net, X, y):
+    """A function giving ``net.accuracy(X, y)`` (the same number) with X and y checked once,
+    here, not at every call: the check of 10,000 validation rows for NaN/Inf costs 12% of an
+    evaluation, and a depth run evaluates ~20 times."""
+    X, _ = net._X(X, "validation X")
+    labels, T = net._Y(y, X.shape[0], "validation labels")
+    if labels is None:
+        labels = np.argmax(T, axis=1)
+    return lambda: float(np.mean(np.argmax(net._forward(X), axis=1) == labels))
 
 
 def _depth_run(job, data):
     protocol, hidden, seed, epochs, lmbda = job
     X, y, Xv, yv = data
     net = _net(hidden, seed=seed)
-    # validation accuracy after ~30 epochs spread evenly on a log scale, and the last one
-    when = set(np.unique(np.round(np.geomspace(1, epochs, 30)).astype(int)).tolist())
+    when = _evaluated_epochs(epochs)
+    accuracy = _accuracy_on(net, Xv, yv)
     curve = []
 
-    def evaluate(epoch, net, hist):
+    def evaluate(epoch, net_, hist):
         if epoch + 1 in when:
-            curve.append((epoch + 1, net.accuracy(Xv, yv)))
+            curve.append((epoch + 1, accuracy()))
 
     train(net, X, y, epochs=epochs, batch_size=10, optimizer=SGD(0.1), lmbda=lmbda, seed=seed,
           monitor=False, callback=evaluate)
@@ -40,14 +58,26 @@ def experiment_depth(cfg: Config) -> dict:
     penalty is lambda / 2n ||W||^2). On a smaller set (the bundled subset) full mode also runs
     the literal protocol (30 epochs, lambda = 5).
     """
-    out = _depth_on(cfg, cfg.data(), cfg.data_note(), cfg.is_subset, cfg.n_seeds)
+    return run_plan(_depth_plan, cfg)
+
+
+def _depth_plan(cfg):
+    out = yield from _depth_on(cfg, cfg.data(), cfg.data_note(), cfg.is_subset, cfg.n_seeds,
+                               "depth")
     out["book"] = {str(k): v for k, v in BOOK["depth_accuracy"].items()}
     out["sources"] = [SOURCES["book"]]
     return out
 
 
+def _depth_cost(job, n_train, n_validation):
+    _, hidden, _, epochs, _ = job
+    sizes = [784] + [30] * hidden + [10]
+    return _estimate(sizes, train_rows=epochs * n_train,
+                     forward_rows=len(_evaluated_epochs(epochs)) * n_validation)
 
-def _depth_on(cfg, d, note, subset, n_seeds):
+
+def _depth_on(cfg, d, note, subset, n_seeds, label):
+    """The depth experiment's plan on the split `d` (MNIST or Fashion-MNIST)."""
     data = (d.X_train, d.y_train, d.X_validation, d.y_validation)
     n = len(d.X_train)
     steps = 12000 if cfg.quick else BOOK_STEPS
@@ -60,7 +90,9 @@ def _depth_on(cfg, d, note, subset, n_seeds):
     seeds = list(range(n_seeds))
     jobs = [(name, k, s, p["epochs"], p["lmbda"]) for name, p in protocols.items()
             for k in (1, 2, 3, 4) for s in seeds]
-    runs = _parallel_map(_depth_run, jobs, data, cfg, "depth")
+    runs = yield Batch(_depth_run, jobs, data, label,
+                       cost=partial(_depth_cost, n_train=n, n_validation=len(d.X_validation)),
+                       after=0.6)
     out = {"book_protocol": BOOK["depth_protocol"], "data": note, "subset": subset,
            "n_train": n, "n_validation": len(d.X_validation), "seeds": seeds,
            "batch_size": 10, "eta": 0.1, "protocols": {}}
@@ -229,4 +261,4 @@ def _section_depth(r):
 
 EXPERIMENT = Experiment(
     "depth", "1. Deeper is not better: accuracy against the number of hidden layers",
-    experiment_depth, _figures_depth, _section_depth)
+    experiment_depth, _figures_depth, _section_depth, plan=_depth_plan)

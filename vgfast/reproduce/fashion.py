@@ -2,6 +2,7 @@
 from .common import Experiment
 from .config import Config
 from .depth import _depth_on, _figures_depth, _section_depth
+from .jobs import run_plan
 
 
 def experiment_fashion(cfg: Config) -> dict:
@@ -11,16 +12,19 @@ def experiment_fashion(cfg: Config) -> dict:
     The same networks and protocol as ``depth`` on its 50,000 training / 10,000 validation
     images; one seed unless --seeds is given (it doubles the cost of the depth experiment).
     """
+    return run_plan(_fashion_plan, cfg)
+
+
+def _fashion_plan(cfg):
     from ..datasets import load_fashion_mnist
 
     d = load_fashion_mnist(cfg.fashion)
     seeds = cfg.seeds if cfg.seeds is not None else 1
     note = (f"Fashion-MNIST ({d.source}): {len(d.X_train)} training / {len(d.X_validation)} "
             f"validation images")
-    out = _depth_on(cfg, d, note, False, seeds)
+    out = yield from _depth_on(cfg, d, note, False, seeds, "fashion")
     out["dataset"] = "Fashion-MNIST"
     return out
-
 
 
 def _figures_fashion(r, out):
@@ -39,4 +43,4 @@ def _section_fashion(r):
 
 EXPERIMENT = Experiment(
     "fashion", "8. Deeper is not better, on Fashion-MNIST?",
-    experiment_fashion, _figures_fashion, _section_fashion)
+    experiment_fashion, _figures_fashion, _section_fashion, plan=_fashion_plan)

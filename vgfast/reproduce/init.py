@@ -1,6 +1,7 @@
 """6. init: sigmoid/tanh/ReLU x five initialisers: variance per layer at initialisation
 (Glorot & Bengio, He et al., the lecture) and accuracy after a fixed budget."""
 import math
+from functools import partial
 
 import numpy as np
 
@@ -8,10 +9,10 @@ from ..network import Network
 from ..optim import SGD
 from ..train import DivergenceError, train
 from .book import SOURCES
-from .common import (Experiment, _arr, _g, _geomean, _legend_outside, _pm, _pyplot, _save,
-                     _seeds, _stats, _subset_tag)
+from .common import (Experiment, _arr, _estimate, _g, _geomean, _legend_outside, _pm, _pyplot,
+                     _save, _seeds, _stats, _subset_tag)
 from .config import Config
-from .jobs import _parallel_map
+from .jobs import Batch, run_plan
 
 
 INIT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -78,6 +79,18 @@ def experiment_init(cfg: Config) -> dict:
     initialiser with its own bias convention (N(0, 1) for 'large' and 'nielsen', else zeros).
     Statistics on 1000 class-balanced images; training with SGD (eta 0.1, mini-batch 10).
     """
+    return run_plan(_init_plan, cfg)
+
+
+def _init_cost(job, n_stat, n_train, n_validation):
+    activation, _, _, epochs, width, hidden = job
+    # tanh's libm call costs about as much as the layer's products here
+    factor = 2.0 if activation == "tanh" else 1.0
+    return factor * _estimate([784] + [width] * hidden + [10], train_rows=epochs * n_train,
+                              forward_rows=3 * n_stat + n_validation)
+
+
+def _init_plan(cfg):
     width, hidden = 100, 8
     Xs, ys = cfg.images(1000)
     d = cfg.data()
@@ -86,8 +99,10 @@ def experiment_init(cfg: Config) -> dict:
     seeds = list(range(cfg.n_seeds))
     jobs = [(a, i, s, epochs, width, hidden) for a in INIT_ACTIVATIONS for i in INIT_SCHEMES
             for s in seeds]
-    runs = _parallel_map(_init_run, jobs, (Xs, ys, X, y, d.X_validation, d.y_validation),
-                         cfg, "init")
+    runs = yield Batch(_init_run, jobs, (Xs, ys, X, y, d.X_validation, d.y_validation), "init",
+                       cost=partial(_init_cost, n_stat=len(Xs), n_train=len(X),
+                                    n_validation=len(d.X_validation)),
+                       after=3.0)
     out = {"sizes": [784] + [width] * hidden + [10], "n_stat_images": len(Xs),
            "n_train": len(X), "epochs": epochs, "eta": 0.1, "batch_size": 10, "seeds": seeds,
            "data": cfg.data_note(), "subset": cfg.is_subset,
@@ -251,4 +266,4 @@ def _init_conclusion(r):
 
 EXPERIMENT = Experiment(
     "init", "6. Initialisation and activation (the lecture; Glorot & Bengio; He et al.)",
-    experiment_init, _figures_init, _section_init)
+    experiment_init, _figures_init, _section_init, plan=_init_plan)

@@ -5,8 +5,9 @@ import numpy as np
 
 from ..network import Network
 from .book import SOURCES
-from .common import Experiment, _g, _save, _subset_tag
+from .common import Experiment, _estimate, _g, _save, _subset_tag
 from .config import Config
+from .jobs import Batch, run_plan
 
 RECORD = ("cost", "grad_norms", "norm_test", "inner_test", "ortho_test", "noise_scale", "gns",
           "gsnr", "layer_gsnr", "layer_noise_scale", "update_size", "distance")
@@ -36,28 +37,44 @@ def experiment_instruments(cfg: Config) -> dict:
     vgfast.analysis.INSTRUMENTS (each computed on the step's mini-batch before its update), and
     every 100 steps probe the curvature (largest Hessian eigenvalue by Lanczos, trace by
     Hutchinson), Cockpit's alpha and the per-layer histograms of gradient elements."""
+    return run_plan(_instruments_plan, cfg)
+
+
+def _instruments_run(job, data):
     from .. import SGD, train
+    epochs, seed = job
+    X, y = data
+    net = Network([784, 30, 30, 30, 30, 10], seed=seed)
+    h = train(net, X, y, epochs=epochs, batch_size=10, optimizer=SGD(0.1),
+              lmbda=5.0 * len(X) / 50_000, record=RECORD + PROBES, record_every=50, seed=seed,
+              probe_every=100)
+    return {name: np.asarray(getattr(h, name))
+            for name in ("record_steps", "probe_steps") + RECORD + PROBES}
+
+
+def _instruments_plan(cfg):
     n = 1000 if cfg.quick else 10_000
     epochs = 1 if cfg.quick else 3
     X, y = cfg.images(n)
-    net = Network([784, 30, 30, 30, 30, 10], seed=0)
-    h = train(net, X, y, epochs=epochs, batch_size=10, optimizer=SGD(0.1),
-              lmbda=5.0 * len(X) / 50_000, record=RECORD + PROBES, record_every=50, seed=0,
-              probe_every=100)
+    # the per-example statistics cost about as much again as the step, the probes (every 100
+    # steps, ~25 ms each) about as much once more
+    cost = _estimate([784, 30, 30, 30, 30, 10], train_rows=3 * epochs * len(X))
+    [h] = yield Batch(_instruments_run, [(epochs, 0)], (X, y), "instruments",
+                      cost=lambda job: cost, after=2.0)
     out = {"rows": int(len(X)), "epochs": epochs, "batch": 10, "every": 50,
            "subset": cfg.is_subset, "data": cfg.images_note(n) if cfg.is_subset else
            f"the first {len(X)} training images",
-           "record_steps": h.record_steps.tolist(), "probe_steps": h.probe_steps.tolist(),
+           "record_steps": h["record_steps"].tolist(), "probe_steps": h["probe_steps"].tolist(),
            "probe_every": 100}
     for name in RECORD + PROBES:
-        out[name] = np.asarray(getattr(h, name)).tolist()
-    g = np.asarray(h.layer_gsnr)
-    ns = np.asarray(h.layer_noise_scale)
+        out[name] = h[name].tolist()
+    g = h["layer_gsnr"]
+    ns = h["layer_noise_scale"]
     out["gsnr_first_last_start"] = [float(g[0, 0]), float(g[0, -2])]
     out["gsnr_first_last_end"] = [float(g[-1, 0]), float(g[-1, -2])]
     out["noise_first_last_end"] = [float(ns[-1, 0]), float(ns[-1, -2])]
-    out["median_log10_grad_last"] = [_median_log10(hl) for hl in h.grad_hist[-1]]
-    out["zero_fraction_last"] = [float(hl[0]) for hl in h.grad_hist[-1]]
+    out["median_log10_grad_last"] = [_median_log10(hl) for hl in h["grad_hist"][-1]]
+    out["zero_fraction_last"] = [float(hl[0]) for hl in h["grad_hist"][-1]]
     return out
 
 
@@ -141,4 +158,4 @@ def _probe_paragraphs(r):
 
 EXPERIMENT = Experiment(
     "instruments", "9. Training instruments: gradient noise layer by layer",
-    experiment_instruments, _figures_instruments, _section_instruments)
+    experiment_instruments, _figures_instruments, _section_instruments, plan=_instruments_plan)

@@ -1,11 +1,13 @@
 """2. norms: ||delta^l|| at initialisation over many seeds, and the per-neuron bars."""
+from functools import partial
+
 import numpy as np
 
 from .book import BOOK, SOURCES, book_curves
-from .common import (Experiment, _g, _layer_speeds, _legend_outside, _net, _pm, _pyplot, _save,
-                     _stats, _subset_tag)
+from .common import (Experiment, _estimate, _g, _layer_speeds, _legend_outside, _net, _pm,
+                     _pyplot, _save, _stats, _subset_tag)
 from .config import Config
-from .jobs import Progress
+from .jobs import Batch, run_plan
 
 
 def experiment_norms(cfg: Config) -> dict:
@@ -14,6 +16,35 @@ def experiment_norms(cfg: Config) -> dict:
     The book (generate_gradient.py): the mean of dC/db over the first 1000 training images,
     right after network2's default initialisation: 0.07, 0.31 for [784,30,30,10] and so on.
     """
+    return run_plan(_norms_plan, cfg)
+
+
+def _norms_run(job, data):
+    """||delta^l|| and the mean per-example ||dC_x/db^l|| of the hidden layers, one row per
+    seed of the job."""
+    hidden, seeds = job
+    X, y = data
+    norms = np.empty((len(seeds), hidden))
+    per_example = np.full((len(seeds), hidden), np.nan)
+    for i, seed in enumerate(seeds):
+        batch, each = _layer_speeds(_net(hidden, seed=seed), X, y)
+        norms[i] = batch[:-1]
+        if each is not None:
+            per_example[i] = each[:-1]
+    return norms, per_example
+
+
+def _norms_cost(job, n):
+    hidden, seeds = job
+    # a trace (forward and backward) and the cost (a forward) per initialisation
+    return len(seeds) * _estimate([784] + [30] * hidden + [10], train_rows=n,
+                                  forward_rows=n)
+
+
+_SEEDS_PER_JOB = 10
+
+
+def _norms_plan(cfg):
     X, y = cfg.images(1000)
     n_init = 10 if cfg.quick else 100
     _, book_initial = book_curves()
@@ -21,19 +52,15 @@ def experiment_norms(cfg: Config) -> dict:
            "images": cfg.images_note(1000), "n_inits": n_init, "data": cfg.data_note(),
            "subset": cfg.is_subset, "book_initial_gradient": book_initial,
            "sources": [SOURCES["book"], SOURCES["book_code"]], "nets": {}}
-    bar = Progress(3 * n_init, "norms", cfg.progress)
+    jobs = [(hidden, tuple(range(s, min(s + _SEEDS_PER_JOB, n_init))))
+            for hidden in (2, 3, 4) for s in range(0, n_init, _SEEDS_PER_JOB)]
+    runs = yield Batch(_norms_run, jobs, (X, y), "norms", cost=partial(_norms_cost, n=len(X)),
+                       after=0.6)
     for hidden in (2, 3, 4):
-        norms = np.empty((n_init, hidden))
-        per_example = np.full((n_init, hidden), np.nan)
-        for seed in range(n_init):
-            net = _net(hidden, seed=seed)
-            batch, each = _layer_speeds(net, X, y)
-            norms[seed] = batch[:-1]
-            if each is not None:
-                per_example[seed] = each[:-1]
-            bar.tick()
-        net = _net(hidden, seed=0)
-        grad = net.gradient(X, y)
+        parts = [r for (h, _), r in zip(jobs, runs) if h == hidden]
+        norms = np.concatenate([p[0] for p in parts])
+        per_example = np.concatenate([p[1] for p in parts])
+        grad = _net(hidden, seed=0).gradient(X, y)
         increasing = np.all(np.diff(norms, axis=1) > 0, axis=1)
         out["nets"][str(hidden)] = {
             "sizes": [784] + [30] * hidden + [10],
@@ -147,4 +174,4 @@ def _norms_conclusion(r):
 
 EXPERIMENT = Experiment(
     "norms", "2. The speed of learning at initialisation, layer by layer",
-    experiment_norms, _figures_norms, _section_norms)
+    experiment_norms, _figures_norms, _section_norms, plan=_norms_plan)

@@ -11,24 +11,77 @@ from contextlib import nullcontext
 from .. import __version__
 from .common import _jsonable
 from .config import Config
-from .jobs import _single_thread_blas, check_scheduler, scheduler_session
+from .drawing import FigureProcess
+from .jobs import (Schedule, _single_thread_blas, _workers, check_scheduler, run_plan,
+                   scheduler_session, uses_dask)
 from .registry import EXPERIMENTS, default_experiments
 
 
 def run_experiment(name, cfg, out):
     """Compute one experiment, write DIR/<name>.json and its figures; return the JSON dict."""
     exp = EXPERIMENTS[name]
-    t0 = time.perf_counter()
-    results = _jsonable(exp.compute(cfg))
-    seconds = time.perf_counter() - t0
-    figures = exp.figures(results, out)
+    t0, c0 = time.perf_counter(), time.process_time()
+    remote = [] if uses_dask(cfg.scheduler) else None  # CPU seconds of jobs run elsewhere
+    results = run_plan(exp.plan, cfg, remote) if exp.plan is not None else exp.compute(cfg)
+    cpu = time.process_time() - c0 + sum(remote or ())
+    return _write_experiment(name, cfg, out, results, time.perf_counter() - t0, cpu)
+
+
+def _write_experiment(name, cfg, out, results, seconds, cpu_seconds, figures=None):
+    """DIR/<name>.json and the figures of computed results (drawn here unless given); the
+    JSON dict."""
+    exp = EXPERIMENTS[name]
+    results = _jsonable(results)
+    if figures is None:
+        figures = exp.figures(results, out)
     doc = {"experiment": name, "title": exp.title, "vgfast": __version__,
            "settings": {"quick": cfg.quick, "seeds": cfg.n_seeds, "mnist": cfg.mnist,
                         "subset": cfg.subset, "command": _command(name, cfg)},
-           "seconds": round(seconds, 3), "results": results, "figures": figures}
+           "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
+           "results": results, "figures": figures}
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(doc, f, indent=1, allow_nan=False)
     return doc
+
+
+def _run_scheduled(names, cfg, out):
+    """Every experiment's jobs on one pool of threads (:class:`~.jobs.Schedule`), longest
+    first; each experiment's figures drawn in a child process (:mod:`.drawing`) as soon as its
+    results are in, and its JSON written when they are drawn.
+
+    An experiment's ``seconds`` is then the time from the start of the run to its results (they
+    overlap), ``cpu_seconds`` the CPU time of its jobs and its own code.
+    """
+    t0 = time.perf_counter()
+    planned = [n for n in names if EXPERIMENTS[n].plan is not None]
+    computed, done = {}, {}
+    drawing = FigureProcess()
+    schedule = Schedule(_workers(cfg, cfg.n_jobs), cfg.progress)
+
+    def computed_one(name, results, cpu):
+        computed[name] = (_jsonable(results), time.perf_counter() - t0, cpu)
+        drawing.submit(name, computed[name][0], out)
+        write(drawing.collect())
+
+    def write(drawn):
+        for name, figures in drawn:
+            results, seconds, cpu = computed[name]
+            done[name] = _write_experiment(name, cfg, out, results, seconds, cpu, figures)
+
+    try:
+        for name in planned:
+            schedule.add(name, EXPERIMENTS[name].plan, cfg)
+        for name in names:  # no training: a fraction of a second each, while the pool works
+            if name not in planned:
+                c = time.thread_time()
+                computed_one(name, EXPERIMENTS[name].compute(cfg), time.thread_time() - c)
+        for name, results, cpu in schedule.finished():
+            computed_one(name, results, cpu)
+        write(drawing.collect(wait=True))
+    finally:
+        schedule.close()
+        drawing.close()
+    return {name: done[name] for name in names}
 
 
 def _command(name, cfg):
@@ -66,8 +119,10 @@ _INTRO = ("Reproduction of the experiments of Michael Nielsen, *Neural Networks 
 
 def _meta_line(doc):
     s = doc["settings"]
-    return (f"`{s['command']}` — {'quick' if s['quick'] else 'full'} mode, "
-            f"{doc['seconds']:.1f} s; numbers in `{doc['experiment']}.json`.")
+    cost = (f"{doc['cpu_seconds']:.1f} s of CPU time" if "cpu_seconds" in doc else
+            f"{doc['seconds']:.1f} s")
+    return (f"`{s['command']}` — {'quick' if s['quick'] else 'full'} mode, {cost}; numbers in "
+            f"`{doc['experiment']}.json`.")
 
 
 def render_markdown(docs):
@@ -144,9 +199,11 @@ def run(experiments=None, out="vgfast-report", cfg=None):
 
     BLAS is held to one thread (when threadpoolctl is installed) and independent training
     runs go to parallel threads instead: faster for these small matrices, and every number
-    is the same whatever ``cfg.jobs`` is. With ``cfg.scheduler`` set to ``"processes"`` or a
-    Dask address those runs go to Dask instead (one cluster or client for all the
-    experiments), with the same numbers.
+    is the same whatever ``cfg.jobs`` is. The runs of all the experiments share one pool of
+    ``cfg.n_jobs`` threads, the longest first, and each experiment's figures are drawn as soon
+    as its runs are done, while the pool goes on with the others. With ``cfg.scheduler`` set
+    to ``"processes"`` or a Dask address the runs go to Dask instead, experiment after
+    experiment (one cluster or client for all of them), with the same numbers.
     """
     cfg = cfg or Config()
     check_scheduler(cfg.scheduler)
@@ -158,8 +215,11 @@ def run(experiments=None, out="vgfast-report", cfg=None):
     limit = _single_thread_blas()
     done = {}
     with (limit() if limit is not None else nullcontext()), scheduler_session(cfg):
-        for name in names:
-            done[name] = run_experiment(name, cfg, out)
+        if uses_dask(cfg.scheduler):
+            for name in names:
+                done[name] = run_experiment(name, cfg, out)
+        else:
+            done = _run_scheduled(names, cfg, out)
     write_report(out)
     return done
 

@@ -1,13 +1,15 @@
 """3. speed: ||delta^l|| during 500 epochs of full-batch gradient descent on 1000 images."""
+from functools import partial
+
 import numpy as np
 
 from ..optim import SGD
 from ..train import train
 from .book import BOOK, SOURCES, _ratio_summary, book_curves
-from .common import (Experiment, _arr, _legend_outside, _net, _pm, _pyplot, _save, _seeds,
-                     _stats, _subset_tag)
+from .common import (Experiment, _arr, _estimate, _legend_outside, _net, _pm, _pyplot, _save,
+                     _seeds, _stats, _subset_tag)
 from .config import Config
-from .jobs import _parallel_map
+from .jobs import Batch, run_plan
 
 
 def _speed_run(job, data):
@@ -28,11 +30,21 @@ def experiment_speed(cfg: Config) -> dict:
     step, taken before the step, as generate_gradient.py does. The book's own curves (its
     JSON files) are put beside ours.
     """
+    return run_plan(_speed_plan, cfg)
+
+
+def _speed_cost(job, n):
+    hidden, _, epochs = job
+    return _estimate([784] + [30] * hidden + [10], train_rows=epochs * n)
+
+
+def _speed_plan(cfg):
     X, y = cfg.images(1000)
     epochs = 100 if cfg.quick else BOOK["speed_protocol"]["epochs"]
     seeds = list(range(cfg.n_seeds))
     jobs = [(h, s, epochs) for h in (2, 3, 4) for s in seeds]
-    runs = _parallel_map(_speed_run, jobs, (X, y), cfg, "speed")
+    runs = yield Batch(_speed_run, jobs, (X, y), "speed", cost=partial(_speed_cost, n=len(X)),
+                       after=1.3)
     book_norms, _ = book_curves()
     out = {"protocol": dict(BOOK["speed_protocol"], epochs=epochs), "n_images": len(X),
            "images": cfg.images_note(1000), "data": cfg.data_note(), "subset": cfg.is_subset,
@@ -165,4 +177,4 @@ def _section_speed(r):
 
 EXPERIMENT = Experiment(
     "speed", "3. The speed of learning during training",
-    experiment_speed, _figures_speed, _section_speed)
+    experiment_speed, _figures_speed, _section_speed, plan=_speed_plan)
