@@ -50,7 +50,6 @@ import json
 import math
 import random
 import sys
-from contextlib import nullcontext
 
 import numpy as np
 from scipy.special import expit, xlogy
@@ -705,29 +704,11 @@ def load(filename):
 
 # ------------------------------------------------------------------------------------ helpers
 
-_BLAS_CONTROLLER = None
-
-
 def _one_blas_thread():
-    """Hold BLAS to one thread while SGD runs (threadpoolctl, when installed; else no limit).
-
-    The book's networks are small (mini-batches of 10 rows, or 1000 for generate_gradient.py):
-    BLAS threads cost more to wake, and spin on a busy machine, than they save on such
-    products (measured: a full-batch step of 1000 rows on 2 busy cores, 15 ms of CPU with one
-    thread against 98 ms with two). The limit is process-wide while it lasts, as with
-    :func:`vgfast.blas_threads`. The controller is built once (about 20 ms); each use costs
-    microseconds.
-    """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS_CONTROLLER = ThreadpoolController()
-        except ImportError:
-            _BLAS_CONTROLLER = False
-    if not _BLAS_CONTROLLER:
-        return nullcontext()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+    """Hold BLAS to one thread while SGD runs (see :func:`vgfast.threads.one_blas_thread`): the
+    book's products are small (mini-batches of 10 rows, or 1000 for generate_gradient.py)."""
+    from .threads import one_blas_thread
+    return one_blas_thread()
 
 
 
