@@ -26,13 +26,7 @@ class TorchStatistics:
         from torch.func import functional_call, grad, vmap
 
         tdt = {"float64": torch.float64, "float32": torch.float32}[np.dtype(net.dtype).name]
-        sizes = list(net.sizes)
-        layers = []
-        for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(torch.nn.Linear(a, b, dtype=tdt))
-            if l < len(sizes) - 2:
-                layers.append(torch.nn.Sigmoid())
-        self.model = torch.nn.Sequential(*layers)  # logits out; the sigmoid is in the loss
+        self.model = W.torch_mlp(list(net.sizes), tdt)
         linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
         with torch.no_grad():
             for lin, w, b in zip(linears, net.weights, net.biases):
@@ -40,7 +34,7 @@ class TorchStatistics:
                 lin.bias.copy_(torch.from_numpy(b))
         self.params = {k: v.detach() for k, v in self.model.named_parameters()}
         self.X = torch.from_numpy(np.array(X, net.dtype))  # a writable copy
-        self.T = torch.from_numpy(W.one_hot(y, sizes[-1], net.dtype))
+        self.T = torch.from_numpy(W.one_hot(y, net.sizes[-1], net.dtype))
         bce = torch.nn.functional.binary_cross_entropy_with_logits
 
         def loss(params, x, t):  # example i's own cost: cross-entropy summed over the outputs

@@ -249,6 +249,16 @@ class PerExample:
         return flat
 
 
+def torch_mlp(sizes, tdt):
+    """nn.Sequential of Linear + Sigmoid, logits out (the output sigmoid is in the loss)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b, dtype=tdt))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.Sigmoid())
+    return torch.nn.Sequential(*layers)
+
+
 class Torch:
     """(d) PyTorch CPU, the idiomatic loop."""
     name = "torch"
@@ -261,12 +271,7 @@ class Torch:
         self.T = torch.from_numpy(one_hot(y, SIZES[-1], dtype))
         self.batch = batch
         self.rows = X.shape[0]
-        layers = []
-        for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-            layers.append(torch.nn.Linear(a, b, dtype=tdt))
-            if i < len(SIZES) - 2:
-                layers.append(torch.nn.Sigmoid())
-        self.model = torch.nn.Sequential(*layers)  # logits out; the sigmoid is in the loss
+        self.model = torch_mlp(SIZES, tdt)
         self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
         self.p0 = initial_params(dtype)
         self.net = vgfast.Network(SIZES, dtype=dtype)
