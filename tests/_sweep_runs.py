@@ -62,3 +62,18 @@ def kill_the_victim(marks, stop):
                 os.kill(int(f.read()), signal.SIGKILL)
             return
         time.sleep(0.02)
+
+
+def die_once_job(job, marks):
+    """A reproduce job (fn(job, data)): kills its own worker process the first time it runs for
+    this job (leaving a mark in the directory `marks`), returns job * 2 after that."""
+    mark = os.path.join(marks, f"died-{job}")
+    if job == 1 and not os.path.exists(mark):
+        with open(mark, "w"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    if job == 2:
+        with open(os.path.join(marks, f"dies-{uuid.uuid4().hex}"), "w"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    return job * 2

@@ -69,3 +69,29 @@ def test_bad_scheduler_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="scheduler must be"):
         reproduce.run(["speed"], str(tmp_path), reproduce.Config(quick=True, scheduler=3))
     assert not os.listdir(tmp_path)  # nothing written
+
+
+@pytest.mark.skipif(os.name == "nt", reason="kills processes with SIGKILL")
+def test_a_job_whose_worker_dies_is_run_again_then_reported(tmp_path):
+    import sys
+
+    import dask
+    from vgfast.reproduce.jobs import Progress, _dask_map
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _sweep_runs import die_once_job
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=":0",
+                                           silence_logs=logging.CRITICAL)
+    with cluster, distributed.Client(cluster) as client:
+        bar = Progress(3, "t", enabled=False)
+        # job 1's worker dies once: it is run again and the results come back in job order
+        out = _dask_map(client, die_once_job, [0, 1, 3], str(tmp_path), bar, "t")
+        assert [result for result, cpu_seconds in out] == [0, 2, 6]
+        assert os.path.exists(tmp_path / "died-1")
+        # job 2 kills every worker it meets: after `retries` more tries, a clear error
+        with pytest.raises(RuntimeError, match=r"job 0 \(2\) lost its Dask worker 2 time"):
+            _dask_map(client, die_once_job, [2], str(tmp_path), bar, "t", retries=1)
+        assert len([n for n in os.listdir(tmp_path) if n.startswith("dies-")]) == 2

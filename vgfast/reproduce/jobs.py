@@ -139,24 +139,55 @@ def _on_worker(fn, job, data):
     return _timed(fn, job, data)
 
 
-def _dask_map(client, fn, jobs, data, bar, label):
-    """Scatter `data` to every worker once, submit the jobs, collect with as_completed."""
+#: how many times a job whose worker died (Dask's KilledWorker) is submitted again; a job that
+#: raises is not retried (it would raise again: every job is seeded)
+RETRIES = 2
+
+
+def _dask_map(client, fn, jobs, data, bar, label, retries=RETRIES):
+    """Scatter `data` to every worker once, submit the jobs, collect with as_completed. A job
+    whose worker died (or whose copy of the data went with a worker) is submitted again, up to
+    `retries` times, the data scattered again if no worker holds it any more (same seed, same
+    numbers); then a RuntimeError names the job."""
     from distributed import as_completed as dask_completed
+    from distributed.scheduler import KilledWorker
 
     tag = uuid.uuid4().hex
-    [shared] = client.scatter([data], broadcast=True, hash=False)
-    futures = [client.submit(_on_worker, fn, job, shared, pure=False,
-                             key=f"vgfast-reproduce-{label}-{i}-{tag}")
-               for i, job in enumerate(jobs)]
-    where = {f.key: i for i, f in enumerate(futures)}
+    shared = client.scatter([data], broadcast=True, hash=False)
+    where, tries = {}, [0] * len(jobs)
+
+    def submit(i):
+        f = client.submit(_on_worker, fn, jobs[i], shared[0], pure=False,
+                          key=f"vgfast-reproduce-{label}-{i}-{tag}-{tries[i]}")
+        where[f.key] = i
+        return f
+
+    futures = [submit(i) for i in range(len(jobs))]
+    pending = dask_completed(futures)
     out = [None] * len(jobs)
     try:
-        for future in dask_completed(futures):
-            out[where[future.key]] = future.result()  # a job's exception is raised here
+        for future in pending:
+            i = where[future.key]
+            died = future.status == "cancelled" or (
+                future.status == "error" and isinstance(future.exception(), KilledWorker))
+            if died:
+                if tries[i] >= retries:
+                    raise RuntimeError(
+                        f"reproduce {label}: job {i} ({jobs[i]!r}) lost its Dask worker "
+                        f"{tries[i] + 1} time(s) (the worker process died, e.g. out of memory "
+                        f"or killed); not retried again")
+                tries[i] += 1
+                if shared[0].status != "finished":  # every copy of the data went too
+                    shared = client.scatter([data], broadcast=True, hash=False)
+                again = submit(i)
+                futures.append(again)
+                pending.add(again)
+                continue
+            out[i] = future.result()  # a job's exception is raised here
             future.release()
             bar.tick()
     finally:
-        client.cancel(futures + [shared])
+        client.cancel(futures + shared)
     return out
 
 
