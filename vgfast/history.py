@@ -72,7 +72,10 @@ class History:
         which averages per-step ratios, it smooths numerator and denominator separately. The
         averages start at 0 in each train() call (the ratio needs no bias correction) and carry
         over its epochs and through checkpoint / resume (``gns_state``). NaN until a mini-batch
-        of at least 2 rows has been seen (one row has no second batch size).
+        of at least 2 rows has been seen (one row has no second batch size). When the
+        noise dominates (tr Sigma / m >> |G|^2, e.g. mini-batches of 10 on MNIST) the unbiased
+        |G|^2 average can dip below 0 and gns with it: such values say "far more noise than
+        signal at this batch size"; smooth longer (gns_beta nearer 1) or use larger batches.
     probe_steps : ndarray (probes,), the optimiser steps taken before each probe: the probes
         (train()'s ``probe_every``) are measured on the mini-batch of step probe_steps + 1 at
         the parameters before its update.

@@ -90,7 +90,9 @@ def _figures_instruments(r, out):
     return [_save(fig, out, "instruments.png",
                   "Cockpit-style instruments recorded inside the engine's loop, averages over "
                   "50 steps: cost, ‖δˡ‖, the three gradient tests, the noise scale (per step, "
-                  "and the two-batch estimate with moving averages), the mean GSNR and the "
+                  "and the two-batch estimate with moving averages, whose |G|² estimate at "
+                  "mini-batches of 10 is so noisy that it dips below 0: the gaps on the log "
+                  "scale), the mean GSNR and the "
                   "noise scale of each layer, step size and distance travelled; every 100 "
                   "steps: Cockpit's α, the Hessian's largest eigenvalue and trace, and each "
                   "layer's histogram of individual gradient elements.")]
