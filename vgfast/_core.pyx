@@ -581,8 +581,8 @@ cdef void grad_tests(Plan* p, floating* ws, const floating* grad, int64_t m, dou
     this runs last), into out[2] and per layer out[3 + l]. m = 1: NaN; gg = 0: NaN tests.
     """
     cdef int l, L = p.L
-    cdef int64_t i, j, k, nin, nout, npar = 0
-    cdef double gg = 0, gl, dsum, u, var, gs, gsum = 0, sq_sum = 0, d2_sum = 0, dd = 0
+    cdef int64_t i, k, nin, nout, npar = 0
+    cdef double gg = 0, gl, dsum, gs, gsum = 0, sq_sum = 0, d2_sum = 0, dd = 0
     cdef floating* D
     cdef floating* A
     cdef floating* AG

@@ -55,9 +55,8 @@ from . import _archive, _state
 from . import history as _history
 from ._archive import check_path
 from ._state import FORMAT, FORMAT_VERSION, StateError, optimizer_spec  # noqa: F401 (API)
-from .history import EPOCH_FIELDS, PROBE_FIELDS, RECORD_FIELDS, History
+from .history import EPOCH_FIELDS, HIST_BINS, PROBE_FIELDS, RECORD_FIELDS, History
 from .network import Network
-from .analysis.probes import HIST_BINS
 
 HISTORY_ARRAYS = EPOCH_FIELDS + RECORD_FIELDS + ("record_steps",) + PROBE_FIELDS
 INT_ARRAYS = ("record_steps", "probe_steps")

@@ -13,6 +13,11 @@ RECORD_FIELDS = PER_LAYER[:2] + SCALAR_RECORDS + PER_LAYER[2:]
 # taken every `probe_every` steps (train()): one entry per probe, at probe_steps
 PROBE_SCALARS = ("alpha", "hessian_trace", "hessian_max")
 PROBE_FIELDS = ("probe_steps",) + PROBE_SCALARS + ("grad_hist",)
+#: log10 |g| edges of grad_hist's inner bins: 48 bins of half a decade from 1e-20 to 1e4. Bin 0
+#: holds |g| < 1e-20 (exact zeros included), bins 1..48 ``10**HIST_EDGES[k-1] <= |g| <
+#: 10**HIST_EDGES[k]``, bin 49 ``|g| >= 1e4``: HIST_BINS = 50 in all.
+HIST_EDGES = np.arange(-20.0, 4.0 + 0.25, 0.5)
+HIST_BINS = HIST_EDGES.size + 1
 
 
 class History:
@@ -89,7 +94,7 @@ class History:
         overflowed.
     grad_hist : ndarray (probes, layers, 50), per layer the fractions of the individual gradient
         elements of the mini-batch in each bin of log10 |g| (vgfast.analysis.gradient_histogram;
-        bins vgfast.analysis.probes.HIST_EDGES).
+        bins HIST_EDGES of this module, also vgfast.analysis.probes.HIST_EDGES).
     record_steps : ndarray (records,), the number of optimiser steps taken at each record's end.
     steps_per_epoch : int
     best_epoch : int or None, set by early stopping.
@@ -124,7 +129,6 @@ class History:
         self.probe_steps = np.asarray(self.probe_steps, np.int64)
         for f in PROBE_SCALARS:
             setattr(self, f, np.asarray(getattr(self, f), np.float64))
-        from .analysis.probes import HIST_BINS
         self.grad_hist = np.asarray(self.grad_hist, np.float64).reshape(-1, n_layers, HIST_BINS)
         return self
 

@@ -334,10 +334,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         hist, best, bad_epochs, first = History(), None, 0, 0
     steps = (n + batch_size - 1) // batch_size
     probes = [r for r in record if r in PROBES]
-    prober = (Prober(net, probes, probe_interval(probe_every, steps), opts, X, labels, T, hist)
-              if probes else None)
-    if not probes:
-        probe_interval(probe_every, steps)  # refuse a bad value even when nothing is probed
+    probe_k = probe_interval(probe_every, steps)  # checked even when nothing is probed
+    prober = Prober(net, probes, probe_k, opts, X, labels, T, hist) if probes else None
     every_k = steps if every is None else min(every, steps)
     n_rec = (steps + every_k - 1) // every_k
     L = net.L

@@ -32,17 +32,16 @@ import numpy as np
 
 from .. import _reference as _ref
 from .._validate import check_number
+from ..history import HIST_BINS, HIST_EDGES
 from ..threads import one_blas_thread
 from .curvature import HessianOperator
 
-__all__ = ["HIST_EDGES", "HIST_LABELS", "HessianTrace", "HessianEigenvalue", "StepAlpha",
+__all__ = ["HIST_BINS", "HIST_EDGES", "HIST_LABELS", "HessianTrace", "HessianEigenvalue", "StepAlpha",
            "gradient_histogram", "hessian_max_eigenvalue", "hessian_trace", "step_alpha"]
 
-#: log10 |g| edges of the gradient histograms' inner bins: 48 bins of half a decade from 1e-20
-#: to 1e4. Bin 0 holds |g| < 1e-20 (exact zeros included), bins 1..48 ``10**HIST_EDGES[k-1] <=
-#: |g| < 10**HIST_EDGES[k]``, bin 49 ``|g| >= 1e4``: 50 bins in all.
-HIST_EDGES = np.arange(-20.0, 4.0 + 0.25, 0.5)
-HIST_BINS = HIST_EDGES.size + 1
+# HIST_EDGES, HIST_BINS (imported above) are defined beside History.grad_hist, whose shape they
+# fix: log10 |g| edges of 48 half-decade bins from 1e-20 to 1e4, plus bin 0 (|g| < 1e-20,
+# zeros) and bin 49 (|g| >= 1e4)
 #: a label per bin (for plots and tables)
 HIST_LABELS = tuple(["<1e-20"] + [f"[1e{a:g},1e{b:g})" for a, b in zip(HIST_EDGES[:-1],
                                                                         HIST_EDGES[1:])]
