@@ -14,7 +14,7 @@ common = dict(
 )
 extensions = [
     Extension("vgfast._blas", ["vgfast/_blas.pyx"], **common),
-    Extension("vgfast._core", ["vgfast/_core.pyx", "csrc/vg_kernels.c"],
+    Extension("vgfast._core", ["vgfast/_core.pyx", "csrc/vg_kernels.c", "csrc/vg_direct.c"],
               depends=sorted(glob("csrc/*.h")), **common),
 ]
 setup(

@@ -64,4 +64,17 @@ uint32_t vg_random_word(uint64_t seed, uint64_t c);
 int vg_isa_supported(void);
 int vg_set_isa(int level);
 int vg_get_isa(void);
+
+/* the first layer read through the row indices (vg_direct.c): 1 when the AVX-512 kernels run */
+int vg_direct_available(void);
+void vg_pack_t_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw);
+void vg_pack_t_f(const float *W, int64_t nout, int64_t nin, float *Wt, int64_t ldw);
+double vg_l0_forward_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
+                       const double *Wt, int64_t ldw, double *Z, int64_t nout);
+double vg_l0_forward_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
+                       const float *Wt, int64_t ldw, float *Z, int64_t nout);
+void vg_l0_wgrad_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, const double *D,
+                   int64_t nout, double alpha, double beta, double *G);
+void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
+                   int64_t nout, float alpha, float beta, float *G);
 #endif

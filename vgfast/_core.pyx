@@ -10,6 +10,8 @@ row-major then b (n_out,). Examples are rows. The workspace holds, for a batch o
 A_0 .. A_L (activations, A_0 the gathered input), Z_1 .. Z_L (pre-activations) and
 D_1 .. D_L (dC/dZ for the batch) plus the gathered targets.
 """
+import os
+
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
@@ -93,6 +95,17 @@ cdef extern from "vg_kernels.h" nogil:
                           double, double*, double*, int, int)
     void vg_bn_backward_f(float*, const float*, const float*, const float*, int64_t, int64_t,
                           double, float*, float*, int, int)
+    int vg_direct_available()
+    void vg_pack_t_d(const double*, int64_t, int64_t, double*, int64_t)
+    void vg_pack_t_f(const float*, int64_t, int64_t, float*, int64_t)
+    double vg_l0_forward_d(const double*, const int64_t*, int64_t, int64_t, const double*, int64_t,
+                           double*, int64_t)
+    double vg_l0_forward_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
+                           float*, int64_t)
+    void vg_l0_wgrad_d(const double*, const int64_t*, int64_t, int64_t, const double*, int64_t,
+                       double, double, double*)
+    void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
+                       float, float, float*)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -273,6 +286,38 @@ cdef inline double diff_sumsq(const floating* x, const floating* y, int64_t n) n
 
 # ---------------------------------------------------------------- the plan of one network
 
+cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
+                        int64_t ldw) noexcept nogil:
+    if floating is double:
+        vg_pack_t_d(w, nout, nin, wt, ldw)
+    else:
+        vg_pack_t_f(w, nout, nin, wt, ldw)
+
+cdef inline double l0_forward(const floating* X, const int64_t* idx, int64_t m, int64_t nin,
+                              const floating* wt, int64_t ldw, floating* z,
+                              int64_t nout) noexcept nogil:
+    if floating is double:
+        return vg_l0_forward_d(X, idx, m, nin, wt, ldw, z, nout)
+    else:
+        return vg_l0_forward_f(X, idx, m, nin, wt, ldw, z, nout)
+
+cdef inline void l0_wgrad(const floating* X, const int64_t* idx, int64_t m, int64_t nin,
+                          const floating* d, int64_t nout, double alpha, double beta,
+                          floating* g) noexcept nogil:
+    if floating is double:
+        vg_l0_wgrad_d(X, idx, m, nin, d, nout, alpha, beta, g)
+    else:
+        vg_l0_wgrad_f(X, idx, m, nin, d, nout, <float>alpha, <float>beta, g)
+
+# The first layer read where its rows lie (csrc/vg_direct.c) when the batch has at least this
+# many rows: below it, transposing W^0 every step costs more than the gather it saves.
+cdef int64_t DIRECT_MIN_ROWS = 64
+# ... and when W^0 has at most this many rows (vectors of 8 doubles / 16 floats): one register
+# tile of the forward kernel covers them (wider layers measured no faster than BLAS)
+cdef int64_t DIRECT_MAX_VECTORS = 4
+cdef bint _direct_on = True
+
+
 cdef struct Plan:
     int L                   # number of weight layers
     const int64_t* sizes    # L + 1
@@ -299,6 +344,11 @@ cdef struct Plan:
     int64_t n_running       # its length
     int bn_mode             # 0 running statistics, 1 batch statistics, 2 batch + update running
     double bn_eps, bn_momentum
+    # the first layer read through the row indices (epoch() only; NULL everywhere else):
+    const void* dx          # X, when the epoch may read it directly
+    const int64_t* didx     # this step's row indices when it does (else NULL)
+    void* wt                # W^0 transposed, sizes[0] x ldw, zero padded (the params' dtype)
+    int64_t ldw
 
 
 cdef inline void assign_counters(Plan* p, int64_t m, uint64_t* counter) noexcept nogil:
@@ -333,9 +383,10 @@ cdef void forward(Plan* p, const floating* params, floating* ws, int64_t m, bint
             dropout(A, m * nin, p.keep[l], p.seed, p.counters[l] + <uint64_t>(r0 * nin))
         Z = ws + p.z_off[l + 1] + r0 * nout
         S = ws + p.s_off[l + 1] + r0 * nout if deriv else NULL
-        # Z = A @ W.T
-        gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin,
-                params + p.w_off[l], <int>nin, <floating>0, Z, <int>nout)
+        # Z = A @ W.T  (for l = 0 read directly, Z is already there: see epoch())
+        if l > 0 or p.didx == NULL:
+            gemm_rm(NO, TR, <int>m, <int>nout, <int>nin, <floating>1, A, <int>nin,
+                    params + p.w_off[l], <int>nin, <floating>0, Z, <int>nout)
         if p.bn[l]:
             # Z <- gamma * (Z + b - mean) / std + beta; A_{l+1} = f(Z)  (never chunked: r0 = 0)
             bn_forward(Z, ws + p.xh_off[l], params + p.b_off[l], params + p.g_off[l],
@@ -404,9 +455,13 @@ cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double 
         nout = p.sizes[l + 1]
         D = ws + p.d_off[l + 1] + r0 * nout
         # dC/dW^l = gscale * D.T @ A
-        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout,
-                ws + p.a_off[l] + r0 * nin, <int>nin, <floating>(1 if acc else 0),
-                grad + p.w_off[l], <int>nin)
+        if l == 0 and p.didx != NULL:
+            l0_wgrad(<const floating*>p.dx, p.didx + r0, m, nin, D, nout, gscale,
+                     1.0 if acc else 0.0, grad + p.w_off[0])
+        else:
+            gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout,
+                    ws + p.a_off[l] + r0 * nin, <int>nin, <floating>(1 if acc else 0),
+                    grad + p.w_off[l], <int>nin)
         # dC/db^l = gscale * D.sum(axis=0)
         colsum(D, m, nout, gscale, grad + p.b_off[l], acc)
 
@@ -762,12 +817,21 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         nch = 1 if (m <= CHUNK_ROWS or not can_chunk) else (m + CHUNK_ROWS - 1) // CHUNK_ROWS
         c = 0
         xmax = 0
+        # the first layer reads the rows where they lie (no gather, no packing by BLAS): its
+        # forward product returns max |x| of the rows it read, the gather's check
+        p.didx = idx if (p.dx != NULL and m >= DIRECT_MIN_ROWS) else NULL
+        if p.didx != NULL:
+            pack_t(params + p.w_off[0], p.sizes[1], p.sizes[0], <floating*>p.wt, p.ldw)
         for k in range(nch):
             r0 = k * m // nch
             mc = (k + 1) * m // nch - r0
-            # gather the rows, checking them on the way (max |x|, or -1 for NaN/Inf)
-            md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0],
-                             xsq + r0 if (want_gs or want_io) else NULL)
+            if p.didx != NULL:
+                md = l0_forward(X, idx + r0, mc, p.sizes[0], <const floating*>p.wt, p.ldw,
+                                ws + p.z_off[1] + r0 * p.sizes[1], p.sizes[1])
+            else:
+                # gather the rows, checking them on the way (max |x|, or -1 for NaN/Inf)
+                md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0],
+                                 xsq + r0 if (want_gs or want_io) else NULL)
             if md < 0:  # nothing of this step is applied yet
                 r.bad_layer = -1
                 r.bad_kind = 5
@@ -928,17 +992,25 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     acc[l] += norm2(grad + p.b_off[l], nout)
                 if mu == 0:
                     # W = (1 - lr (wd + l2)) W - (lr / m) D.T @ A
-                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
-                            <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
-                            params + p.w_off[l], <int>nin)
+                    if l == 0 and p.didx != NULL:
+                        l0_wgrad(<const floating*>p.dx, p.didx, m, nin, D, nout, -lr / m, beta,
+                                 params + p.w_off[0])
+                    else:
+                        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
+                                <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
+                                params + p.w_off[l], <int>nin)
                     h[4] = 0
                     opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
                              s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
                 else:
                     # V = mu V + D.T @ A / m; V += l2 W; W = (1 - lr wd) W - lr V
-                    gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
-                            <int>nout, ws + p.a_off[l], <int>nin, <floating>mu,
-                            s1 + p.w_off[l], <int>nin)
+                    if l == 0 and p.didx != NULL:
+                        l0_wgrad(<const floating*>p.dx, p.didx, m, nin, D, nout, 1.0 / m, mu,
+                                 s1 + p.w_off[0])
+                    else:
+                        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
+                                <int>nout, ws + p.a_off[l], <int>nin, <floating>mu,
+                                s1 + p.w_off[l], <int>nin)
                     momentum_apply(params + p.w_off[l], s1 + p.w_off[l], nin * nout, lr, o.l2,
                                    fdec)
                     h[4] = 0
@@ -1105,7 +1177,7 @@ cdef class Engine:
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
-    cdef cnp.ndarray scratch, rbk
+    cdef cnp.ndarray scratch, rbk, wtbuf
     cdef int cost
     cdef Plan plan
 
@@ -1428,6 +1500,18 @@ cdef class Engine:
         cdef void* S1 = ptr(s1)
         cdef void* S2 = ptr(s2)
         cdef uint64_t ctr = counter
+        lanes = 8 if self.dtype == np.float64 else 16
+        p.dx = NULL
+        p.didx = NULL
+        # (the gradient-noise recordings read the gathered rows: they keep the gather)
+        if (_direct_on and vg_direct_available() and self.keep[0] == 1.0 and
+                self.sizes[1] <= DIRECT_MAX_VECTORS * lanes and batch_size >= DIRECT_MIN_ROWS
+                and all(more.get(k) is None for k in GRAD_STATS + ("gns",))):
+            p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
+            if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
+                self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
+            p.wt = ptr(self.wtbuf)
+            p.dx = xs
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
@@ -1438,6 +1522,8 @@ cdef class Engine:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
                               &ctr, a, <float*>SC, <float*>RB, BD, RQ, cn, epoch_end)
+        p.dx = NULL  # every other entry point runs the first layer through BLAS
+        p.didx = NULL
         gacc[8 + 4 * L] = r.ecost
         cnt[1] = r.ecorrect
         cnt[2] = r.erows
@@ -1560,6 +1646,30 @@ def set_isa(name):
     return get_isa()
 
 
+def direct_available():
+    """True when the first layer can read its rows in place: the AVX-512 kernels are selected
+    (set_isa) on a CPU that has them."""
+    return bool(vg_direct_available())
+
+
+def get_direct():
+    """Whether train() lets the first layer read its mini-batch rows where they lie (no gather
+    into a copy, no packing by BLAS: csrc/vg_direct.c) when it can: AVX-512 selected, a batch of
+    at least 64 rows, at most 32 (float64) / 64 (float32) first-layer units, no input dropout and
+    no gradient-noise recording. It changes rounding only (its own FMA order, not BLAS's)."""
+    return bool(_direct_on)
+
+
+def set_direct(bint on):
+    """Switch the direct first layer on (the default) or off (every product through BLAS, as on
+    a CPU without AVX-512; tests compare the two). Environment: VGFAST_DIRECT=0 starts with it
+    off. Not for use while another thread trains. Returns the previous setting."""
+    global _direct_on
+    before = bool(_direct_on)
+    _direct_on = on
+    return before
+
+
 def _isa_from_environment():
     import os
     import warnings
@@ -1571,6 +1681,8 @@ def _isa_from_environment():
 
 
 _isa_from_environment()
+if os.environ.get("VGFAST_DIRECT", "1").strip() == "0":
+    set_direct(False)
 
 
 def data_bound(cnp.ndarray X not None):

@@ -1,0 +1,156 @@
+/* The first layer's two products, reading the input rows where they lie: X[idx[i]] for the
+ * mini-batch's row indices idx, so that the rows are never gathered into a contiguous copy (and
+ * never packed by BLAS either). Instantiated by vg_direct.c for double (_d, 8 lanes) and float
+ * (_f, 16 lanes) with AVX-512 intrinsics; portable loops stand in on other machines.
+ *
+ *   forward:  Z[r, j] = sum_k X[idx[r], k] Wt[k, j]       (Wt = W^T, packed nin x ldw, zero padded)
+ *   weights:  G[j, k] = alpha sum_i D[i, j] X[idx[i], k] + beta G[j, k]
+ *
+ * The forward kernel keeps a tile of FR rows x up to 4 vectors of Z in registers and runs down k
+ * (broadcast x, load a vector of Wt, FMA): no packing of X and no transposition of the result.
+ * The weight kernel keeps a tile of 6 rows of G x 4 vectors along k (contiguous in X's row and in
+ * G's row) and runs down the batch. Both read each row through idx, the permutation.
+ * The forward pass also takes max |x| over the rows it reads (the bits of |x| compared as
+ * integers, as vg_gather_rows does: NaN > Inf > every finite value), -1 if one is NaN or Inf:
+ * the check and the bound the gather gave. */
+
+#define DTILE 6 /* rows of G per weight tile */
+
+/* rows[0..R) x vectors [0, JV) of Z; mx, when MX, takes max |x| of the rows */
+static inline __attribute__((always_inline)) void DSFX(fwd_tile)(
+        const REAL *const *rows, const int R, const REAL *Wt, int64_t ldw, int64_t nin, REAL *Z,
+        int64_t ldz, const int JV, VMASK last, const int MX, VINT *mx, VMASK klast) {
+    VEC acc[FR][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
+    int64_t k = 0;
+    for (; k + LANES <= nin; k += LANES) {
+        if (MX)
+            for (int r = 0; r < R; r++) *mx = V_ABSBITS_MAX(*mx, V_LOADU(rows[r] + k));
+        for (int kk = 0; kk < LANES; kk++) {
+            VEC w[4];
+            for (int v = 0; v < JV; v++) w[v] = V_LOAD(Wt + (k + kk) * ldw + LANES * v);
+            for (int r = 0; r < R; r++) {
+                VEC x = V_SET1(rows[r][k + kk]);
+                for (int v = 0; v < JV; v++) acc[r][v] = V_FMA(x, w[v], acc[r][v]);
+            }
+        }
+    }
+    if (k < nin) {
+        if (MX)
+            for (int r = 0; r < R; r++) *mx = V_ABSBITS_MAX(*mx, V_MASKZ_LOADU(klast, rows[r] + k));
+        for (; k < nin; k++) {
+            VEC w[4];
+            for (int v = 0; v < JV; v++) w[v] = V_LOAD(Wt + k * ldw + LANES * v);
+            for (int r = 0; r < R; r++) {
+                VEC x = V_SET1(rows[r][k]);
+                for (int v = 0; v < JV; v++) acc[r][v] = V_FMA(x, w[v], acc[r][v]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < JV; v++) {
+            if (v < JV - 1) V_STOREU(Z + r * ldz + LANES * v, acc[r][v]);
+            else V_MASK_STOREU(Z + r * ldz + LANES * v, last, acc[r][v]);
+        }
+}
+
+static double DSFX(fwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                               const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout) {
+    int64_t nv = (nout + LANES - 1) / LANES;
+    VINT mx = _mm512_setzero_si512();
+    VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
+    for (int64_t jv0 = 0; jv0 < nv; jv0 += 4) {
+        int JV = nv - jv0 < 4 ? (int)(nv - jv0) : 4;
+        int64_t rem = nout - LANES * (jv0 + JV - 1);
+        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+        int MX = jv0 == 0;
+        for (int64_t i = 0; i < m; i += FR) {
+            const REAL *rows[FR];
+            int R = m - i < FR ? (int)(m - i) : FR;
+            for (int r = 0; r < R; r++) rows[r] = X + idx[i + r] * nin;
+            const REAL *W0 = Wt + LANES * jv0;
+            REAL *Z0 = Z + i * nout + LANES * jv0;
+#define FWD(R_, J_) DSFX(fwd_tile)(rows, R_, W0, ldw, nin, Z0, nout, J_, last, 1, &mx, klast)
+#define FWD0(R_, J_) DSFX(fwd_tile)(rows, R_, W0, ldw, nin, Z0, nout, J_, last, 0, &mx, klast)
+            if (R == FR) {
+                if (MX) switch (JV) { case 4: FWD(FR, 4); break; case 3: FWD(FR, 3); break;
+                                      case 2: FWD(FR, 2); break; default: FWD(FR, 1); }
+                else switch (JV) { case 4: FWD0(FR, 4); break; case 3: FWD0(FR, 3); break;
+                                   case 2: FWD0(FR, 2); break; default: FWD0(FR, 1); }
+            } else {
+                /* the last rows of the batch, one at a time */
+                for (int r = 0; r < R; r++) {
+                    const REAL *one[1] = {rows[r]};
+                    REAL *Zr = Z0 + r * nout;
+#define FWD1(J_, M_) DSFX(fwd_tile)(one, 1, W0, ldw, nin, Zr, nout, J_, last, M_, &mx, klast)
+                    if (MX) switch (JV) { case 4: FWD1(4, 1); break; case 3: FWD1(3, 1); break;
+                                          case 2: FWD1(2, 1); break; default: FWD1(1, 1); }
+                    else switch (JV) { case 4: FWD1(4, 0); break; case 3: FWD1(3, 0); break;
+                                       case 2: FWD1(2, 0); break; default: FWD1(1, 0); }
+#undef FWD1
+                }
+            }
+#undef FWD
+#undef FWD0
+        }
+    }
+    UINT bits[LANES], top = 0;
+    _mm512_storeu_si512((void *)bits, mx);
+    for (int l = 0; l < LANES; l++) top = bits[l] > top ? bits[l] : top;
+    if (top > MAX_BITS) return -1.0; /* NaN or Inf */
+    REAL best;
+    memcpy(&best, &top, sizeof best);
+    return (double)best;
+}
+
+/* rows [j0, j0 + JR) of G x vectors [0, KV) from column k0 */
+static inline __attribute__((always_inline)) void DSFX(wgrad_tile)(
+        const REAL *X, const int64_t *idx, int64_t m, int64_t nin, int64_t k0, const REAL *D,
+        int64_t ldd, int64_t j0, const int JR, const int KV, VMASK last, REAL alpha, REAL beta,
+        REAL *G) {
+    VEC acc[DTILE][4];
+    for (int j = 0; j < JR; j++)
+        for (int v = 0; v < KV; v++) acc[j][v] = V_ZERO();
+    for (int64_t i = 0; i < m; i++) {
+        const REAL *xr = X + idx[i] * nin + k0;
+        VEC x[4];
+        for (int v = 0; v < KV; v++)
+            x[v] = v < KV - 1 ? V_LOADU(xr + LANES * v) : V_MASKZ_LOADU(last, xr + LANES * v);
+        const REAL *dr = D + i * ldd + j0;
+        for (int j = 0; j < JR; j++) {
+            VEC d = V_SET1(dr[j]);
+            for (int v = 0; v < KV; v++) acc[j][v] = V_FMA(d, x[v], acc[j][v]);
+        }
+    }
+    VEC a = V_SET1(alpha), b = V_SET1(beta);
+    for (int j = 0; j < JR; j++)
+        for (int v = 0; v < KV; v++) {
+            REAL *g = G + (j0 + j) * nin + k0 + LANES * v;
+            VMASK mk = v < KV - 1 ? (VMASK)~0u : last;
+            VEC r = V_MUL(a, acc[j][v]);
+            if (beta != 0) r = V_FMA(b, V_MASKZ_LOADU(mk, g), r); /* beta = 0: G is not read */
+            V_MASK_STOREU(g, mk, r);
+        }
+}
+
+static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                               const REAL *D, int64_t nout, REAL alpha, REAL beta, REAL *G) {
+    for (int64_t k0 = 0; k0 < nin; k0 += 4 * LANES) {
+        int64_t kw = nin - k0 < 4 * LANES ? nin - k0 : 4 * LANES;
+        int KV = (int)((kw + LANES - 1) / LANES);
+        int64_t rem = kw - LANES * (KV - 1);
+        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+        for (int64_t j0 = 0; j0 < nout; j0 += DTILE) {
+            int JR = nout - j0 < DTILE ? (int)(nout - j0) : DTILE;
+            switch (JR * 8 + KV) {
+#define C(R_, K_) case R_ * 8 + K_: \
+    DSFX(wgrad_tile)(X, idx, m, nin, k0, D, nout, j0, R_, K_, last, alpha, beta, G); break;
+                C(6, 4) C(6, 3) C(6, 2) C(6, 1) C(5, 4) C(5, 3) C(5, 2) C(5, 1)
+                C(4, 4) C(4, 3) C(4, 2) C(4, 1) C(3, 4) C(3, 3) C(3, 2) C(3, 1)
+                C(2, 4) C(2, 3) C(2, 2) C(2, 1) C(1, 4) C(1, 3) C(1, 2) C(1, 1)
+#undef C
+            }
+        }
+    }
+}
