@@ -154,3 +154,124 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
         }
     }
 }
+
+/* ---- sparse rows (mostly-zero inputs such as MNIST's pixels): the batch's rows compressed to
+ * their nonzero values and column indices (CSR), then each product touches the nonzeros only. */
+
+/* vals/cols from position ptr[0] on get the nonzeros of the rows X[idx[0..m)), ptr[1..m] their
+ * ends; returns max |x| (-1 for NaN/Inf), as the dense forward kernel does. NaN compares unequal
+ * to zero, so it is kept. vals/cols need LANES entries of slack past the last nonzero. */
+static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                                    REAL *vals, int32_t *cols, int64_t *ptr) {
+    VINT mx = _mm512_setzero_si512();
+    int64_t pos = ptr[0];
+    VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
+    for (int64_t i = 0; i < m; i++) {
+        const REAL *x = X + idx[i] * nin;
+        int64_t k = 0;
+        for (; k + LANES <= nin; k += LANES) {
+            VEC v = V_LOADU(x + k);
+            mx = V_ABSBITS_MAX(mx, v);
+            VMASK nz = V_NONZERO(v);
+            V_STOREU(vals + pos, V_COMPRESS(nz, v));
+            V_STORE_IDX(cols + pos, V_COMPRESS_IDX(nz, V_IDX(k)));
+            pos += __builtin_popcount((unsigned)nz);
+        }
+        if (k < nin) {
+            VEC v = V_MASKZ_LOADU(klast, x + k);
+            mx = V_ABSBITS_MAX(mx, v);
+            VMASK nz = V_NONZERO(v) & klast;
+            V_STOREU(vals + pos, V_COMPRESS(nz, v));
+            V_STORE_IDX(cols + pos, V_COMPRESS_IDX(nz, V_IDX(k)));
+            pos += __builtin_popcount((unsigned)nz);
+        }
+        ptr[i + 1] = pos;
+    }
+    UINT bits[LANES], top = 0;
+    _mm512_storeu_si512((void *)bits, mx);
+    for (int l = 0; l < LANES; l++) top = bits[l] > top ? bits[l] : top;
+    if (top > MAX_BITS) return -1.0;
+    REAL best;
+    memcpy(&best, &top, sizeof best);
+    return (double)best;
+}
+
+#define SPV 8 /* vectors of Z (or of a row of D) held in registers at a time */
+
+static inline __attribute__((always_inline)) void DSFX(sfwd_row)(
+        const REAL *vals, const int32_t *cols, int64_t p0, int64_t p1, const REAL *Wt,
+        int64_t ldw, REAL *z, const int JV, VMASK last) {
+    VEC acc[SPV];
+    for (int v = 0; v < JV; v++) acc[v] = V_ZERO();
+    for (int64_t p = p0; p < p1; p++) {
+        VEC x = V_SET1(vals[p]);
+        const REAL *w = Wt + (int64_t)cols[p] * ldw;
+        for (int v = 0; v < JV; v++) acc[v] = V_FMA(x, V_LOADU(w + LANES * v), acc[v]);
+    }
+    for (int v = 0; v < JV; v++) {
+        if (v < JV - 1) V_STOREU(z + LANES * v, acc[v]);
+        else V_MASK_STOREU(z + LANES * v, last, acc[v]);
+    }
+}
+
+static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
+                              int64_t m, const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout) {
+    int64_t nv = (nout + LANES - 1) / LANES;
+    for (int64_t jv0 = 0; jv0 < nv; jv0 += SPV) {
+        int JV = nv - jv0 < SPV ? (int)(nv - jv0) : SPV;
+        int64_t rem = nout - LANES * (jv0 + JV - 1);
+        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+        for (int64_t i = 0; i < m; i++) {
+            REAL *z = Z + i * nout + LANES * jv0;
+            const REAL *W0 = Wt + LANES * jv0;
+            switch (JV) {
+#define C(J_) case J_: DSFX(sfwd_row)(vals, cols, ptr[i], ptr[i + 1], W0, ldw, z, J_, last); break;
+                C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+            }
+        }
+    }
+}
+
+/* Gt (nin x ldw) = sum_i x_i^T D[i, :] over the nonzeros, then G = alpha Gt^T + beta G */
+static inline __attribute__((always_inline)) void DSFX(swgrad_row)(
+        const REAL *vals, const int32_t *cols, int64_t p0, int64_t p1, const REAL *d,
+        REAL *Gt, int64_t ldw, const int JV, VMASK last) {
+    VEC dv[SPV];
+    for (int v = 0; v < JV; v++)
+        dv[v] = v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v);
+    for (int64_t p = p0; p < p1; p++) {
+        VEC x = V_SET1(vals[p]);
+        REAL *g = Gt + (int64_t)cols[p] * ldw;
+        for (int v = 0; v < JV; v++) V_STOREU(g + LANES * v, V_FMA(x, dv[v], V_LOADU(g + LANES * v)));
+    }
+}
+
+static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
+                                int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
+                                REAL beta, REAL *G, REAL *Gt, int64_t ldw) {
+    memset(Gt, 0, (size_t)(nin * ldw) * sizeof(REAL));
+    int64_t nv = (nout + LANES - 1) / LANES;
+    for (int64_t jv0 = 0; jv0 < nv; jv0 += SPV) {
+        int JV = nv - jv0 < SPV ? (int)(nv - jv0) : SPV;
+        int64_t rem = nout - LANES * (jv0 + JV - 1);
+        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+        for (int64_t i = 0; i < m; i++) {
+            const REAL *d = D + i * nout + LANES * jv0;
+            REAL *G0 = Gt + LANES * jv0;
+            switch (JV) {
+#define C(J_) case J_: DSFX(swgrad_row)(vals, cols, ptr[i], ptr[i + 1], d, G0, ldw, J_, last); break;
+                C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+#undef C
+            }
+        }
+    }
+    for (int64_t k0 = 0; k0 < nin; k0 += 8) {
+        int64_t k1 = k0 + 8 < nin ? k0 + 8 : nin;
+        for (int64_t j = 0; j < nout; j++)
+            for (int64_t k = k0; k < k1; k++) {
+                REAL v = alpha * Gt[k * ldw + j];
+                G[j * nin + k] = beta != 0 ? v + beta * G[j * nin + k] : v;
+            }
+    }
+}

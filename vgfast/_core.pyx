@@ -15,7 +15,7 @@ import os
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdint cimport int64_t, uint64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uint32_t
 from libc.math cimport sqrt, isfinite, fabs, INFINITY, NAN
 from libc.string cimport memcpy
 from vgfast._blas cimport gemm_rm
@@ -106,6 +106,18 @@ cdef extern from "vg_kernels.h" nogil:
                        double, double, double*)
     void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
                        float, float, float*)
+    double vg_l0_compress_d(const double*, const int64_t*, int64_t, int64_t, double*, int32_t*,
+                            int64_t*)
+    double vg_l0_compress_f(const float*, const int64_t*, int64_t, int64_t, float*, int32_t*,
+                            int64_t*)
+    void vg_l0_forward_sparse_d(const double*, const int32_t*, const int64_t*, int64_t,
+                                const double*, int64_t, double*, int64_t)
+    void vg_l0_forward_sparse_f(const float*, const int32_t*, const int64_t*, int64_t,
+                                const float*, int64_t, float*, int64_t)
+    void vg_l0_wgrad_sparse_d(const double*, const int32_t*, const int64_t*, int64_t, int64_t,
+                              const double*, int64_t, double, double, double*, double*, int64_t)
+    void vg_l0_wgrad_sparse_f(const float*, const int32_t*, const int64_t*, int64_t, int64_t,
+                              const float*, int64_t, float, float, float*, float*, int64_t)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -286,29 +298,6 @@ cdef inline double diff_sumsq(const floating* x, const floating* y, int64_t n) n
 
 # ---------------------------------------------------------------- the plan of one network
 
-cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
-                        int64_t ldw) noexcept nogil:
-    if floating is double:
-        vg_pack_t_d(w, nout, nin, wt, ldw)
-    else:
-        vg_pack_t_f(w, nout, nin, wt, ldw)
-
-cdef inline double l0_forward(const floating* X, const int64_t* idx, int64_t m, int64_t nin,
-                              const floating* wt, int64_t ldw, floating* z,
-                              int64_t nout) noexcept nogil:
-    if floating is double:
-        return vg_l0_forward_d(X, idx, m, nin, wt, ldw, z, nout)
-    else:
-        return vg_l0_forward_f(X, idx, m, nin, wt, ldw, z, nout)
-
-cdef inline void l0_wgrad(const floating* X, const int64_t* idx, int64_t m, int64_t nin,
-                          const floating* d, int64_t nout, double alpha, double beta,
-                          floating* g) noexcept nogil:
-    if floating is double:
-        vg_l0_wgrad_d(X, idx, m, nin, d, nout, alpha, beta, g)
-    else:
-        vg_l0_wgrad_f(X, idx, m, nin, d, nout, <float>alpha, <float>beta, g)
-
 # The first layer read where its rows lie (csrc/vg_direct.c) when the batch has at least this
 # many rows: below it, transposing W^0 every step costs more than the gather it saves.
 cdef int64_t DIRECT_MIN_ROWS = 64
@@ -316,6 +305,10 @@ cdef int64_t DIRECT_MIN_ROWS = 64
 # tile of the forward kernel covers them (wider layers measured no faster than BLAS)
 cdef int64_t DIRECT_MAX_VECTORS = 4
 cdef bint _direct_on = True
+# Inputs judged sparse (at most this fraction nonzero over the first rows) go through the sparse
+# kernels, any width of the first layer
+cdef double SPARSE_MAX_DENSITY = 0.3
+cdef int64_t SPARSE_PROBE_ROWS = 256
 
 
 cdef struct Plan:
@@ -349,7 +342,65 @@ cdef struct Plan:
     const int64_t* didx     # this step's row indices when it does (else NULL)
     void* wt                # W^0 transposed, sizes[0] x ldw, zero padded (the params' dtype)
     int64_t ldw
+    int sparse              # mostly-zero rows: compressed to their nonzeros first
+    void* svals             # the batch's nonzero values (the params' dtype) ...
+    int32_t* scols          # ... their columns ...
+    int64_t* sptr           # ... and where each row's end (rows + 1 entries)
+    void* gt                # scratch, sizes[0] x ldw: the sparse weight gradient, transposed
 
+
+cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
+                        int64_t ldw) noexcept nogil:
+    if floating is double:
+        vg_pack_t_d(w, nout, nin, wt, ldw)
+    else:
+        vg_pack_t_f(w, nout, nin, wt, ldw)
+
+cdef inline double l0_forward(const floating* X, const int64_t* idx, int64_t m, int64_t nin,
+                              const floating* wt, int64_t ldw, floating* z,
+                              int64_t nout) noexcept nogil:
+    if floating is double:
+        return vg_l0_forward_d(X, idx, m, nin, wt, ldw, z, nout)
+    else:
+        return vg_l0_forward_f(X, idx, m, nin, wt, ldw, z, nout)
+
+cdef inline double l0_forward_rows(Plan* p, const floating* X, int64_t r0, int64_t m,
+                                   floating* z) noexcept nogil:
+    """Z of the first layer for the batch's rows r0 .. r0 + m, read through p.didx (sparse
+    rows are compressed first, into p.svals/p.scols/p.sptr): returns max |x| or -1."""
+    cdef double md
+    cdef floating* vals = <floating*>p.svals
+    if not p.sparse:
+        return l0_forward(X, p.didx + r0, m, p.sizes[0], <const floating*>p.wt, p.ldw, z,
+                          p.sizes[1])
+    if r0 == 0:
+        p.sptr[0] = 0
+    if floating is double:
+        md = vg_l0_compress_d(X, p.didx + r0, m, p.sizes[0], vals, p.scols, p.sptr + r0)
+        vg_l0_forward_sparse_d(vals, p.scols, p.sptr + r0, m, <const floating*>p.wt, p.ldw, z,
+                               p.sizes[1])
+    else:
+        md = vg_l0_compress_f(X, p.didx + r0, m, p.sizes[0], vals, p.scols, p.sptr + r0)
+        vg_l0_forward_sparse_f(vals, p.scols, p.sptr + r0, m, <const floating*>p.wt, p.ldw, z,
+                               p.sizes[1])
+    return md
+
+cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, double alpha,
+                          double beta, floating* g) noexcept nogil:
+    """g = alpha D^T X[rows r0 .. r0 + m] + beta g for the first layer read directly."""
+    cdef int64_t nin = p.sizes[0], nout = p.sizes[1]
+    if p.sparse:
+        if floating is double:
+            vg_l0_wgrad_sparse_d(<const double*>p.svals, p.scols, p.sptr + r0, m, nin, d, nout,
+                                 alpha, beta, g, <double*>p.gt, p.ldw)
+        else:
+            vg_l0_wgrad_sparse_f(<const float*>p.svals, p.scols, p.sptr + r0, m, nin, d, nout,
+                                 <float>alpha, <float>beta, g, <float*>p.gt, p.ldw)
+    elif floating is double:
+        vg_l0_wgrad_d(<const double*>p.dx, p.didx + r0, m, nin, d, nout, alpha, beta, g)
+    else:
+        vg_l0_wgrad_f(<const float*>p.dx, p.didx + r0, m, nin, d, nout, <float>alpha,
+                      <float>beta, g)
 
 cdef inline void assign_counters(Plan* p, int64_t m, uint64_t* counter) noexcept nogil:
     """Dropout: the counter where each layer's mask starts for a batch of m rows (the mask of
@@ -456,8 +507,7 @@ cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double 
         D = ws + p.d_off[l + 1] + r0 * nout
         # dC/dW^l = gscale * D.T @ A
         if l == 0 and p.didx != NULL:
-            l0_wgrad(<const floating*>p.dx, p.didx + r0, m, nin, D, nout, gscale,
-                     1.0 if acc else 0.0, grad + p.w_off[0])
+            l0_wgrad(p, r0, m, D, gscale, 1.0 if acc else 0.0, grad + p.w_off[0])
         else:
             gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout,
                     ws + p.a_off[l] + r0 * nin, <int>nin, <floating>(1 if acc else 0),
@@ -826,8 +876,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             r0 = k * m // nch
             mc = (k + 1) * m // nch - r0
             if p.didx != NULL:
-                md = l0_forward(X, idx + r0, mc, p.sizes[0], <const floating*>p.wt, p.ldw,
-                                ws + p.z_off[1] + r0 * p.sizes[1], p.sizes[1])
+                md = l0_forward_rows(p, X, r0, mc, ws + p.z_off[1] + r0 * p.sizes[1])
             else:
                 # gather the rows, checking them on the way (max |x|, or -1 for NaN/Inf)
                 md = gather_rows(X, idx + r0, mc, p.sizes[0], ws + p.a_off[0] + r0 * p.sizes[0],
@@ -993,8 +1042,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 if mu == 0:
                     # W = (1 - lr (wd + l2)) W - (lr / m) D.T @ A
                     if l == 0 and p.didx != NULL:
-                        l0_wgrad(<const floating*>p.dx, p.didx, m, nin, D, nout, -lr / m, beta,
-                                 params + p.w_off[0])
+                        l0_wgrad(p, 0, m, D, -lr / m, beta, params + p.w_off[0])
                     else:
                         gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
                                 <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
@@ -1005,8 +1053,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 else:
                     # V = mu V + D.T @ A / m; V += l2 W; W = (1 - lr wd) W - lr V
                     if l == 0 and p.didx != NULL:
-                        l0_wgrad(<const floating*>p.dx, p.didx, m, nin, D, nout, 1.0 / m, mu,
-                                 s1 + p.w_off[0])
+                        l0_wgrad(p, 0, m, D, 1.0 / m, mu, s1 + p.w_off[0])
                     else:
                         gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
                                 <int>nout, ws + p.a_off[l], <int>nin, <floating>mu,
@@ -1177,7 +1224,7 @@ cdef class Engine:
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
-    cdef cnp.ndarray scratch, rbk, wtbuf
+    cdef cnp.ndarray scratch, rbk, wtbuf, svals, scols, sptr, gtbuf
     cdef int cost
     cdef Plan plan
 
@@ -1504,14 +1551,34 @@ cdef class Engine:
         p.dx = NULL
         p.didx = NULL
         # (the gradient-noise recordings read the gathered rows: they keep the gather)
-        if (_direct_on and vg_direct_available() and self.keep[0] == 1.0 and
-                self.sizes[1] <= DIRECT_MAX_VECTORS * lanes and batch_size >= DIRECT_MIN_ROWS
+        p.sparse = 0
+        if (_direct_on and vg_direct_available() and self.keep[0] == 1.0
+                and batch_size >= DIRECT_MIN_ROWS
                 and all(more.get(k) is None for k in GRAD_STATS + ("gns",))):
-            p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
-            if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
-                self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
-            p.wt = ptr(self.wtbuf)
-            p.dx = xs
+            # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
+            head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
+            p.sparse = np.count_nonzero(head) <= SPARSE_MAX_DENSITY * head.size
+            if p.sparse or self.sizes[1] <= DIRECT_MAX_VECTORS * lanes:
+                p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
+                if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
+                    self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
+                p.wt = ptr(self.wtbuf)
+                p.dx = xs
+            if p.dx != NULL and p.sparse:
+                nz = batch_size * self.sizes[0] + 32   # every value, and a vector of slack
+                if self.svals is None or self.svals.shape[0] < nz:
+                    self.svals = np.zeros(nz, self.dtype)
+                    self.scols = np.zeros(nz, np.int32)
+                    self.sptr = np.zeros(batch_size + 1, np.int64)
+                    self.gtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
+                if self.gtbuf.shape[0] != self.sizes[0] * p.ldw:
+                    self.gtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
+                p.svals = ptr(self.svals)
+                p.scols = <int32_t*>ptr(self.scols)
+                p.sptr = <int64_t*>ptr(self.sptr)
+                p.gt = ptr(self.gtbuf)
+            else:
+                p.sparse = 0
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
