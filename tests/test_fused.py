@@ -253,6 +253,7 @@ def test_instruction_sets_compute_bitwise_the_same(dtype, restore_isa):
     """Every kernel variant is the same C compiled for a wider vector unit, with no FMA
     contraction and no reassociation: training and evaluation give identical bits."""
     isas = _isas()
+    before = _core.set_direct(False)  # the first layer's own FMA kernels: tests/test_direct.py
     X, y = data(240, 24, 6, seed=7)
     results = {}
     for isa in isas:
@@ -274,6 +275,7 @@ def test_instruction_sets_compute_bitwise_the_same(dtype, restore_isa):
                          seed=3)
             out += [net.params.copy(), opt.state["s2"].copy()]
         results[isa] = out
+    _core.set_direct(before)
     for isa in isas[1:]:
         for a, b in zip(results["baseline"], results[isa]):
             assert np.array_equal(a, b), isa

@@ -1225,6 +1225,9 @@ cdef class Engine:
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
     cdef cnp.ndarray scratch, rbk, wtbuf, svals, scols, sptr, gtbuf
+    # how the last train_epoch ran the first layer: "blas" (gathered rows, BLAS), "direct"
+    # (rows read in place by the AVX-512 kernels) or "sparse" (their nonzeros only)
+    cdef readonly str first_layer
     cdef int cost
     cdef Plan plan
 
@@ -1448,8 +1451,9 @@ cdef class Engine:
                     bint fused=True, tuple carry=None, bint epoch_end=True):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
-        The rows of X are checked for NaN/Inf as they are gathered (bad_kind 5 stops the epoch
-        before that step does anything). fused=False forces the general path (tests compare
+        The rows of X are checked for NaN/Inf as they are gathered, or, when the first layer
+        reads them in place (self.first_layer "direct"/"sparse", see get_direct()), as its
+        forward kernel reads them (bad_kind 5 stops the epoch before that step's update). fused=False forces the general path (tests compare
         the two).
 
         Returns (steps_done, t, counter, records_written, bad_kind, bad_layer, cost_sum,
@@ -1579,6 +1583,7 @@ cdef class Engine:
                 p.gt = ptr(self.gtbuf)
             else:
                 p.sparse = 0
+        self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
@@ -1697,8 +1702,10 @@ def get_isa():
 
 def set_isa(name):
     """Select the kernels' instruction set: 'baseline', 'avx2', 'avx512' or 'auto' (the widest
-    this CPU runs). A set the CPU lacks is refused. Every set computes bitwise the same numbers
-    (no FMA contraction, no reassociation): only the speed differs. Returns the set in use.
+    this CPU runs). A set the CPU lacks is refused. Every set's elementwise kernels compute
+    bitwise the same numbers (no FMA contraction, no reassociation): only the speed differs. With
+    'avx512' the first layer may also run on its own FMA kernels (get_direct()), which round
+    differently from BLAS. Returns the set in use.
     Not for use while another thread trains: call it at start-up."""
     if name == "auto":
         vg_set_isa(-1)

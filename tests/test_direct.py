@@ -1,0 +1,148 @@
+"""The first layer read where its rows lie (issue 9; csrc/vg_direct.c), held to independent
+references:
+
+- the dense kernels (X[idx] W^T and D^T X[idx] by AVX-512 FMA tiles, no gather) and the sparse
+  kernels (each row compressed to its nonzeros) train to _reference.sgd_epoch's parameters, with
+  the fused and the general update, momentum, Nesterov and L2, in plain and chunked mini-batches,
+  first-layer widths and input widths that are not multiples of a vector;
+- Adam (the general path) on both equals the same run with every product through BLAS;
+- which path runs is the documented one (Engine.first_layer), and set_direct(False) or
+  VGFAST_DIRECT=0 switch it off;
+- a NaN/Inf row is refused with its index and the state untouched, as with the gather.
+"""
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vgfast
+from vgfast import _core
+from vgfast import _reference as R
+
+T = importlib.import_module("vgfast.train")
+
+pytestmark = pytest.mark.skipif(not _core.direct_available(),
+                                reason="the direct first layer needs the AVX-512 kernels")
+
+
+@pytest.fixture
+def direct_on():
+    before = _core.set_direct(True)
+    yield
+    _core.set_direct(before)
+
+
+def make_data(n, n_in, n_out, density, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, n_in))
+    X[rng.random(X.shape) >= density] = 0.0
+    return X, rng.integers(0, n_out, n)
+
+
+CASES = [  # (batch, lr, lmbda, momentum, nesterov)
+    (64, 0.5, 0.0, 0.0, False),
+    (100, 0.5, 3.0, 0.0, False),
+    (80, 0.2, 1.0, 0.9, False),
+    (100, 0.1, 2.0, 0.9, True),
+    (300, 1.0, 2.0, 0.0, False),   # chunked: the general path, weight gradients summed per chunk
+    (300, 0.5, 0.0, 0.9, True),
+]
+
+
+@pytest.mark.parametrize("bs,lr,lmbda,momentum,nesterov", CASES)
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("kind,n_in,width,density", [
+    ("direct", 37, 20, 1.0),     # 37 inputs: a vector and a masked tail of each row
+    ("direct", 40, 33, 0.9),     # 33 units: four vectors and a masked one (float64)
+    ("sparse", 37, 20, 0.2),
+    ("sparse", 45, 70, 0.1),     # wider than the dense kernels take
+])
+def test_direct_first_layer_equals_the_reference(kind, n_in, width, density, bs, lr, lmbda,
+                                                 momentum, nesterov, fused, monkeypatch,
+                                                 direct_on):
+    if kind == "direct" and width > 32:
+        pytest.skip("float64 dense direct kernels take at most 32 first-layer units")
+    net = vgfast.Network([n_in, width, 12, 5], seed=1)
+    X, y = make_data(600, n_in, 5, density, seed=3)
+    p0 = net.params.copy()
+    ref = R.sgd_epoch(net, p0, X, y, np.arange(600), bs, lr, lmbda, 0.0, momentum, nesterov)
+    monkeypatch.setattr(T, "_FUSED", fused)
+    vgfast.train(net, X, y, epochs=1, batch_size=bs, shuffle=False, monitor=False, lmbda=lmbda,
+                 optimizer=vgfast.SGD(lr, momentum=momentum, nesterov=nesterov))
+    assert net._engine.first_layer == kind
+    assert np.max(np.abs(net.params - ref)) <= 1e-12 * np.max(np.abs(ref))
+    assert np.max(np.abs(net.params - p0)) > 1e-3  # it trained
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("density,width,kind", [(1.0, 30, "direct"), (0.2, 30, "sparse"),
+                                                (0.2, 100, "sparse"), (1.0, 100, None)])
+def test_direct_and_blas_first_layers_agree_to_rounding(dtype, density, width, kind, direct_on):
+    """Adam (general path, chunked at 200 rows) and momentum SGD (fused at 100), with a last
+    partial batch below the direct kernels' 64 rows (that step gathers), 784 inputs as MNIST."""
+    X, y = make_data(1030, 784, 10, density, seed=5)
+    X = X.astype(dtype)
+    if kind is None:  # 100 dense units: float64 uses BLAS, float32's kernels take 64 units
+        kind = "blas" if dtype == "float64" else None
+    runs = {}
+    for on in (True, False):
+        _core.set_direct(on)
+        out = []
+        for bs, make in ((200, lambda: vgfast.Adam(1e-3)),
+                         (100, lambda: vgfast.SGD(0.1, momentum=0.9))):
+            net = vgfast.Network([784, width, 10], activation="relu", dtype=dtype, seed=0)
+            h = vgfast.train(net, X, y, epochs=2, batch_size=bs, optimizer=make(), seed=4)
+            out += [net.params.copy(), h.train_cost, h.train_accuracy]
+            if on and kind is not None:
+                assert net._engine.first_layer == kind
+            if not on:
+                assert net._engine.first_layer == "blas"
+        runs[on] = out
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for a, b in zip(runs[True], runs[False]):
+        assert np.max(np.abs(a - b)) <= tol * max(1.0, np.max(np.abs(b)))
+
+
+def test_small_batches_input_dropout_and_noise_recordings_keep_the_gather(direct_on):
+    X, y = make_data(300, 40, 4, 1.0)
+    net = vgfast.Network([40, 16, 4], seed=0)
+    vgfast.train(net, X, y, epochs=1, batch_size=32)
+    assert net._engine.first_layer == "blas"   # below 64 rows
+    vgfast.train(net, X, y, epochs=1, batch_size=100)
+    assert net._engine.first_layer == "direct"
+    vgfast.train(net, X, y, epochs=1, batch_size=100, dropout=(0.8, 1.0))
+    assert net._engine.first_layer == "blas"   # input dropout changes A_0 in place
+    vgfast.train(net, X, y, epochs=1, batch_size=100, record=("noise_scale",),
+                 record_every="step")
+    assert net._engine.first_layer == "blas"   # reads the gathered rows' norms
+    _core.set_direct(False)
+    vgfast.train(net, X, y, epochs=1, batch_size=100)
+    assert net._engine.first_layer == "blas"
+
+
+def test_environment_switches_the_direct_first_layer_off():
+    code = ("import vgfast; from vgfast import _core; import numpy as np;"
+            "print(_core.get_direct())")
+    env = dict(os.environ, VGFAST_DIRECT="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
+
+
+@pytest.mark.parametrize("density", [1.0, 0.2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("bs", [100, 300])
+def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, bs, direct_on):
+    X, y = make_data(600, 50, 3, density, seed=2)
+    X[437, 49] = bad  # the last column: the masked tail of the row
+    net = vgfast.Network([50, 6, 3], seed=0)
+    opt = vgfast.SGD(0.1, momentum=0.9)
+    vgfast.train(net, X[:400], y[:400], epochs=1, batch_size=bs, optimizer=opt, monitor=False)
+    assert net._engine.first_layer == ("direct" if density == 1.0 else "sparse")
+    p, t, v = net.params.copy(), opt.t, opt.state["s1"].copy()
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 437, column 49\)"):
+        vgfast.train(net, X, y, epochs=3, batch_size=bs, optimizer=opt, seed=1)
+    assert np.array_equal(net.params, p) and opt.t == t and np.array_equal(opt.state["s1"], v)
