@@ -208,7 +208,9 @@ static void sfwd_portable##S(const T *vals, const int32_t *cols, const int64_t *
 }                                                                                               \
 static void swgrad_portable##S(const T *vals, const int32_t *cols, const int64_t *ptr,          \
                                int64_t m, int64_t nin, const T *D, int64_t nout, T alpha,       \
-                               T beta, T *G, T *Gt, int64_t ldw) {                              \
+                               T beta, T *G, T *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,  \
+                               T *cval) {                                                       \
+    (void)iwork; (void)crow; (void)cval;                                                        \
     memset(Gt, 0, (size_t)(nin * ldw) * sizeof(T));                                            \
     for (int64_t i = 0; i < m; i++)                                                             \
         for (int64_t p = ptr[i]; p < ptr[i + 1]; p++)                                           \
@@ -243,12 +245,15 @@ void vg_l0_forward_sparse_d(const double *vals, const int32_t *cols, const int64
 void vg_l0_forward_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                             const float *Wt, int64_t ldw, float *Z, int64_t nout)
     { VG_PICK(sfwd, _f, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
-/* G = alpha D^T (compressed rows) + beta G, through the scratch Gt (nin x ldw) */
+/* G = alpha D^T (compressed rows) + beta G. Scratch: Gt (nin x ldw), iwork (2 nin + 2),
+ * crow and cval (as many as the nonzeros) */
 void vg_l0_wgrad_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
-                          double *G, double *Gt, int64_t ldw)
-    { VG_PICK(swgrad, _d, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw)); }
+                          double *G, double *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
+                          double *cval)
+    { VG_PICK(swgrad, _d, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }
 void vg_l0_wgrad_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
-                          float *G, float *Gt, int64_t ldw)
-    { VG_PICK(swgrad, _f, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw)); }
+                          float *G, float *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
+                          float *cval)
+    { VG_PICK(swgrad, _f, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }

@@ -233,45 +233,64 @@ static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64
     }
 }
 
-/* Gt (nin x ldw) = sum_i x_i^T D[i, :] over the nonzeros, then G = alpha Gt^T + beta G */
-static inline __attribute__((always_inline)) void DSFX(swgrad_row)(
-        const REAL *vals, const int32_t *cols, int64_t p0, int64_t p1, const REAL *d,
-        REAL *Gt, int64_t ldw, const int JV, VMASK last) {
-    VEC dv[SPV];
-    for (int v = 0; v < JV; v++)
-        dv[v] = v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v);
-    for (int64_t p = p0; p < p1; p++) {
-        VEC x = V_SET1(vals[p]);
-        REAL *g = Gt + (int64_t)cols[p] * ldw;
-        for (int v = 0; v < JV; v++) V_STOREU(g + LANES * v, V_FMA(x, dv[v], V_LOADU(g + LANES * v)));
+/* G = alpha D^T (compressed rows) + beta G. The nonzeros are re-sorted by column (CSC, counting
+ * sort: crow/cval, colptr in iwork[0..nin], the fill cursors in iwork[nin + 1..]), then each
+ * column k of G is summed in registers over its nonzeros (x D[i, :], D's rows from cache) and
+ * written once: 8 columns go through buf (8 x ldw) to be stored along G's rows. */
+static inline __attribute__((always_inline)) void DSFX(scol)(
+        const REAL *cval, const int32_t *crow, int64_t q0, int64_t q1, const REAL *D,
+        int64_t nout, REAL *out, const int JV, VMASK last) {
+    VEC acc[SPV];
+    for (int v = 0; v < JV; v++) acc[v] = V_ZERO();
+    for (int64_t q = q0; q < q1; q++) {
+        VEC x = V_SET1(cval[q]);
+        const REAL *d = D + (int64_t)crow[q] * nout;
+        for (int v = 0; v < JV; v++)
+            acc[v] = V_FMA(x, v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v),
+                           acc[v]);
     }
+    for (int v = 0; v < JV; v++) V_STOREU(out + LANES * v, acc[v]);
 }
 
 static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
                                 int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
-                                REAL beta, REAL *G, REAL *Gt, int64_t ldw) {
-    memset(Gt, 0, (size_t)(nin * ldw) * sizeof(REAL));
+                                REAL beta, REAL *G, REAL *buf, int64_t ldw, int64_t *iwork,
+                                int32_t *crow, REAL *cval) {
+    int64_t *colptr = iwork, *next = iwork + nin + 1;
+    memset(colptr, 0, (size_t)(nin + 1) * sizeof(int64_t));
+    for (int64_t p = ptr[0]; p < ptr[m]; p++) colptr[cols[p] + 1]++;
+    for (int64_t k = 0; k < nin; k++) colptr[k + 1] += colptr[k];
+    memcpy(next, colptr, (size_t)nin * sizeof(int64_t));
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t p = ptr[i]; p < ptr[i + 1]; p++) {
+            int64_t q = next[cols[p]]++;
+            crow[q] = (int32_t)i;
+            cval[q] = vals[p];
+        }
     int64_t nv = (nout + LANES - 1) / LANES;
-    for (int64_t jv0 = 0; jv0 < nv; jv0 += SPV) {
-        int JV = nv - jv0 < SPV ? (int)(nv - jv0) : SPV;
-        int64_t rem = nout - LANES * (jv0 + JV - 1);
-        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-        for (int64_t i = 0; i < m; i++) {
-            const REAL *d = D + i * nout + LANES * jv0;
-            REAL *G0 = Gt + LANES * jv0;
-            switch (JV) {
-#define C(J_) case J_: DSFX(swgrad_row)(vals, cols, ptr[i], ptr[i + 1], d, G0, ldw, J_, last); break;
-                C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+    for (int64_t k0 = 0; k0 < nin; k0 += 8) {
+        int64_t nc = nin - k0 < 8 ? nin - k0 : 8;
+        for (int64_t c = 0; c < nc; c++) {
+            int64_t k = k0 + c;
+            for (int64_t jv0 = 0; jv0 < nv; jv0 += SPV) {
+                int JV = nv - jv0 < SPV ? (int)(nv - jv0) : SPV;
+                int64_t rem = nout - LANES * (jv0 + JV - 1);
+                VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+                const REAL *D0 = D + LANES * jv0;
+                REAL *o = buf + c * ldw + LANES * jv0;
+                switch (JV) {
+#define C(J_) case J_: DSFX(scol)(cval, crow, colptr[k], colptr[k + 1], D0, nout, o, J_, last); break;
+                    C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
+                }
             }
         }
-    }
-    for (int64_t k0 = 0; k0 < nin; k0 += 8) {
-        int64_t k1 = k0 + 8 < nin ? k0 + 8 : nin;
-        for (int64_t j = 0; j < nout; j++)
-            for (int64_t k = k0; k < k1; k++) {
-                REAL v = alpha * Gt[k * ldw + j];
-                G[j * nin + k] = beta != 0 ? v + beta * G[j * nin + k] : v;
-            }
+        for (int64_t j = 0; j < nout; j++) {
+            REAL *g = G + j * nin + k0;
+            if (beta != 0)
+                for (int64_t c = 0; c < nc; c++) g[c] = alpha * buf[c * ldw + j] + beta * g[c];
+            else
+                for (int64_t c = 0; c < nc; c++) g[c] = alpha * buf[c * ldw + j];
+        }
     }
 }

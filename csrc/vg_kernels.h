@@ -87,8 +87,10 @@ void vg_l0_forward_sparse_f(const float *vals, const int32_t *cols, const int64_
                             const float *Wt, int64_t ldw, float *Z, int64_t nout);
 void vg_l0_wgrad_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
-                          double *G, double *Gt, int64_t ldw);
+                          double *G, double *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
+                          double *cval);
 void vg_l0_wgrad_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
-                          float *G, float *Gt, int64_t ldw);
+                          float *G, float *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
+                          float *cval);
 #endif

@@ -115,9 +115,11 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_l0_forward_sparse_f(const float*, const int32_t*, const int64_t*, int64_t,
                                 const float*, int64_t, float*, int64_t)
     void vg_l0_wgrad_sparse_d(const double*, const int32_t*, const int64_t*, int64_t, int64_t,
-                              const double*, int64_t, double, double, double*, double*, int64_t)
+                              const double*, int64_t, double, double, double*, double*, int64_t,
+                              int64_t*, int32_t*, double*)
     void vg_l0_wgrad_sparse_f(const float*, const int32_t*, const int64_t*, int64_t, int64_t,
-                              const float*, int64_t, float, float, float*, float*, int64_t)
+                              const float*, int64_t, float, float, float*, float*, int64_t,
+                              int64_t*, int32_t*, float*)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -346,7 +348,10 @@ cdef struct Plan:
     void* svals             # the batch's nonzero values (the params' dtype) ...
     int32_t* scols          # ... their columns ...
     int64_t* sptr           # ... and where each row's end (rows + 1 entries)
-    void* gt                # scratch, sizes[0] x ldw: the sparse weight gradient, transposed
+    void* gt                # scratch for the sparse weight gradient: sizes[0] x ldw ...
+    int64_t* siwork         # ... 2 sizes[0] + 2 ...
+    int32_t* scrow          # ... and the nonzeros re-sorted by column: rows ...
+    void* scval             # ... and values
 
 
 cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
@@ -392,10 +397,12 @@ cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, dou
     if p.sparse:
         if floating is double:
             vg_l0_wgrad_sparse_d(<const double*>p.svals, p.scols, p.sptr + r0, m, nin, d, nout,
-                                 alpha, beta, g, <double*>p.gt, p.ldw)
+                                 alpha, beta, g, <double*>p.gt, p.ldw, p.siwork, p.scrow,
+                                 <double*>p.scval)
         else:
             vg_l0_wgrad_sparse_f(<const float*>p.svals, p.scols, p.sptr + r0, m, nin, d, nout,
-                                 <float>alpha, <float>beta, g, <float*>p.gt, p.ldw)
+                                 <float>alpha, <float>beta, g, <float*>p.gt, p.ldw, p.siwork,
+                                 p.scrow, <float*>p.scval)
     elif floating is double:
         vg_l0_wgrad_d(<const double*>p.dx, p.didx + r0, m, nin, d, nout, alpha, beta, g)
     else:
@@ -1224,7 +1231,7 @@ cdef class Engine:
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
-    cdef cnp.ndarray scratch, rbk, wtbuf, svals, scols, sptr, gtbuf
+    cdef cnp.ndarray scratch, rbk, wtbuf, svals, scols, sptr, gtbuf, siwork, scrow, scval
     # how the last train_epoch ran the first layer: "blas" (gathered rows, BLAS), "direct"
     # (rows read in place by the AVX-512 kernels) or "sparse" (their nonzeros only)
     cdef readonly str first_layer
@@ -1574,6 +1581,9 @@ cdef class Engine:
                     self.svals = np.zeros(nz, self.dtype)
                     self.scols = np.zeros(nz, np.int32)
                     self.sptr = np.zeros(batch_size + 1, np.int64)
+                    self.scrow = np.zeros(nz, np.int32)
+                    self.scval = np.zeros(nz, self.dtype)
+                    self.siwork = np.zeros(2 * self.sizes[0] + 2, np.int64)
                     self.gtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
                 if self.gtbuf.shape[0] != self.sizes[0] * p.ldw:
                     self.gtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
@@ -1581,6 +1591,9 @@ cdef class Engine:
                 p.scols = <int32_t*>ptr(self.scols)
                 p.sptr = <int64_t*>ptr(self.sptr)
                 p.gt = ptr(self.gtbuf)
+                p.siwork = <int64_t*>ptr(self.siwork)
+                p.scrow = <int32_t*>ptr(self.scrow)
+                p.scval = ptr(self.scval)
             else:
                 p.sparse = 0
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
