@@ -26,7 +26,7 @@ if [ ! -e "$asan" ] || [ ! -e "$ubsan" ]; then
 fi
 if [ $# -eq 0 ]; then
     set -- tests/test_engine.py tests/test_gradients.py tests/test_fused.py \
-        tests/test_recording.py tests/test_batchnorm.py
+        tests/test_recording.py tests/test_batchnorm.py tests/test_direct.py
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/vgfast-sanitize.XXXXXX")
 trap 'rm -rf "$work"' EXIT
