@@ -87,7 +87,7 @@ if __name__ == "__main__":  # a quick table without pytest-benchmark
         for v in VARIANTS:
             t = epoch_time(X, y, v)
             print(f"{v:28s} {t * 1e3:7.1f} ms  ratio {t / plain:.3f}")
-        for batch in (10, 100):
+        for batch in (10, 100, 1000):
             nets = [vgfast.Network(SIZES, seed=s) for s in (0, 1)]
             ups = []
             for _ in range(5):  # interleaved rounds; the median speed-up is the robust number
