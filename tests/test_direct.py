@@ -57,8 +57,9 @@ CASES = [  # (batch, lr, lmbda, momentum, nesterov)
 @pytest.mark.parametrize("kind,n_in,width,density", [
     ("direct", 37, 20, 1.0),     # 37 inputs: a vector and a masked tail of each row
     ("direct", 40, 29, 0.9),     # 29 units: three vectors and a masked one (float64)
-    ("sparse", 37, 20, 0.2),
+    ("direct", 37, 20, 0.2),     # mostly zeros, narrow: the dense kernels are faster there
     ("sparse", 45, 70, 0.1),     # wider than the dense kernels take
+    ("sparse", 30, 33, 0.2),
 ])
 def test_direct_first_layer_equals_the_reference(kind, n_in, width, density, bs, lr, lmbda,
                                                  momentum, nesterov, fused, monkeypatch,
@@ -76,15 +77,13 @@ def test_direct_first_layer_equals_the_reference(kind, n_in, width, density, bs,
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("density,width,kind", [(1.0, 30, "direct"), (0.2, 30, "sparse"),
-                                                (0.2, 100, "sparse"), (1.0, 100, None)])
+@pytest.mark.parametrize("density,width,kind", [(1.0, 30, "direct"), (0.2, 30, "direct"),
+                                                (0.2, 100, "sparse"), (1.0, 100, "blas")])
 def test_direct_and_blas_first_layers_agree_to_rounding(dtype, density, width, kind, direct_on):
     """Adam (general path, chunked at 200 rows) and momentum SGD (fused at 100), with a last
     partial batch below the direct kernels' 64 rows (that step gathers), 784 inputs as MNIST."""
     X, y = make_data(1030, 784, 10, density, seed=5)
     X = X.astype(dtype)
-    if kind is None:  # 100 dense units: float64 uses BLAS, float32's kernels take 64 units
-        kind = "blas" if dtype == "float64" else None
     runs = {}
     for on in (True, False):
         _core.set_direct(on)
@@ -94,7 +93,7 @@ def test_direct_and_blas_first_layers_agree_to_rounding(dtype, density, width, k
             net = vgfast.Network([784, width, 10], activation="relu", dtype=dtype, seed=0)
             h = vgfast.train(net, X, y, epochs=2, batch_size=bs, optimizer=make(), seed=4)
             out += [net.params.copy(), h.train_cost, h.train_accuracy]
-            if on and kind is not None:
+            if on:  # 100 dense units: too wide for the dense kernels, so BLAS
                 assert net._engine.first_layer == kind
             if not on:
                 assert net._engine.first_layer == "blas"
@@ -136,7 +135,7 @@ def test_environment_switches_the_direct_first_layer_off():
 def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, bs, direct_on):
     X, y = make_data(600, 50, 3, density, seed=2)
     X[437, 49] = bad  # the last column: the masked tail of the row
-    net = vgfast.Network([50, 6, 3], seed=0)
+    net = vgfast.Network([50, 6 if density == 1.0 else 40, 3], seed=0)
     opt = vgfast.SGD(0.1, momentum=0.9)
     vgfast.train(net, X[:400], y[:400], epochs=1, batch_size=bs, optimizer=opt, monitor=False)
     assert net._engine.first_layer == ("direct" if density == 1.0 else "sparse")
@@ -144,3 +143,24 @@ def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, b
     with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 437, column 49\)"):
         vgfast.train(net, X, y, epochs=3, batch_size=bs, optimizer=opt, seed=1)
     assert np.array_equal(net.params, p) and opt.t == t and np.array_equal(opt.state["s1"], v)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
+    """Batch norm keeps a 300-row batch in one chunk: the sparse buffers then hold all of it; and
+    the dense in-place kernels with batch norm."""
+    X, y = make_data(900, 60, 4, 0.15, seed=8)
+    before = _core._set_sparse(sparse)
+    try:
+        runs = {}
+        for on in (True, False):
+            _core.set_direct(on)
+            net = vgfast.Network([60, 40 if sparse else 24, 4], batch_norm=True, seed=2)
+            vgfast.train(net, X, y, epochs=2, batch_size=300, seed=1,
+                         optimizer=vgfast.SGD(0.1, momentum=0.9))
+            assert net._engine.first_layer == (("sparse" if sparse else "direct") if on else "blas")
+            runs[on] = (net.params.copy(), net._engine.running.copy())
+    finally:
+        _core._set_sparse(before)
+    for a, b in zip(runs[True], runs[False]):
+        assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
