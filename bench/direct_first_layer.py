@@ -7,7 +7,8 @@ default arguments, interleaved rounds, CPU time, medians of the per-round ratios
 Workloads: issue 9's (`[784, 30, 30, 30, 10]`, sigmoid, SGD 0.1, 10,000 uniform rows) at
 batches 100 and 1000, and scikit-learn's default shape (`[784, 100, 10]`, relu, Adam, batch
 200) on real MNIST digits (the bundled 5,000-digit subset, 19% of the pixels nonzero: the
-sparse kernels run for the 100-unit layer, the dense ones for the book's 30), both dtypes.
+sparse kernels run for the 100-unit layer in float64, the dense ones for the book's 30), both
+dtypes.
 """
 import argparse
 import os
