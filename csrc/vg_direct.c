@@ -147,38 +147,31 @@ static void wgrad_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t
 VG_DIRECT_PORTABLE(double, _d, DBL_MAX)
 VG_DIRECT_PORTABLE(float, _f, FLT_MAX)
 
+/* call f's AVX-512 variant when selected, else the portable one (VG_PICKV: f returns void) */
+#if VG_DIRECT_AVX512
+#define VG_PICK(f, S, args) if (vg_direct_available()) return f##_avx512##S args; return f##_portable##S args
+#define VG_PICKV(f, S, args) if (vg_direct_available()) f##_avx512##S args; else f##_portable##S args
+#else
+#define VG_PICK(f, S, args) return f##_portable##S args
+#define VG_PICKV(f, S, args) f##_portable##S args
+#endif
+
 /* Z = X[idx] W^T for the m rows (Wt from vg_pack_t, ldw >= nout): returns max |x| over the
  * rows read, or -1 if one is NaN or Inf */
 double vg_l0_forward_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
-                       const double *Wt, int64_t ldw, double *Z, int64_t nout) {
-#if VG_DIRECT_AVX512
-    if (vg_direct_available()) return fwd_avx512_d(X, idx, m, nin, Wt, ldw, Z, nout);
-#endif
-    return fwd_portable_d(X, idx, m, nin, Wt, ldw, Z, nout);
-}
+                       const double *Wt, int64_t ldw, double *Z, int64_t nout)
+    { VG_PICK(fwd, _d, (X, idx, m, nin, Wt, ldw, Z, nout)); }
 double vg_l0_forward_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
-                       const float *Wt, int64_t ldw, float *Z, int64_t nout) {
-#if VG_DIRECT_AVX512
-    if (vg_direct_available()) return fwd_avx512_f(X, idx, m, nin, Wt, ldw, Z, nout);
-#endif
-    return fwd_portable_f(X, idx, m, nin, Wt, ldw, Z, nout);
-}
+                       const float *Wt, int64_t ldw, float *Z, int64_t nout)
+    { VG_PICK(fwd, _f, (X, idx, m, nin, Wt, ldw, Z, nout)); }
 
 /* G = alpha D^T X[idx] + beta G (G: nout x nin; beta = 0: G is only written) */
 void vg_l0_wgrad_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, const double *D,
-                   int64_t nout, double alpha, double beta, double *G) {
-#if VG_DIRECT_AVX512
-    if (vg_direct_available()) { wgrad_avx512_d(X, idx, m, nin, D, nout, alpha, beta, G); return; }
-#endif
-    wgrad_portable_d(X, idx, m, nin, D, nout, alpha, beta, G);
-}
+                   int64_t nout, double alpha, double beta, double *G)
+    { VG_PICKV(wgrad, _d, (X, idx, m, nin, D, nout, alpha, beta, G)); }
 void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
-                   int64_t nout, float alpha, float beta, float *G) {
-#if VG_DIRECT_AVX512
-    if (vg_direct_available()) { wgrad_avx512_f(X, idx, m, nin, D, nout, alpha, beta, G); return; }
-#endif
-    wgrad_portable_f(X, idx, m, nin, D, nout, alpha, beta, G);
-}
+                   int64_t nout, float alpha, float beta, float *G)
+    { VG_PICKV(wgrad, _f, (X, idx, m, nin, D, nout, alpha, beta, G)); }
 
 #define VG_SPARSE_PORTABLE(T, S, TMAX)                                                          \
 static double compress_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,     \
@@ -225,12 +218,6 @@ static void swgrad_portable##S(const T *vals, const int32_t *cols, const int64_t
 VG_SPARSE_PORTABLE(double, _d, DBL_MAX)
 VG_SPARSE_PORTABLE(float, _f, FLT_MAX)
 
-#if VG_DIRECT_AVX512
-#define VG_PICK(f, S, args) if (vg_direct_available()) return f##_avx512##S args; return f##_portable##S args
-#else
-#define VG_PICK(f, S, args) return f##_portable##S args
-#endif
-
 /* The batch's rows X[idx[0..m)) as nonzero values and columns (vals, cols from position ptr[0];
  * ptr[1..m] the ends of the rows; LANES entries of slack needed past the end): returns max |x|
  * over the rows, -1 if one is NaN or Inf */
@@ -241,19 +228,19 @@ double vg_l0_compress_f(const float *X, const int64_t *idx, int64_t m, int64_t n
 /* Z = (compressed rows) W^T */
 void vg_l0_forward_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                             const double *Wt, int64_t ldw, double *Z, int64_t nout)
-    { VG_PICK(sfwd, _d, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
+    { VG_PICKV(sfwd, _d, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
 void vg_l0_forward_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                             const float *Wt, int64_t ldw, float *Z, int64_t nout)
-    { VG_PICK(sfwd, _f, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
+    { VG_PICKV(sfwd, _f, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
 /* G = alpha D^T (compressed rows) + beta G. Scratch: Gt (nin x ldw), iwork (2 nin + 2),
  * crow and cval (as many as the nonzeros) */
 void vg_l0_wgrad_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
                           double *G, double *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
                           double *cval)
-    { VG_PICK(swgrad, _d, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }
+    { VG_PICKV(swgrad, _d, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }
 void vg_l0_wgrad_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
                           float *G, float *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
                           float *cval)
-    { VG_PICK(swgrad, _f, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }
+    { VG_PICKV(swgrad, _f, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }

@@ -198,20 +198,23 @@ static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m
 
 #define SPV 8 /* vectors of Z (or of a row of D) held in registers at a time */
 
-static inline __attribute__((always_inline)) void DSFX(sfwd_row)(
-        const REAL *vals, const int32_t *cols, int64_t p0, int64_t p1, const REAL *Wt,
-        int64_t ldw, REAL *z, const int JV, VMASK last) {
+/* out = sum over q in [q0, q1) of val[q] M[row[q], :] (JV vectors, the last masked), the sum
+ * held in registers: the sparse forward rows (M = W^T) and the sparse weight-gradient columns
+ * (M = D) */
+static inline __attribute__((always_inline)) void DSFX(combine_rows)(
+        const REAL *val, const int32_t *row, int64_t q0, int64_t q1, const REAL *M, int64_t ldm,
+        REAL *out, const int JV, VMASK last) {
     VEC acc[SPV];
     for (int v = 0; v < JV; v++) acc[v] = V_ZERO();
-    for (int64_t p = p0; p < p1; p++) {
-        VEC x = V_SET1(vals[p]);
-        const REAL *w = Wt + (int64_t)cols[p] * ldw;
-        for (int v = 0; v < JV; v++) acc[v] = V_FMA(x, V_LOADU(w + LANES * v), acc[v]);
+    for (int64_t q = q0; q < q1; q++) {
+        VEC x = V_SET1(val[q]);
+        const REAL *r = M + (int64_t)row[q] * ldm;
+        for (int v = 0; v < JV; v++)
+            acc[v] = V_FMA(x, v < JV - 1 ? V_LOADU(r + LANES * v) : V_MASKZ_LOADU(last, r + LANES * v),
+                           acc[v]);
     }
-    for (int v = 0; v < JV; v++) {
-        if (v < JV - 1) V_STOREU(z + LANES * v, acc[v]);
-        else V_MASK_STOREU(z + LANES * v, last, acc[v]);
-    }
+    for (int v = 0; v < JV; v++)
+        V_MASK_STOREU(out + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[v]);
 }
 
 static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
@@ -225,7 +228,7 @@ static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64
             REAL *z = Z + i * nout + LANES * jv0;
             const REAL *W0 = Wt + LANES * jv0;
             switch (JV) {
-#define C(J_) case J_: DSFX(sfwd_row)(vals, cols, ptr[i], ptr[i + 1], W0, ldw, z, J_, last); break;
+#define C(J_) case J_: DSFX(combine_rows)(vals, cols, ptr[i], ptr[i + 1], W0, ldw, z, J_, last); break;
                 C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
             }
@@ -237,21 +240,6 @@ static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64
  * sort: crow/cval, colptr in iwork[0..nin], the fill cursors in iwork[nin + 1..]), then each
  * column k of G is summed in registers over its nonzeros (x D[i, :], D's rows from cache) and
  * written once: 8 columns go through buf (8 x ldw) to be stored along G's rows. */
-static inline __attribute__((always_inline)) void DSFX(scol)(
-        const REAL *cval, const int32_t *crow, int64_t q0, int64_t q1, const REAL *D,
-        int64_t nout, REAL *out, const int JV, VMASK last) {
-    VEC acc[SPV];
-    for (int v = 0; v < JV; v++) acc[v] = V_ZERO();
-    for (int64_t q = q0; q < q1; q++) {
-        VEC x = V_SET1(cval[q]);
-        const REAL *d = D + (int64_t)crow[q] * nout;
-        for (int v = 0; v < JV; v++)
-            acc[v] = V_FMA(x, v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v),
-                           acc[v]);
-    }
-    for (int v = 0; v < JV; v++) V_STOREU(out + LANES * v, acc[v]);
-}
-
 static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
                                 int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
                                 REAL beta, REAL *G, REAL *buf, int64_t ldw, int64_t *iwork,
@@ -279,7 +267,7 @@ static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int
                 const REAL *D0 = D + LANES * jv0;
                 REAL *o = buf + c * ldw + LANES * jv0;
                 switch (JV) {
-#define C(J_) case J_: DSFX(scol)(cval, crow, colptr[k], colptr[k + 1], D0, nout, o, J_, last); break;
+#define C(J_) case J_: DSFX(combine_rows)(cval, crow, colptr[k], colptr[k + 1], D0, nout, o, J_, last); break;
                     C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
                 }
