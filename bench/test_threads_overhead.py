@@ -8,6 +8,8 @@ overhead  one epoch of the [784, 30, 30, 30, 10] workload, mini-batch 100, plain
           (0.8 / 0.5), with batch norm, with per-step recording of every statistic; the ratio to
           the plain epoch is in extra_info.
 """
+import os
+import sys
 import threading
 import time
 
@@ -87,21 +89,32 @@ if __name__ == "__main__":  # a quick table without pytest-benchmark
         for v in VARIANTS:
             t = epoch_time(X, y, v)
             print(f"{v:28s} {t * 1e3:7.1f} ms  ratio {t / plain:.3f}")
+        # beside each engine round, the same for the GEMM-only roof (two instances of
+        # bench/_workloads.Roof, nogil): what two threads get from this machine at that moment
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        sys.modules.setdefault("torch", None)
+        from _workloads import Roof
+
+        def pair(fns):
+            t0 = time.perf_counter()
+            for f in fns:
+                f()
+            seq = time.perf_counter() - t0
+            ts = [threading.Thread(target=f) for f in fns]
+            t0 = time.perf_counter()
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return seq / (time.perf_counter() - t0)
+
         for batch in (10, 100, 1000):
             nets = [vgfast.Network(SIZES, seed=s) for s in (0, 1)]
-            ups = []
+            roofs = [Roof(X, y, "float64", batch) for _ in range(2)]
+            ups, rups = [], []
             for _ in range(5):  # interleaved rounds; the median speed-up is the robust number
-                t0 = time.perf_counter()
-                for n in nets:
-                    _train(n, X, y, batch_size=batch)
-                seq = time.perf_counter() - t0
-                ts = [threading.Thread(target=_train, args=(n, X, y), kwargs={"batch_size": batch})
-                      for n in nets]
-                t0 = time.perf_counter()
-                for t in ts:
-                    t.start()
-                for t in ts:
-                    t.join()
-                ups.append(seq / (time.perf_counter() - t0))
+                ups.append(pair([lambda n=n: _train(n, X, y, batch_size=batch) for n in nets]))
+                rups.append(pair([r.run for r in roofs]))
             print(f"two networks, batch {batch}: two threads against one after the other, "
-                  f"median speed-up {np.median(ups):.2f}x (rounds {', '.join(f'{u:.2f}' for u in ups)})")
+                  f"median speed-up {np.median(ups):.2f}x (rounds {', '.join(f'{u:.2f}' for u in ups)}); "
+                  f"the GEMM roof {np.median(rups):.2f}x (rounds {', '.join(f'{u:.2f}' for u in rups)})")

@@ -122,13 +122,14 @@ def test_small_batches_input_dropout_and_noise_recordings_keep_the_gather(direct
     assert net._engine.first_layer == "blas"
 
 
-def test_environment_switches_the_direct_first_layer_off():
-    code = ("import vgfast; from vgfast import _core; import numpy as np;"
-            "print(_core.get_direct())")
-    env = dict(os.environ, VGFAST_DIRECT="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == "False"
+def test_environment_switches_the_direct_first_layer_off(tmp_path):
+    code = "from vgfast import _core; print(_core.get_direct())"
+    for value, want in (("0", "False"), ("1", "True")):
+        env = dict(os.environ, VGFAST_DIRECT=value)
+        # not the checkout: "-c" puts the cwd first on sys.path
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True, cwd=tmp_path).stdout.strip()
+        assert out == want
 
 
 @pytest.mark.parametrize("density", [1.0, 0.2])
