@@ -167,3 +167,61 @@ def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
         _core._set_sparse(before)
     for a, b in zip(runs[True], runs[False]):
         assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
+
+
+def _isas_to_try():
+    return ["avx512", "baseline"] if _core.isa_supported() == "avx512" else ["baseline"]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_kernels_alone_equal_numpy(dtype, sparse):
+    """Each kernel (the AVX-512 tiles and the portable loops the baseline selects) against numpy
+    on shapes that exercise every tail: rows not a multiple of the tile, units not a multiple
+    of a vector, inputs not a multiple of a vector; repeated rows in idx; beta = 0 does not
+    read G (NaN there stays out); max |x| exact."""
+    rng = np.random.default_rng(11)
+    before = _core.get_isa()
+    tol = 1e-13 if dtype == "float64" else 2e-5
+    try:
+        for isa in _isas_to_try():
+            _core.set_isa(isa)
+            for n_in, n_out, m in [(1, 1, 1), (7, 3, 5), (37, 29, 13), (64, 33, 64), (100, 70, 7),
+                                   (17, 130, 9), (784, 30, 125)]:
+                X = rng.standard_normal((50 + m, n_in)).astype(dtype)
+                X[rng.random(X.shape) < 0.6] = 0
+                idx = rng.integers(0, X.shape[0], m).astype(np.int64)
+                idx[m // 2] = idx[0]
+                W = rng.standard_normal((n_out, n_in)).astype(dtype)
+                D = rng.standard_normal((m, n_out)).astype(dtype)
+                A = X[idx].astype(np.float64)
+                for beta in (0.0, 0.5):
+                    G0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+                    G = np.full_like(G0, np.nan) if beta == 0 else G0.copy()
+                    Z, mx = _core.first_layer_products(X, idx, W, D, G, -0.3, beta, sparse)
+                    Zr = A @ W.astype(np.float64).T
+                    Gr = -0.3 * D.astype(np.float64).T @ A + beta * G0.astype(np.float64)
+                    assert mx == np.abs(A).max()
+                    assert np.max(np.abs(Z - Zr)) <= tol * max(1.0, np.abs(Zr).max()), (isa, n_in)
+                    assert np.max(np.abs(G - Gr)) <= tol * max(1.0, np.abs(Gr).max()), (isa, n_in)
+                for bad in (np.nan, np.inf, -np.inf):
+                    Xb = X.copy()
+                    Xb[idx[-1], n_in - 1] = bad
+                    assert _core.first_layer_products(Xb, idx, W, D, G0.copy(), 1.0, 0.0,
+                                                      sparse)[1] == -1.0
+    finally:
+        _core.set_isa(before)
+
+
+def test_the_kernel_hook_refuses_bad_arguments():
+    X = np.zeros((4, 3))
+    W, D, G = np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 3))
+    idx = np.array([0, 3])
+    with pytest.raises(ValueError, match="idx must be int64 row indices"):
+        _core.first_layer_products(X, np.array([0, 4]), W, D, G, 1.0, 0.0)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        _core.first_layer_products(X, idx, np.zeros((2, 4)), D, G, 1.0, 0.0)
+    with pytest.raises(ValueError, match="W must be a C-contiguous"):
+        _core.first_layer_products(X, idx, W.astype(np.float32), D, G, 1.0, 0.0)
+    with pytest.raises(TypeError, match="float64 or float32"):
+        _core.first_layer_products(X.astype(int), idx, W, D, G, 1.0, 0.0)

@@ -1797,6 +1797,81 @@ if os.environ.get("VGFAST_DIRECT", "1").strip() == "0":
     set_direct(False)
 
 
+def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
+                         cnp.ndarray W not None, cnp.ndarray D not None, cnp.ndarray G not None,
+                         double alpha, double beta, bint sparse=False):
+    """The first-layer kernels of csrc/vg_direct.c on their own (for tests): with the rows
+    X[idx], returns (Z = X[idx] W^T, max |x| of those rows or -1 for NaN/Inf) and sets
+    G <- alpha D^T X[idx] + beta G in place, by the dense kernels or, with sparse, the
+    compressed-row ones. The AVX-512 variants when selected (set_isa), else portable loops.
+    X (n, k), W and G (j, k), D (m, j): C-contiguous, one float dtype; idx int64 in [0, n)."""
+    dt = X.dtype
+    if dt not in (np.float64, np.float32):
+        raise TypeError("first_layer_products: X must be float64 or float32")
+    for name, a in (("X", X), ("W", W), ("D", D), ("G", G)):
+        if a.dtype != dt or a.ndim != 2 or not a.flags.c_contiguous:
+            raise ValueError(f"first_layer_products: {name} must be a C-contiguous 2-D array of "
+                             f"X's dtype")
+    if not G.flags.writeable:
+        raise ValueError("first_layer_products: G must be writeable")
+    cdef int64_t n = X.shape[0], nin = X.shape[1], nout = W.shape[0], m = idx.shape[0]
+    if (idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous or
+            (m and (idx.min() < 0 or idx.max() >= n))):
+        raise ValueError("first_layer_products: idx must be int64 row indices of X")
+    if W.shape[1] != nin or D.shape[0] != m or D.shape[1] != nout or G.shape[0] != nout \
+            or G.shape[1] != nin:
+        raise ValueError("first_layer_products: shapes do not match")
+    if m == 0:
+        raise ValueError("first_layer_products: idx must select at least one row")
+    lanes = 8 if dt == np.float64 else 16
+    cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
+    Wt = np.zeros(nin * ldw, dt)
+    Z = np.zeros((m, nout), dt)
+    nz = m * nin + 32
+    vals = np.zeros(nz, dt)
+    cols = np.zeros(nz, np.int32)
+    rowptr = np.zeros(m + 1, np.int64)
+    crow = np.zeros(nz, np.int32)
+    cval = np.zeros(nz, dt)
+    iwork = np.zeros(2 * nin + 2, np.int64)
+    Gt = np.zeros(nin * ldw, dt)
+    cdef double mx
+    cdef const int64_t* ix = <int64_t*>ptr(idx)
+    cdef int32_t* cl = <int32_t*>ptr(cols)
+    cdef int64_t* rp = <int64_t*>ptr(rowptr)
+    cdef int32_t* cr = <int32_t*>ptr(crow)
+    cdef int64_t* iw = <int64_t*>ptr(iwork)
+    if dt == np.float64:
+        vg_pack_t_d(<double*>ptr(W), nout, nin, <double*>ptr(Wt), ldw)
+        if sparse:
+            mx = vg_l0_compress_d(<double*>ptr(X), ix, m, nin, <double*>ptr(vals), cl, rp)
+            vg_l0_forward_sparse_d(<double*>ptr(vals), cl, rp, m, <double*>ptr(Wt), ldw,
+                                   <double*>ptr(Z), nout)
+            vg_l0_wgrad_sparse_d(<double*>ptr(vals), cl, rp, m, nin, <double*>ptr(D), nout,
+                                 alpha, beta, <double*>ptr(G), <double*>ptr(Gt), ldw, iw, cr,
+                                 <double*>ptr(cval))
+        else:
+            mx = vg_l0_forward_d(<double*>ptr(X), ix, m, nin, <double*>ptr(Wt), ldw,
+                                 <double*>ptr(Z), nout)
+            vg_l0_wgrad_d(<double*>ptr(X), ix, m, nin, <double*>ptr(D), nout, alpha, beta,
+                          <double*>ptr(G))
+    else:
+        vg_pack_t_f(<float*>ptr(W), nout, nin, <float*>ptr(Wt), ldw)
+        if sparse:
+            mx = vg_l0_compress_f(<float*>ptr(X), ix, m, nin, <float*>ptr(vals), cl, rp)
+            vg_l0_forward_sparse_f(<float*>ptr(vals), cl, rp, m, <float*>ptr(Wt), ldw,
+                                   <float*>ptr(Z), nout)
+            vg_l0_wgrad_sparse_f(<float*>ptr(vals), cl, rp, m, nin, <float*>ptr(D), nout,
+                                 <float>alpha, <float>beta, <float*>ptr(G), <float*>ptr(Gt),
+                                 ldw, iw, cr, <float*>ptr(cval))
+        else:
+            mx = vg_l0_forward_f(<float*>ptr(X), ix, m, nin, <float*>ptr(Wt), ldw,
+                                 <float*>ptr(Z), nout)
+            vg_l0_wgrad_f(<float*>ptr(X), ix, m, nin, <float*>ptr(D), nout, <float>alpha,
+                          <float>beta, <float*>ptr(G))
+    return Z, mx
+
+
 def data_bound(cnp.ndarray X not None):
     """max |x| over a C-contiguous float64/float32 array, or -1.0 if it holds NaN or Inf
     (one vectorised pass, without the GIL)."""
