@@ -1573,8 +1573,6 @@ cdef class Engine:
             chunk = batch_size
             if batch_size > CHUNK_ROWS and not self.bn.any() and more.get("dead_fraction") is None:
                 chunk = CHUNK_ROWS
-            # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
-            head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
             # (measured: the dense kernels beat the sparse ones on MNIST whenever they apply,
             # 1.43x against 1.13x BLAS for [784, 30] at batch 100; the sparse ones pay, 1.08-1.19x,
             # where the dense ones do not apply: a wider first layer; in float64 only, float32's
@@ -1582,8 +1580,10 @@ cdef class Engine:
             # 0.96-1.14x there)
             p.sparse = (_sparse_on and self.sizes[1] > DIRECT_MAX_VECTORS * lanes and
                         self.dtype == np.float64 and
-                        chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31 and
-                        np.count_nonzero(head) <= SPARSE_MAX_DENSITY * head.size)
+                        chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31)
+            if p.sparse:  # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
+                head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
+                p.sparse = np.count_nonzero(head) <= SPARSE_MAX_DENSITY * head.size
             if p.sparse or self.sizes[1] <= DIRECT_MAX_VECTORS * lanes:
                 p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
                 if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
