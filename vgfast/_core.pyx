@@ -503,6 +503,19 @@ cdef double deltas(Plan* p, const floating* params, floating* ws, floating* grad
     return c
 
 
+cdef inline void weight_product(Plan* p, floating* ws, int l, int64_t r0, int64_t m,
+                                double alpha, double beta, floating* out) noexcept nogil:
+    """out = alpha D_{l+1}^T A_l + beta out over the batch's rows r0 .. r0 + m: BLAS on the
+    gathered A_l, or, for l = 0 read in place (p.didx), the first-layer kernels."""
+    cdef int64_t nin = p.sizes[l], nout = p.sizes[l + 1]
+    cdef floating* D = ws + p.d_off[l + 1] + r0 * nout
+    if l == 0 and p.didx != NULL:
+        l0_wgrad(p, r0, m, D, alpha, beta, out)
+    else:
+        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>alpha, D, <int>nout,
+                ws + p.a_off[l] + r0 * nin, <int>nin, <floating>beta, out, <int>nin)
+
+
 cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double gscale,
                        int acc, int64_t r0=0) noexcept nogil:
     """After deltas(), rows r0 .. r0 + m: grad gets gscale * sum over those rows of dC/dW^l and
@@ -515,12 +528,7 @@ cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double 
         nout = p.sizes[l + 1]
         D = ws + p.d_off[l + 1] + r0 * nout
         # dC/dW^l = gscale * D.T @ A
-        if l == 0 and p.didx != NULL:
-            l0_wgrad(p, r0, m, D, gscale, 1.0 if acc else 0.0, grad + p.w_off[0])
-        else:
-            gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>gscale, D, <int>nout,
-                    ws + p.a_off[l] + r0 * nin, <int>nin, <floating>(1 if acc else 0),
-                    grad + p.w_off[l], <int>nin)
+        weight_product(p, ws, l, r0, m, gscale, 1.0 if acc else 0.0, grad + p.w_off[l])
         # dC/db^l = gscale * D.sum(axis=0)
         colsum(D, m, nout, gscale, grad + p.b_off[l], acc)
 
@@ -1050,23 +1058,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     acc[l] += norm2(grad + p.b_off[l], nout)
                 if mu == 0:
                     # W = (1 - lr (wd + l2)) W - (lr / m) D.T @ A
-                    if l == 0 and p.didx != NULL:
-                        l0_wgrad(p, 0, m, D, -lr / m, beta, params + p.w_off[0])
-                    else:
-                        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(-lr / m), D,
-                                <int>nout, ws + p.a_off[l], <int>nin, <floating>beta,
-                                params + p.w_off[l], <int>nin)
+                    weight_product(p, ws, l, 0, m, -lr / m, beta, params + p.w_off[l])
                     h[4] = 0
                     opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l],
                              s2 + p.b_off[l], nout, h, o.t, <floating*>NULL)
                 else:
                     # V = mu V + D.T @ A / m; V += l2 W; W = (1 - lr wd) W - lr V
-                    if l == 0 and p.didx != NULL:
-                        l0_wgrad(p, 0, m, D, 1.0 / m, mu, s1 + p.w_off[0])
-                    else:
-                        gemm_rm(TR, NO, <int>nout, <int>nin, <int>m, <floating>(1.0 / m), D,
-                                <int>nout, ws + p.a_off[l], <int>nin, <floating>mu,
-                                s1 + p.w_off[l], <int>nin)
+                    weight_product(p, ws, l, 0, m, 1.0 / m, mu, s1 + p.w_off[l])
                     momentum_apply(params + p.w_off[l], s1 + p.w_off[l], nin * nout, lr, o.l2,
                                    fdec)
                     h[4] = 0
@@ -1797,6 +1795,15 @@ if os.environ.get("VGFAST_DIRECT", "1").strip() == "0":
     set_direct(False)
 
 
+cdef double _first_layer(Plan* q, const floating* X, const floating* W, const floating* D,
+                         floating* Z, floating* G, int64_t m, double alpha,
+                         double beta) noexcept nogil:
+    pack_t(W, q.sizes[1], q.sizes[0], <floating*>q.wt, q.ldw)
+    cdef double mx = l0_forward_rows(q, X, 0, m, Z)
+    l0_wgrad(q, 0, m, D, alpha, beta, G)
+    return mx
+
+
 def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
                          cnp.ndarray W not None, cnp.ndarray D not None, cnp.ndarray G not None,
                          double alpha, double beta, bint sparse=False):
@@ -1835,40 +1842,29 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     cval = np.zeros(nz, dt)
     iwork = np.zeros(2 * nin + 2, np.int64)
     Gt = np.zeros(nin * ldw, dt)
+    # the engine's own dispatch (l0_forward_rows, l0_wgrad) on a plan of this one layer
+    sizes = np.array([nin, nout], np.int64)
+    cdef Plan q
+    q.sizes = <int64_t*>ptr(sizes)
+    q.dx = ptr(X)
+    q.didx = <int64_t*>ptr(idx)
+    q.wt = ptr(Wt)
+    q.ldw = ldw
+    q.sparse = sparse
+    q.svals = ptr(vals)
+    q.scols = <int32_t*>ptr(cols)
+    q.sptr = <int64_t*>ptr(rowptr)
+    q.gt = ptr(Gt)
+    q.siwork = <int64_t*>ptr(iwork)
+    q.scrow = <int32_t*>ptr(crow)
+    q.scval = ptr(cval)
     cdef double mx
-    cdef const int64_t* ix = <int64_t*>ptr(idx)
-    cdef int32_t* cl = <int32_t*>ptr(cols)
-    cdef int64_t* rp = <int64_t*>ptr(rowptr)
-    cdef int32_t* cr = <int32_t*>ptr(crow)
-    cdef int64_t* iw = <int64_t*>ptr(iwork)
     if dt == np.float64:
-        vg_pack_t_d(<double*>ptr(W), nout, nin, <double*>ptr(Wt), ldw)
-        if sparse:
-            mx = vg_l0_compress_d(<double*>ptr(X), ix, m, nin, <double*>ptr(vals), cl, rp)
-            vg_l0_forward_sparse_d(<double*>ptr(vals), cl, rp, m, <double*>ptr(Wt), ldw,
-                                   <double*>ptr(Z), nout)
-            vg_l0_wgrad_sparse_d(<double*>ptr(vals), cl, rp, m, nin, <double*>ptr(D), nout,
-                                 alpha, beta, <double*>ptr(G), <double*>ptr(Gt), ldw, iw, cr,
-                                 <double*>ptr(cval))
-        else:
-            mx = vg_l0_forward_d(<double*>ptr(X), ix, m, nin, <double*>ptr(Wt), ldw,
-                                 <double*>ptr(Z), nout)
-            vg_l0_wgrad_d(<double*>ptr(X), ix, m, nin, <double*>ptr(D), nout, alpha, beta,
-                          <double*>ptr(G))
+        mx = _first_layer(&q, <double*>ptr(X), <double*>ptr(W), <double*>ptr(D), <double*>ptr(Z),
+                          <double*>ptr(G), m, alpha, beta)
     else:
-        vg_pack_t_f(<float*>ptr(W), nout, nin, <float*>ptr(Wt), ldw)
-        if sparse:
-            mx = vg_l0_compress_f(<float*>ptr(X), ix, m, nin, <float*>ptr(vals), cl, rp)
-            vg_l0_forward_sparse_f(<float*>ptr(vals), cl, rp, m, <float*>ptr(Wt), ldw,
-                                   <float*>ptr(Z), nout)
-            vg_l0_wgrad_sparse_f(<float*>ptr(vals), cl, rp, m, nin, <float*>ptr(D), nout,
-                                 <float>alpha, <float>beta, <float*>ptr(G), <float*>ptr(Gt),
-                                 ldw, iw, cr, <float*>ptr(cval))
-        else:
-            mx = vg_l0_forward_f(<float*>ptr(X), ix, m, nin, <float*>ptr(Wt), ldw,
-                                 <float*>ptr(Z), nout)
-            vg_l0_wgrad_f(<float*>ptr(X), ix, m, nin, <float*>ptr(D), nout, <float>alpha,
-                          <float>beta, <float*>ptr(G))
+        mx = _first_layer(&q, <float*>ptr(X), <float*>ptr(W), <float*>ptr(D), <float*>ptr(Z),
+                          <float*>ptr(G), m, alpha, beta)
     return Z, mx
 
 
