@@ -7,6 +7,8 @@
 #include <float.h>
 #include "vg_kernels.h"
 
+#define WPT 4 /* columns of X (pixels) per tile of the sparse weight gradient (vg_direct_impl.h) */
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(VG_NO_DISPATCH)
 #define VG_DIRECT_AVX512 1
 #pragma GCC push_options
@@ -39,6 +41,38 @@
 #define V_IDX(k) _mm256_add_epi32(_mm256_set1_epi32((int)(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define V_COMPRESS_IDX(k, v) _mm256_maskz_compress_epi32(k, v)
 #define V_STORE_IDX(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+/* G[j, k0 + c] = alpha buf[c * ldb + j] + beta G[j, k0 + c] for the WPT (= 4) columns c < nc of
+ * one tile of the sparse weight gradient and every j < nout: 4 x 8 blocks of buf transposed in
+ * registers into 8 stores of 4 contiguous values (beta = 0: G is only written) */
+static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, double alpha,
+                                double beta, double *G, int64_t nin, int64_t k0, int64_t nc) {
+    const __m512d va = _mm512_set1_pd(alpha);
+    const __m256d vb = _mm256_set1_pd(beta);
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i hi = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    const __mmask8 kc = (__mmask8)((1u << nc) - 1);
+    for (int64_t j0 = 0; j0 < nout; j0 += 8) {
+        __m512d a0 = _mm512_mul_pd(va, _mm512_loadu_pd(buf + j0));
+        __m512d a1 = _mm512_mul_pd(va, _mm512_loadu_pd(buf + ldb + j0));
+        __m512d a2 = _mm512_mul_pd(va, _mm512_loadu_pd(buf + 2 * ldb + j0));
+        __m512d a3 = _mm512_mul_pd(va, _mm512_loadu_pd(buf + 3 * ldb + j0));
+        __m512d t0 = _mm512_unpacklo_pd(a0, a1), t1 = _mm512_unpackhi_pd(a0, a1);
+        __m512d t2 = _mm512_unpacklo_pd(a2, a3), t3 = _mm512_unpackhi_pd(a2, a3);
+        __m512d u02 = _mm512_permutex2var_pd(t0, lo, t2), u13 = _mm512_permutex2var_pd(t1, lo, t3);
+        __m512d u46 = _mm512_permutex2var_pd(t0, hi, t2), u57 = _mm512_permutex2var_pd(t1, hi, t3);
+        __m256d r[8] = {_mm512_castpd512_pd256(u02), _mm512_castpd512_pd256(u13),
+                        _mm512_extractf64x4_pd(u02, 1), _mm512_extractf64x4_pd(u13, 1),
+                        _mm512_castpd512_pd256(u46), _mm512_castpd512_pd256(u57),
+                        _mm512_extractf64x4_pd(u46, 1), _mm512_extractf64x4_pd(u57, 1)};
+        int64_t nr = nout - j0 < 8 ? nout - j0 : 8;
+        for (int64_t q = 0; q < nr; q++) {
+            double *g = G + (j0 + q) * nin + k0;
+            __m256d v = r[q];
+            if (beta != 0) v = _mm256_fmadd_pd(vb, _mm256_maskz_loadu_pd(kc, g), v);
+            _mm256_mask_storeu_pd(g, kc, v);
+        }
+    }
+}
 #include "vg_direct_impl.h"
 #undef REAL
 #undef VG_REAL_MAX
@@ -90,6 +124,40 @@
 #define V_IDX(k) _mm512_add_epi32(_mm512_set1_epi32((int)(k)), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 #define V_COMPRESS_IDX(k, v) _mm512_maskz_compress_epi32(k, v)
 #define V_STORE_IDX(p, v) _mm512_storeu_si512((void *)(p), v)
+/* store_tile_d for float: 4 x 16 blocks of buf transposed into 16 stores of 4 values */
+static inline void store_tile_f(const float *buf, int64_t ldb, int64_t nout, float alpha,
+                                float beta, float *G, int64_t nin, int64_t k0, int64_t nc) {
+    const __m512 va = _mm512_set1_ps(alpha);
+    const __m128 vb = _mm_set1_ps(beta);
+    const __mmask8 kc = (__mmask8)((1u << nc) - 1);
+    for (int64_t j0 = 0; j0 < nout; j0 += 16) {
+        __m512 a0 = _mm512_mul_ps(va, _mm512_loadu_ps(buf + j0));
+        __m512 a1 = _mm512_mul_ps(va, _mm512_loadu_ps(buf + ldb + j0));
+        __m512 a2 = _mm512_mul_ps(va, _mm512_loadu_ps(buf + 2 * ldb + j0));
+        __m512 a3 = _mm512_mul_ps(va, _mm512_loadu_ps(buf + 3 * ldb + j0));
+        __m512 t0 = _mm512_unpacklo_ps(a0, a1), t1 = _mm512_unpackhi_ps(a0, a1);
+        __m512 t2 = _mm512_unpacklo_ps(a2, a3), t3 = _mm512_unpackhi_ps(a2, a3);
+        /* u[K], 128-bit lane l: the four columns of unit j0 + 4 l + K */
+        __m512 u[4] = {_mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                       _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+        __m128 r[16];
+        for (int K = 0; K < 4; K++) {
+            r[K] = _mm512_castps512_ps128(u[K]);
+            r[4 + K] = _mm512_extractf32x4_ps(u[K], 1);
+            r[8 + K] = _mm512_extractf32x4_ps(u[K], 2);
+            r[12 + K] = _mm512_extractf32x4_ps(u[K], 3);
+        }
+        int64_t nr = nout - j0 < 16 ? nout - j0 : 16;
+        for (int64_t q = 0; q < nr; q++) {
+            float *g = G + (j0 + q) * nin + k0;
+            __m128 v = r[q];
+            if (beta != 0) v = _mm_fmadd_ps(vb, _mm_maskz_loadu_ps(kc, g), v);
+            _mm_mask_storeu_ps(g, kc, v);
+        }
+    }
+}
 #include "vg_direct_impl.h"
 #pragma GCC pop_options
 #else
@@ -232,8 +300,11 @@ void vg_l0_forward_sparse_d(const double *vals, const int32_t *cols, const int64
 void vg_l0_forward_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                             const float *Wt, int64_t ldw, float *Z, int64_t nout)
     { VG_PICKV(sfwd, _f, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
+/* Scratch values the sparse weight gradient needs for m compressed rows of nin columns (cval:
+ * every tile of WPT columns of every row, zero-filled) */
+int64_t vg_l0_sparse_scratch(int64_t m, int64_t nin) { return m * ((nin + WPT - 1) / WPT * WPT) + 32; }
 /* G = alpha D^T (compressed rows) + beta G. Scratch: Gt (nin x ldw), iwork (2 nin + 2),
- * crow and cval (as many as the nonzeros) */
+ * crow (as many as the nonzeros) and cval (vg_l0_sparse_scratch) */
 void vg_l0_wgrad_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
                           double *G, double *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,

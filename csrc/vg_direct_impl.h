@@ -196,11 +196,10 @@ static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m
     return (double)best;
 }
 
-#define SPV 8 /* vectors of Z (or of a row of D) held in registers at a time */
+#define SPV 8 /* vectors of a row of Z held in registers at a time */
 
 /* out = sum over q in [q0, q1) of val[q] M[row[q], :] (JV vectors, the last masked), the sum
- * held in registers: the sparse forward rows (M = W^T) and the sparse weight-gradient columns
- * (M = D) */
+ * held in registers: a row of the sparse forward product (M = W^T) */
 static inline __attribute__((always_inline)) void DSFX(combine_rows)(
         const REAL *val, const int32_t *row, int64_t q0, int64_t q1, const REAL *M, int64_t ldm,
         REAL *out, const int JV, VMASK last) {
@@ -236,49 +235,86 @@ static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64
     }
 }
 
-/* G = alpha D^T (compressed rows) + beta G. The nonzeros are re-sorted by column (CSC, counting
- * sort: crow/cval, colptr in iwork[0..nin], the fill cursors in iwork[nin + 1..]), then each
- * column k of G is summed in registers over its nonzeros (x D[i, :], D's rows from cache) and
- * written once: 8 columns go through buf (8 x ldw) to be stored along G's rows. */
+#define WTV 6 /* vectors of D's row per register tile: WPT x WTV accumulators */
+
+/* out[c * ldo + :] = sum over q in [q0, q1) of tval[WPT q + c] D[trow[q], :] for the WPT columns
+ * c of one tile (JV vectors of D's row, the last masked): WPT x JV sums in registers, each row
+ * of D loaded once for the tile's WPT columns */
+static inline __attribute__((always_inline)) void DSFX(tile_wgrad)(
+        const REAL *tval, const int32_t *trow, int64_t q0, int64_t q1, const REAL *D, int64_t ldd,
+        REAL *out, int64_t ldo, const int JV, VMASK last) {
+    VEC acc[WPT][WTV];
+    for (int c = 0; c < WPT; c++)
+        for (int v = 0; v < JV; v++) acc[c][v] = V_ZERO();
+    for (int64_t q = q0; q < q1; q++) {
+        const REAL *r = D + (int64_t)trow[q] * ldd;
+        VEC x[WPT];
+        for (int c = 0; c < WPT; c++) x[c] = V_SET1(tval[WPT * q + c]);
+        for (int v = 0; v < JV; v++) {
+            VEC d = v < JV - 1 ? V_LOADU(r + LANES * v) : V_MASKZ_LOADU(last, r + LANES * v);
+            for (int c = 0; c < WPT; c++) acc[c][v] = V_FMA(x[c], d, acc[c][v]);
+        }
+    }
+    for (int c = 0; c < WPT; c++)
+        for (int v = 0; v < JV; v++)
+            V_MASK_STOREU(out + c * ldo + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[c][v]);
+}
+
+/* G = alpha D^T (compressed rows) + beta G, by tiles of WPT adjacent columns of X (pixels).
+ * One pass over the nonzeros lists, for each tile t, the rows with a nonzero in it: entry
+ * e < cnt[t] (iwork[0..nt)) holds the row in trow[t m + e] and its WPT values, zero-filled, in
+ * tval[WPT (t m + e) ..]. Neighbouring pixels are nonzero together (MNIST: 11,000 entries per
+ * 200 rows against 30,000 nonzeros), so each row of D is read from cache once per entry and
+ * serves WPT columns. A tile's WPT columns of G are summed in registers (WPT x WTV vectors at a
+ * time), go through buf (WPT x ldw) and are written, transposed in registers, along G's rows. */
 static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
                                 int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
                                 REAL beta, REAL *G, REAL *buf, int64_t ldw, int64_t *iwork,
-                                int32_t *crow, REAL *cval) {
-    int64_t *colptr = iwork, *next = iwork + nin + 1;
-    memset(colptr, 0, (size_t)(nin + 1) * sizeof(int64_t));
-    for (int64_t p = ptr[0]; p < ptr[m]; p++) colptr[cols[p] + 1]++;
-    for (int64_t k = 0; k < nin; k++) colptr[k + 1] += colptr[k];
-    memcpy(next, colptr, (size_t)nin * sizeof(int64_t));
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t p = ptr[i]; p < ptr[i + 1]; p++) {
-            int64_t q = next[cols[p]]++;
-            crow[q] = (int32_t)i;
-            cval[q] = vals[p];
+                                int32_t *trow, REAL *tval) {
+    const int64_t nt = (nin + WPT - 1) / WPT;
+    int64_t *cnt = iwork;
+    memset(cnt, 0, (size_t)nt * sizeof(int64_t));
+    for (int64_t i = 0; i < m; i++) {
+        int64_t prev = -1;
+        REAL *tv = tval;
+        for (int64_t p = ptr[i]; p < ptr[i + 1]; p++) {  /* a row's columns ascend */
+            const int64_t t = cols[p] / WPT;
+            if (t != prev) {
+                const int64_t q = t * m + cnt[t]++;
+                trow[q] = (int32_t)i;
+                tv = tval + WPT * q;
+                for (int c = 0; c < WPT; c++) tv[c] = 0;
+                prev = t;
+            }
+            tv[cols[p] - WPT * t] = vals[p];
         }
-    int64_t nv = (nout + LANES - 1) / LANES;
-    for (int64_t k0 = 0; k0 < nin; k0 += 8) {
-        int64_t nc = nin - k0 < 8 ? nin - k0 : 8;
-        for (int64_t c = 0; c < nc; c++) {
-            int64_t k = k0 + c;
-            for (int64_t jv0 = 0; jv0 < nv; jv0 += SPV) {
-                int JV = nv - jv0 < SPV ? (int)(nv - jv0) : SPV;
-                int64_t rem = nout - LANES * (jv0 + JV - 1);
-                VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-                const REAL *D0 = D + LANES * jv0;
-                REAL *o = buf + c * ldw + LANES * jv0;
-                switch (JV) {
-#define C(J_) case J_: DSFX(combine_rows)(cval, crow, colptr[k], colptr[k + 1], D0, nout, o, J_, last); break;
-                    C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+    }
+    const int64_t nv = (nout + LANES - 1) / LANES;
+    const int64_t nb = (nv + WTV - 1) / WTV;
+    const int64_t bv = (nv + nb - 1) / nb;  /* vectors per block, the blocks balanced */
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;
+        const REAL *tv = tval + WPT * t * m;
+        const int32_t *tr = trow + t * m;
+        if (cnt[t] == 0) {  /* no nonzero in these columns */
+            for (int64_t j = 0; j < nout; j++) {
+                REAL *g = G + j * nin + k0;
+                for (int64_t c = 0; c < nc; c++) g[c] = beta != 0 ? beta * g[c] : 0;
+            }
+            continue;
+        }
+        for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
+            int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
+            int64_t rem = nout - LANES * (jv0 + JV - 1);
+            VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+            const REAL *D0 = D + LANES * jv0;
+            REAL *o = buf + LANES * jv0;
+            switch (JV) {
+#define C(J_) case J_: DSFX(tile_wgrad)(tv, tr, 0, cnt[t], D0, nout, o, ldw, J_, last); break;
+                C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
-                }
             }
         }
-        for (int64_t j = 0; j < nout; j++) {
-            REAL *g = G + j * nin + k0;
-            if (beta != 0)
-                for (int64_t c = 0; c < nc; c++) g[c] = alpha * buf[c * ldw + j] + beta * g[c];
-            else
-                for (int64_t c = 0; c < nc; c++) g[c] = alpha * buf[c * ldw + j];
-        }
+        DSFX(store_tile)(buf, ldw, nout, alpha, beta, G, nin, k0, nc);
     }
 }

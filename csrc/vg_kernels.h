@@ -85,6 +85,7 @@ void vg_l0_forward_sparse_d(const double *vals, const int32_t *cols, const int64
                             const double *Wt, int64_t ldw, double *Z, int64_t nout);
 void vg_l0_forward_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                             const float *Wt, int64_t ldw, float *Z, int64_t nout);
+int64_t vg_l0_sparse_scratch(int64_t m, int64_t nin);
 void vg_l0_wgrad_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
                           double *G, double *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,

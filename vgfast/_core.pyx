@@ -114,6 +114,7 @@ cdef extern from "vg_kernels.h" nogil:
                                 const double*, int64_t, double*, int64_t)
     void vg_l0_forward_sparse_f(const float*, const int32_t*, const int64_t*, int64_t,
                                 const float*, int64_t, float*, int64_t)
+    int64_t vg_l0_sparse_scratch(int64_t m, int64_t nin)
     void vg_l0_wgrad_sparse_d(const double*, const int32_t*, const int64_t*, int64_t, int64_t,
                               const double*, int64_t, double, double, double*, double*, int64_t,
                               int64_t*, int32_t*, double*)
@@ -1597,7 +1598,7 @@ cdef class Engine:
                     self.svals = np.zeros(nz, self.dtype)
                     self.scols = np.zeros(nz, np.int32)
                     self.scrow = np.zeros(nz, np.int32)
-                    self.scval = np.zeros(nz, self.dtype)
+                    self.scval = np.zeros(vg_l0_sparse_scratch(chunk, self.sizes[0]), self.dtype)
                 if self.sptr is None or self.sptr.shape[0] < batch_size + 1:
                     self.sptr = np.zeros(batch_size + 1, np.int64)
                 if self.gtbuf is None:
@@ -1839,7 +1840,7 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     cols = np.zeros(nz, np.int32)
     rowptr = np.zeros(m + 1, np.int64)
     crow = np.zeros(nz, np.int32)
-    cval = np.zeros(nz, dt)
+    cval = np.zeros(vg_l0_sparse_scratch(m, nin), dt)
     iwork = np.zeros(2 * nin + 2, np.int64)
     Gt = np.zeros(nin * ldw, dt)
     # the engine's own dispatch (l0_forward_rows, l0_wgrad) on a plan of this one layer
