@@ -472,7 +472,9 @@ VG_API int SFX(vg_nonfinite)(const REAL *x, int64_t len) { return SFX(nonfinite)
 
 /* One optimiser step over a segment, torch.optim's equations. h holds the hyper-parameters:
  *   h[0] lr; h[1] momentum | rho | beta1; h[2] nesterov flag | beta2; h[3] eps;
- *   h[4] decoupled weight decay (p <- p (1 - lr wd) first); h[5] AdaGrad lr_decay.
+ *   h[4] decoupled weight decay (p <- p (1 - lr wd) first); h[5] AdaGrad lr_decay;
+ *   h[6] Adam's eps-hat flag: p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps), eps added
+ *   before the bias correction (Kingma & Ba's section 2 form; scikit-learn's and Keras's).
  * t is the 1-based step count. s1, s2 are state buffers of the same length (may be unused).
  * old, when not NULL, receives the parameters before the step (block by block, while they are
  * in L1, so the caller can undo a step that overflowed).
@@ -491,6 +493,8 @@ VG_API int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2
     if (kind == VG_OPT_ADAM) { bc1 = 1.0 - pow(h[1], (double)t); bc2 = 1.0 - pow(h[2], (double)t); }
     const REAL step = (REAL)(h[0] / bc1);
     const REAL bc2s = (REAL)sqrt(bc2);
+    const int eps_hat = kind == VG_OPT_ADAM && h[6] != 0;
+    const REAL hat_step = (REAL)(h[0] * sqrt(bc2) / bc1);
     int bad = 0;
     for (int64_t i0 = 0; i0 < len; i0 += VG_OPT_BLOCK) {
         const int64_t i1 = len - i0 < VG_OPT_BLOCK ? len : i0 + VG_OPT_BLOCK;
@@ -531,6 +535,15 @@ VG_API int SFX(vg_opt_step)(int kind, REAL *p, const REAL *g, REAL *s1, REAL *s2
             }
             break;
         case VG_OPT_ADAM:
+            if (eps_hat) {  /* one square root and one division per element */
+                for (int64_t i = i0; i < i1; i++) {
+                    s1[i] = b1 * s1[i] + ((REAL)1 - b1) * g[i];
+                    s2[i] = b2 * s2[i] + ((REAL)1 - b2) * g[i] * g[i];
+                    p[i] -= hat_step * s1[i] / (SQRT(s2[i]) + eps);
+                    VG_CHECK(i);
+                }
+                break;
+            }
             for (int64_t i = i0; i < i1; i++) {
                 s1[i] = b1 * s1[i] + ((REAL)1 - b1) * g[i];
                 s2[i] = b2 * s2[i] + ((REAL)1 - b2) * g[i] * g[i];

@@ -165,6 +165,53 @@ def test_adamw_first_step_by_hand(pg):
     assert close(p1, p * (1 - 0.01 * 0.5) - 0.01 * g / (np.abs(g) + 1e-8))
 
 
+def test_adam_eps_hat_matches_sklearns_adam_optimizer():
+    """Adam(eps_hat=True) against scikit-learn's own AdamOptimizer (eps added to sqrt(v) before
+    the bias correction) over 30 steps, with gradients from 1e-9 to 1: there torch's form
+    (eps_hat=False) differs by far more than rounding, so the comparison can fail."""
+    sk_opt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    rng = np.random.default_rng(5)
+    n = 200
+    scale = 10.0 ** rng.uniform(-9, 0, n)
+    grads = [rng.standard_normal(n) * scale for _ in range(30)]
+    p0 = rng.standard_normal(n)
+    ref_p = p0.copy()
+    ref = sk_opt.AdamOptimizer([ref_p], learning_rate_init=0.01)
+    for g in grads:
+        ref.update_params([ref_p], [g])
+    for dtype, tol in ((np.float64, 1e-13), (np.float32, 2e-6)):
+        got = {}
+        for hat in (True, False):
+            opt = Adam(0.01, eps_hat=hat)
+            p = p0.astype(dtype)
+            s1, s2 = np.zeros_like(p), np.zeros_like(p)
+            for t, g in enumerate(grads, start=1):
+                assert not _core.optimizer_step(opt.kind, p, g.astype(dtype), s1, s2,
+                                                engine_hyper(opt), t)
+            got[hat] = p.astype(np.float64)
+        move = np.abs(ref_p - p0).max()
+        assert np.abs(got[True] - ref_p).max() <= tol * max(1.0, np.abs(ref_p).max())
+        assert np.abs(got[False] - ref_p).max() > 0.1 * move  # the other form is not it
+        q, m, v = p0.copy(), np.zeros(n), np.zeros(n)
+        for t, g in enumerate(grads, start=1):
+            R.adam_step(q, g, m, v, t, lr=0.01, eps_hat=True)
+        assert np.abs(q - ref_p).max() <= 1e-13 * max(1.0, np.abs(ref_p).max())
+
+
+def test_adam_eps_hat_validation_and_checkpoint(tmp_path):
+    with pytest.raises(TypeError, match="eps_hat"):
+        Adam(eps_hat="yes")
+    from vgfast import checkpoint
+    net = vgfast.Network([3, 4, 2], seed=0)
+    opt = AdamW(0.01, eps_hat=True)
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    vgfast.train(net, X, np.arange(20) % 2, epochs=1, batch_size=5, optimizer=opt)
+    checkpoint.save(net, tmp_path / "c.vgf", optimizer=opt)
+    opt2 = checkpoint.load(tmp_path / "c.vgf").optimizer
+    assert type(opt2) is AdamW and opt2.eps_hat is True and opt2.t == opt.t
+    np.testing.assert_array_equal(opt2.state["s2"], opt.state["s2"])
+
+
 def test_reference_steps_agree_with_kernel(pg):
     """_reference.py's Adam/RMSProp/AdaGrad steps (the readable spec) match the kernel."""
     p, g, _ = pg

@@ -217,15 +217,20 @@ def sgd_epoch(net, params, X, Y, perm, batch_size, lr, lmbda=0.0, l1=0.0, moment
     return params
 
 
-def adam_step(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """torch.optim.Adam / AdamW (decoupled weight_decay) for one step; updates p, m, v in place."""
+def adam_step(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              eps_hat=False):
+    """torch.optim.Adam / AdamW (decoupled weight_decay) for one step; updates p, m, v in place.
+    eps_hat: eps added to sqrt(v) before the bias correction (scikit-learn's form)."""
     if weight_decay:
         p *= 1 - lr * weight_decay
     m[...] = beta1 * m + (1 - beta1) * g
     v[...] = beta2 * v + (1 - beta2) * g * g
     bc1 = 1 - beta1 ** t
     bc2 = 1 - beta2 ** t
-    p -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
+    if eps_hat:
+        p -= (lr * np.sqrt(bc2) / bc1) * m / (np.sqrt(v) + eps)
+    else:
+        p -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
 
 
 def rmsprop_step(p, g, s, lr, rho=0.99, eps=1e-8):

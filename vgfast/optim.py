@@ -166,7 +166,8 @@ class Optimizer:
         self.epoch = 0
 
     def hyper(self):
-        """[lr, momentum|rho|beta1, nesterov|beta2, eps, 0, lr_decay] for the engine."""
+        """[lr, momentum|rho|beta1, nesterov|beta2, eps, 0, lr_decay(, Adam's eps_hat)] for
+        the engine (see vg_opt_step)."""
         raise NotImplementedError
 
     def _bind(self, net, dtype=None):
@@ -339,27 +340,38 @@ class Adam(Optimizer):
 
     m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     p <- p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+
+    ``eps_hat=True`` adds eps before the bias correction instead (Kingma & Ba 2015, end of
+    section 2, "epsilon hat"; scikit-learn's and Keras's Adam):
+    p <- p - lr sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps).
+    The two differ only where sqrt(v) is within a few orders of magnitude of eps while
+    1 - b2^t is far from 1 (e.g. weights moved by an L2 term alone in the first thousand steps);
+    the eps-hat form also takes one division per element fewer.
     """
 
     kind = 3
     state_names = ("exp_avg", "exp_avg_sq")
     nonnegative_state = ("s2",)
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False):
         super().__init__(lr)
         self.beta1 = check_number(beta1, "beta1", low=0, high=1, high_open=True)
         self.beta2 = check_number(beta2, "beta2", low=0, high=1, high_open=True)
         self.eps = check_number(eps, "eps", low=0, low_open=True)
+        if not isinstance(eps_hat, (bool, np.bool_)):
+            raise TypeError(f"eps_hat must be True or False; got {eps_hat!r}")
+        self.eps_hat = bool(eps_hat)
 
     def hyper(self):
-        return [0.0, self.beta1, self.beta2, self.eps, 0.0, 0.0]
+        return [0.0, self.beta1, self.beta2, self.eps, 0.0, 0.0, float(self.eps_hat)]
 
 
 class AdamW(Adam):
     """torch.optim.AdamW: Adam with decoupled weight decay p <- p (1 - lr wd) on weights (not biases)."""
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
-        super().__init__(lr, beta1, beta2, eps)
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 eps_hat=False):
+        super().__init__(lr, beta1, beta2, eps, eps_hat)
         self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
 
 

@@ -64,8 +64,9 @@ class _Stepper:
             self.opt = SGD(self.learning_rate, momentum=mu,
                            nesterov=bool(est.nesterovs_momentum) and mu > 0)
         else:
+            # scikit-learn adds epsilon to sqrt(v) before the bias correction: eps_hat
             self.opt = Adam(self.learning_rate, beta1=float(est.beta_1), beta2=float(est.beta_2),
-                            eps=float(est.epsilon))
+                            eps=float(est.epsilon), eps_hat=True)
         self._buffer_lr = self.learning_rate  # the lr that the momentum buffer is scaled for
 
     def before_epoch(self):

@@ -56,11 +56,8 @@ _PARAMETERS = """
     beta_1, beta_2 : float, default=0.9, 0.999
         Adam's moment decay rates.
     epsilon : float, default=1e-8
-        Adam's epsilon, added to sqrt(v-hat) (torch's form and the Adam paper's Algorithm 1);
-        scikit-learn adds it to sqrt(v) before the bias correction. The updates agree except
-        for parameters whose gradients are within a few orders of magnitude of epsilon while
-        1 - beta_2 ** t is far from 1 (the first few thousand steps), e.g. weights from
-        inputs that are always 0, moved by the L2 term alone.
+        Adam's epsilon, added to sqrt(v) before the bias correction, as scikit-learn does
+        (``vgfast.Adam(eps_hat=True)``; torch adds it to sqrt(v-hat)).
     n_iter_no_change : int or numpy.inf, default=10
     max_fun : int, default=15000
         'lbfgs': objective evaluations at most (one engine pass each).
@@ -120,7 +117,7 @@ _ATTRIBUTES = """
 _NOTES = """
     Differences from scikit-learn: no ``sample_weight`` (the engine averages a mini-batch
     uniformly); sparse X is densified; the reported log-loss is not clipped at machine epsilon;
-    see ``epsilon`` and ``loss_curve_``. With several regression targets, 'lbfgs' minimises the
+    see ``loss_curve_``. With several regression targets, 'lbfgs' minimises the
     half squared error summed over the targets, the objective whose gradient scikit-learn uses
     (scikit-learn's objective value divides the data term by the number of targets, as
     ``loss_`` does here), so the two line searches can end in different places.
