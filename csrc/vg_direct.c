@@ -7,7 +7,11 @@
 #include <float.h>
 #include "vg_kernels.h"
 
-#define WPT 4 /* columns of X (pixels) per tile of the sparse weight gradient (vg_direct_impl.h) */
+/* the sparse first layer (vg_direct_impl.h) */
+#define WPT 4 /* columns of X (pixels) per tile of the weight gradient */
+#define FRB 4 /* rows of X per block of the forward product */
+#define WTV 6 /* vectors of units per register tile (WPT or FRB x WTV accumulators) */
+#define VG_SPARSE_SLACK 16 /* values past each forward stream (a vector of either type) */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(VG_NO_DISPATCH)
 #define VG_DIRECT_AVX512 1
@@ -44,6 +48,10 @@
 /* G[j, k0 + c] = alpha buf[c * ldb + j] + beta G[j, k0 + c] for the WPT (= 4) columns c < nc of
  * one tile of the sparse weight gradient and every j < nout: 4 x 8 blocks of buf transposed in
  * registers into 8 stores of 4 contiguous values (beta = 0: G is only written) */
+/* the WPT (= 4) lanes 4 h .. 4 h + 3 of v to p */
+static inline void put_tile_d(double *p, __m512d v, int h) {
+    _mm256_storeu_pd(p, h == 0 ? _mm512_castpd512_pd256(v) : _mm512_extractf64x4_pd(v, 1));
+}
 static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, double alpha,
                                 double beta, double *G, int64_t nin, int64_t k0, int64_t nc) {
     const __m512d va = _mm512_set1_pd(alpha);
@@ -124,6 +132,14 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #define V_IDX(k) _mm512_add_epi32(_mm512_set1_epi32((int)(k)), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 #define V_COMPRESS_IDX(k, v) _mm512_maskz_compress_epi32(k, v)
 #define V_STORE_IDX(p, v) _mm512_storeu_si512((void *)(p), v)
+static inline void put_tile_f(float *p, __m512 v, int h) {
+    switch (h) {
+    case 0: _mm_storeu_ps(p, _mm512_castps512_ps128(v)); break;
+    case 1: _mm_storeu_ps(p, _mm512_extractf32x4_ps(v, 1)); break;
+    case 2: _mm_storeu_ps(p, _mm512_extractf32x4_ps(v, 2)); break;
+    default: _mm_storeu_ps(p, _mm512_extractf32x4_ps(v, 3)); break;
+    }
+}
 /* store_tile_d for float: 4 x 16 blocks of buf transposed into 16 stores of 4 values */
 static inline void store_tile_f(const float *buf, int64_t ldb, int64_t nout, float alpha,
                                 float beta, float *G, int64_t nin, int64_t k0, int64_t nc) {
@@ -243,75 +259,113 @@ void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, c
 
 #define VG_SPARSE_PORTABLE(T, S, TMAX)                                                          \
 static double compress_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,     \
-                                   T *vals, int32_t *cols, int64_t *ptr) {                     \
+                                   T *uval, int32_t *ucol, int64_t *ucnt, int64_t *cnt,         \
+                                   int32_t *trow, T *tval) {                                    \
+    const int64_t St = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;                        \
     double mx = 0;                                                                              \
-    int64_t pos = ptr[0];                                                                       \
+    memset(cnt, 0, (size_t)nt * sizeof(int64_t));                                               \
     for (int64_t i = 0; i < m; i++) {                                                           \
         const T *x = X + idx[i] * nin;                                                          \
         for (int64_t k = 0; k < nin; k++) {                                                     \
             double a = fabs((double)x[k]);                                                      \
             if (!(a <= (double)TMAX)) mx = -1;                                                  \
             else if (mx >= 0 && a > mx) mx = a;                                                 \
-            if (x[k] != 0) { vals[pos] = x[k]; cols[pos] = (int32_t)k; pos++; }                \
         }                                                                                       \
-        ptr[i + 1] = pos;                                                                       \
+        for (int64_t t = 0; t < nt; t++) {                                                      \
+            int64_t nc = nin - WPT * t < WPT ? nin - WPT * t : WPT, any = 0;                    \
+            for (int64_t c = 0; c < nc; c++) any |= x[WPT * t + c] != 0;                        \
+            if (!any) continue;                                                                 \
+            int64_t q = t * m + cnt[t]++;                                                       \
+            trow[q] = (int32_t)i;                                                               \
+            for (int64_t c = 0; c < WPT; c++) tval[WPT * q + c] = c < nc ? x[WPT * t + c] : 0;  \
+        }                                                                                       \
+    }                                                                                           \
+    for (int64_t i0 = 0, b = 0; i0 < m; i0 += FRB, b++) {                                       \
+        int64_t R = m - i0 < FRB ? m - i0 : FRB, e = 0;                                         \
+        for (int64_t k = 0; k < nin; k++) {                                                     \
+            int any = 0;                                                                        \
+            for (int64_t r = 0; r < R; r++) any |= X[idx[i0 + r] * nin + k] != 0;              \
+            if (!any) continue;                                                                 \
+            ucol[b * St + e] = (int32_t)k;                                                      \
+            for (int64_t r = 0; r < R; r++)                                                     \
+                uval[(FRB * b + r) * St + e] = X[idx[i0 + r] * nin + k];                        \
+            e++;                                                                                \
+        }                                                                                       \
+        ucnt[b] = e;                                                                            \
     }                                                                                           \
     return mx;                                                                                  \
 }                                                                                               \
-static void sfwd_portable##S(const T *vals, const int32_t *cols, const int64_t *ptr, int64_t m, \
-                             const T *Wt, int64_t ldw, T *Z, int64_t nout) {                    \
+static void sfwd_portable##S(const T *uval, const int32_t *ucol, const int64_t *ucnt, int64_t m, \
+                             int64_t nin, const T *Wt, int64_t ldw, T *Z, int64_t nout) {       \
+    const int64_t St = nin + VG_SPARSE_SLACK;                                                   \
     for (int64_t i = 0; i < m; i++) {                                                           \
+        int64_t b = i / FRB, r = i % FRB;                                                       \
         T *z = Z + i * nout;                                                                    \
         for (int64_t j = 0; j < nout; j++) z[j] = 0;                                            \
-        for (int64_t p = ptr[i]; p < ptr[i + 1]; p++)                                           \
-            for (int64_t j = 0; j < nout; j++) z[j] += vals[p] * Wt[cols[p] * ldw + j];         \
+        for (int64_t e = 0; e < ucnt[b]; e++) {                                                 \
+            T x = uval[(FRB * b + r) * St + e];                                                 \
+            for (int64_t j = 0; j < nout; j++) z[j] += x * Wt[ucol[b * St + e] * ldw + j];      \
+        }                                                                                       \
     }                                                                                           \
 }                                                                                               \
-static void swgrad_portable##S(const T *vals, const int32_t *cols, const int64_t *ptr,          \
+static void swgrad_portable##S(const int64_t *cnt, const int32_t *trow, const T *tval,         \
                                int64_t m, int64_t nin, const T *D, int64_t nout, T alpha,       \
-                               T beta, T *G, T *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,  \
-                               T *cval) {                                                       \
-    (void)iwork; (void)crow; (void)cval;                                                        \
-    memset(Gt, 0, (size_t)(nin * ldw) * sizeof(T));                                            \
-    for (int64_t i = 0; i < m; i++)                                                             \
-        for (int64_t p = ptr[i]; p < ptr[i + 1]; p++)                                           \
-            for (int64_t j = 0; j < nout; j++) Gt[cols[p] * ldw + j] += vals[p] * D[i * nout + j]; \
-    for (int64_t j = 0; j < nout; j++)                                                          \
-        for (int64_t k = 0; k < nin; k++) {                                                     \
-            T v = alpha * Gt[k * ldw + j];                                                      \
-            G[j * nin + k] = beta != 0 ? v + beta * G[j * nin + k] : v;                          \
-        }                                                                                       \
+                               T beta, T *G, T *buf, int64_t ldw) {                             \
+    const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
+    for (int64_t t = 0; t < nt; t++) {                                                          \
+        int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;                             \
+        for (int64_t c = 0; c < WPT; c++)                                                       \
+            for (int64_t j = 0; j < nout; j++) buf[c * ldw + j] = 0;                            \
+        for (int64_t q = t * m; q < t * m + cnt[t]; q++)                                        \
+            for (int64_t c = 0; c < WPT; c++)                                                   \
+                for (int64_t j = 0; j < nout; j++)                                              \
+                    buf[c * ldw + j] += tval[WPT * q + c] * D[trow[q] * nout + j];              \
+        for (int64_t j = 0; j < nout; j++)                                                      \
+            for (int64_t c = 0; c < nc; c++) {                                                  \
+                T v = alpha * buf[c * ldw + j];                                                 \
+                G[j * nin + k0 + c] = beta != 0 ? v + beta * G[j * nin + k0 + c] : v;           \
+            }                                                                                   \
+    }                                                                                           \
 }
 
 VG_SPARSE_PORTABLE(double, _d, DBL_MAX)
 VG_SPARSE_PORTABLE(float, _f, FLT_MAX)
 
-/* The batch's rows X[idx[0..m)) as nonzero values and columns (vals, cols from position ptr[0];
- * ptr[1..m] the ends of the rows; LANES entries of slack needed past the end): returns max |x|
- * over the rows, -1 if one is NaN or Inf */
-double vg_l0_compress_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, double *vals,
-                        int32_t *cols, int64_t *ptr) { VG_PICK(compress, _d, (X, idx, m, nin, vals, cols, ptr)); }
-double vg_l0_compress_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, float *vals,
-                        int32_t *cols, int64_t *ptr) { VG_PICK(compress, _f, (X, idx, m, nin, vals, cols, ptr)); }
-/* Z = (compressed rows) W^T */
-void vg_l0_forward_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
-                            const double *Wt, int64_t ldw, double *Z, int64_t nout)
-    { VG_PICKV(sfwd, _d, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
-void vg_l0_forward_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
-                            const float *Wt, int64_t ldw, float *Z, int64_t nout)
-    { VG_PICKV(sfwd, _f, (vals, cols, ptr, m, Wt, ldw, Z, nout)); }
-/* Scratch values the sparse weight gradient needs for m compressed rows of nin columns (cval:
- * every tile of WPT columns of every row, zero-filled) */
-int64_t vg_l0_sparse_scratch(int64_t m, int64_t nin) { return m * ((nin + WPT - 1) / WPT * WPT) + 32; }
-/* G = alpha D^T (compressed rows) + beta G. Scratch: Gt (nin x ldw), iwork (2 nin + 2),
- * crow (as many as the nonzeros) and cval (vg_l0_sparse_scratch) */
-void vg_l0_wgrad_sparse_d(const double *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
+/* Scratch the sparse kernels need for a chunk of m rows of nin columns, as counts of elements:
+ * sizes[0] uval (values), [1] ucol (int32), [2] ucnt (int64), [3] cnt (int64), [4] trow (int32),
+ * [5] tval (values), [6] buf (values, for ldw units) */
+void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t ldw, int64_t *sizes) {
+    const int64_t St = nin + VG_SPARSE_SLACK, nb = (m + FRB - 1) / FRB, nt = (nin + WPT - 1) / WPT;
+    sizes[0] = FRB * nb * St;
+    sizes[1] = nb * St;
+    sizes[2] = nb;
+    sizes[3] = nt;
+    sizes[4] = nt * m;
+    sizes[5] = WPT * nt * m;
+    sizes[6] = WPT * ldw;
+}
+
+/* The operands of both sparse products for the rows X[idx[0..m)) (vg_direct_impl.h): returns
+ * max |x| over the rows, -1 if one is NaN or Inf */
+double vg_l0_compress_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, double *uval,
+                        int32_t *ucol, int64_t *ucnt, int64_t *cnt, int32_t *trow, double *tval)
+    { VG_PICK(compress, _d, (X, idx, m, nin, uval, ucol, ucnt, cnt, trow, tval)); }
+double vg_l0_compress_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, float *uval,
+                        int32_t *ucol, int64_t *ucnt, int64_t *cnt, int32_t *trow, float *tval)
+    { VG_PICK(compress, _f, (X, idx, m, nin, uval, ucol, ucnt, cnt, trow, tval)); }
+/* Z = X[idx] W^T from the blocks */
+void vg_l0_forward_sparse_d(const double *uval, const int32_t *ucol, const int64_t *ucnt, int64_t m,
+                            int64_t nin, const double *Wt, int64_t ldw, double *Z, int64_t nout)
+    { VG_PICKV(sfwd, _d, (uval, ucol, ucnt, m, nin, Wt, ldw, Z, nout)); }
+void vg_l0_forward_sparse_f(const float *uval, const int32_t *ucol, const int64_t *ucnt, int64_t m,
+                            int64_t nin, const float *Wt, int64_t ldw, float *Z, int64_t nout)
+    { VG_PICKV(sfwd, _f, (uval, ucol, ucnt, m, nin, Wt, ldw, Z, nout)); }
+/* G = alpha D^T X[idx] + beta G from the tile lists (buf: scratch) */
+void vg_l0_wgrad_sparse_d(const int64_t *cnt, const int32_t *trow, const double *tval, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
-                          double *G, double *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
-                          double *cval)
-    { VG_PICKV(swgrad, _d, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }
-void vg_l0_wgrad_sparse_f(const float *vals, const int32_t *cols, const int64_t *ptr, int64_t m,
+                          double *G, double *buf, int64_t ldw)
+    { VG_PICKV(swgrad, _d, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G, buf, ldw)); }
+void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *tval, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
-                          float *G, float *Gt, int64_t ldw, int64_t *iwork, int32_t *crow,
-                          float *cval)
-    { VG_PICKV(swgrad, _f, (vals, cols, ptr, m, nin, D, nout, alpha, beta, G, Gt, ldw, iwork, crow, cval)); }
+                          float *G, float *buf, int64_t ldw)
+    { VG_PICKV(swgrad, _f, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G, buf, ldw)); }

@@ -158,34 +158,70 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
 /* ---- sparse rows (mostly-zero inputs such as MNIST's pixels): the batch's rows compressed to
  * their nonzero values and column indices (CSR), then each product touches the nonzeros only. */
 
-/* vals/cols from position ptr[0] on get the nonzeros of the rows X[idx[0..m)), ptr[1..m] their
- * ends; returns max |x| (-1 for NaN/Inf), as the dense forward kernel does. NaN compares unequal
- * to zero, so it is kept. vals/cols need LANES entries of slack past the last nonzero. */
+/* The sparse first layer (inputs mostly zero, a layer wider than the dense tiles). One pass over
+ * the rows X[idx[0..m)) builds both products' operands (vg_direct.c sizes them):
+ *
+ *   forward, by blocks of FRB rows: for block b, the columns where any of its rows is nonzero
+ *     (ascending) in ucol[b S + e], e < ucnt[b], and row r's values there (zeros included) in
+ *     uval[(FRB b + r) S + e]; S = nin + VG_SPARSE_SLACK (slack for a vector store);
+ *   weight gradient, by tiles of WPT adjacent columns: for tile t, the rows with a nonzero in it
+ *     (ascending) in trow[t m + e], e < cnt[t], and their WPT values in tval[WPT (t m + e) ..].
+ *
+ * It also takes max |x| over the rows (the bits of |x| compared as integers: -1 for NaN/Inf).
+ * Neighbouring pixels are nonzero together and the rows of a block share many columns (MNIST,
+ * 200 rows: 30,000 nonzeros, 11,000 tile entries, 15,300 block columns), so each row of W^T
+ * that the forward product loads serves FRB rows, and each row of D the weight gradient loads
+ * serves WPT columns. */
 static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
-                                    REAL *vals, int32_t *cols, int64_t *ptr) {
+                                    REAL *uval, int32_t *ucol, int64_t *ucnt, int64_t *cnt,
+                                    int32_t *trow, REAL *tval) {
+    const int64_t S = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;
     VINT mx = _mm512_setzero_si512();
-    int64_t pos = ptr[0];
-    VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
-    for (int64_t i = 0; i < m; i++) {
-        const REAL *x = X + idx[i] * nin;
-        int64_t k = 0;
-        for (; k + LANES <= nin; k += LANES) {
-            VEC v = V_LOADU(x + k);
-            mx = V_ABSBITS_MAX(mx, v);
-            VMASK nz = V_NONZERO(v);
-            V_STOREU(vals + pos, V_COMPRESS(nz, v));
-            V_STORE_IDX(cols + pos, V_COMPRESS_IDX(nz, V_IDX(k)));
-            pos += __builtin_popcount((unsigned)nz);
+    const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
+    memset(cnt, 0, (size_t)nt * sizeof(int64_t));
+    for (int64_t i0 = 0, b = 0; i0 < m; i0 += FRB, b++) {
+        const int R = m - i0 < FRB ? (int)(m - i0) : FRB;
+        const REAL *rows[FRB], *ahead[FRB];
+        for (int r = 0; r < R; r++) rows[r] = X + idx[i0 + r] * nin;
+        /* the rows two blocks on, a cache line each per vector read here (the rows are random
+         * in X, so the hardware does not predict them) */
+        const int RA = m - i0 - 2 * FRB <= 0 ? 0 : (m - i0 - 2 * FRB < FRB ? (int)(m - i0 - 2 * FRB) : FRB);
+        for (int r = 0; r < RA; r++) ahead[r] = X + idx[i0 + 2 * FRB + r] * nin;
+        REAL *uv = uval + FRB * b * S;
+        int32_t *uc = ucol + b * S;
+        int64_t e = 0;
+        for (int64_t k = 0; k < nin; k += LANES) {
+            const VMASK km = nin - k >= LANES ? (VMASK)~0u : klast;
+            VEC v[FRB];
+            VMASK nz[FRB], any = 0;
+            for (int r = 0; r < RA; r++) __builtin_prefetch(ahead[r] + k, 0, 2);
+            for (int r = 0; r < R; r++) {
+                v[r] = V_MASKZ_LOADU(km, rows[r] + k);
+                mx = V_ABSBITS_MAX(mx, v[r]);
+                nz[r] = V_NONZERO(v[r]) & km;
+                any |= nz[r];
+            }
+            /* the tiles in this vector: each row's entry appended, counted if not all zero (a
+             * slot written and not counted is overwritten by the tile's next entry) */
+            for (int h = 0; h < LANES / WPT; h++) {
+                const int64_t t = k / WPT + h;
+                if (t >= nt) break;
+                int64_t c = cnt[t];
+                for (int r = 0; r < R; r++) {
+                    const int64_t q = t * m + c;
+                    trow[q] = (int32_t)(i0 + r);
+                    DSFX(put_tile)(tval + WPT * q, v[r], h);
+                    c += ((nz[r] >> (WPT * h)) & ((1u << WPT) - 1)) != 0;
+                }
+                cnt[t] = c;
+            }
+            if (any) {
+                V_STORE_IDX(uc + e, V_COMPRESS_IDX(any, V_IDX(k)));
+                for (int r = 0; r < R; r++) V_STOREU(uv + r * S + e, V_COMPRESS(any, v[r]));
+                e += __builtin_popcount((unsigned)any);
+            }
         }
-        if (k < nin) {
-            VEC v = V_MASKZ_LOADU(klast, x + k);
-            mx = V_ABSBITS_MAX(mx, v);
-            VMASK nz = V_NONZERO(v) & klast;
-            V_STOREU(vals + pos, V_COMPRESS(nz, v));
-            V_STORE_IDX(cols + pos, V_COMPRESS_IDX(nz, V_IDX(k)));
-            pos += __builtin_popcount((unsigned)nz);
-        }
-        ptr[i + 1] = pos;
+        ucnt[b] = e;
     }
     UINT bits[LANES], top = 0;
     _mm512_storeu_si512((void *)bits, mx);
@@ -196,60 +232,72 @@ static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m
     return (double)best;
 }
 
-#define SPV 8 /* vectors of a row of Z held in registers at a time */
-
-/* out = sum over q in [q0, q1) of val[q] M[row[q], :] (JV vectors, the last masked), the sum
- * held in registers: a row of the sparse forward product (M = W^T) */
-static inline __attribute__((always_inline)) void DSFX(combine_rows)(
-        const REAL *val, const int32_t *row, int64_t q0, int64_t q1, const REAL *M, int64_t ldm,
-        REAL *out, const int JV, VMASK last) {
-    VEC acc[SPV];
-    for (int v = 0; v < JV; v++) acc[v] = V_ZERO();
-    for (int64_t q = q0; q < q1; q++) {
-        VEC x = V_SET1(val[q]);
-        const REAL *r = M + (int64_t)row[q] * ldm;
-        for (int v = 0; v < JV; v++)
-            acc[v] = V_FMA(x, v < JV - 1 ? V_LOADU(r + LANES * v) : V_MASKZ_LOADU(last, r + LANES * v),
-                           acc[v]);
+/* Z rows of one block (R rows), vectors [0, JV) of the units from Wt: sum over the block's
+ * columns e of uv[r S + e] Wt[uc[e], :] in R x JV registers */
+static inline __attribute__((always_inline)) void DSFX(block_fwd)(
+        const REAL *uv, int64_t S, const int32_t *uc, int64_t ne, const REAL *Wt, int64_t ldw,
+        REAL *Z, int64_t ldz, const int R, const int JV, VMASK last) {
+    VEC acc[FRB][WTV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
+    for (int64_t e = 0; e < ne; e++) {
+        const REAL *w = Wt + (int64_t)uc[e] * ldw;
+        VEC x[FRB];
+        for (int r = 0; r < R; r++) x[r] = V_SET1(uv[r * S + e]);
+        for (int v = 0; v < JV; v++) {
+            VEC wv = V_LOAD(w + LANES * v);  /* Wt is zero-padded to ldw */
+            for (int r = 0; r < R; r++) acc[r][v] = V_FMA(x[r], wv, acc[r][v]);
+        }
     }
-    for (int v = 0; v < JV; v++)
-        V_MASK_STOREU(out + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[v]);
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < JV; v++)
+            V_MASK_STOREU(Z + r * ldz + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
 }
 
-static void DSFX(sfwd_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
-                              int64_t m, const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout) {
-    int64_t nv = (nout + LANES - 1) / LANES;
-    for (int64_t jv0 = 0; jv0 < nv; jv0 += SPV) {
-        int JV = nv - jv0 < SPV ? (int)(nv - jv0) : SPV;
-        int64_t rem = nout - LANES * (jv0 + JV - 1);
-        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-        for (int64_t i = 0; i < m; i++) {
-            REAL *z = Z + i * nout + LANES * jv0;
+/* vectors per register block of the units: at most WTV, the blocks balanced */
+static inline int64_t DSFX(unit_block)(int64_t nv) {
+    const int64_t nb = (nv + WTV - 1) / WTV;
+    return (nv + nb - 1) / nb;
+}
+
+static void DSFX(sfwd_avx512)(const REAL *uval, const int32_t *ucol, const int64_t *ucnt,
+                              int64_t m, int64_t nin, const REAL *Wt, int64_t ldw, REAL *Z,
+                              int64_t nout) {
+    const int64_t S = nin + VG_SPARSE_SLACK, nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv);
+    for (int64_t i0 = 0, b = 0; i0 < m; i0 += FRB, b++) {
+        const int R = m - i0 < FRB ? (int)(m - i0) : FRB;
+        const REAL *uv = uval + FRB * b * S;
+        const int32_t *uc = ucol + b * S;
+        for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
+            const int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
+            const int64_t rem = nout - LANES * (jv0 + JV - 1);
+            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
             const REAL *W0 = Wt + LANES * jv0;
-            switch (JV) {
-#define C(J_) case J_: DSFX(combine_rows)(vals, cols, ptr[i], ptr[i + 1], W0, ldw, z, J_, last); break;
-                C(8) C(7) C(6) C(5) C(4) C(3) C(2) C(1)
+            REAL *z = Z + i0 * nout + LANES * jv0;
+            switch (R * 8 + JV) {
+#define C(R_, J_) case R_ * 8 + J_: DSFX(block_fwd)(uv, S, uc, ucnt[b], W0, ldw, z, nout, R_, J_, last); break;
+#define CR(R_) C(R_, 1) C(R_, 2) C(R_, 3) C(R_, 4) C(R_, 5) C(R_, 6)
+                CR(1) CR(2) CR(3) CR(4)
+#undef CR
 #undef C
             }
         }
     }
 }
 
-#define WTV 6 /* vectors of D's row per register tile: WPT x WTV accumulators */
-
-/* out[c * ldo + :] = sum over q in [q0, q1) of tval[WPT q + c] D[trow[q], :] for the WPT columns
- * c of one tile (JV vectors of D's row, the last masked): WPT x JV sums in registers, each row
- * of D loaded once for the tile's WPT columns */
+/* out[c * ldo + :] = sum over the tile's entries q < nq of tv[WPT q + c] D[tr[q], :] for its WPT
+ * columns c (JV vectors of D's row, the last masked): WPT x JV sums in registers, each row of D
+ * loaded once for the WPT columns */
 static inline __attribute__((always_inline)) void DSFX(tile_wgrad)(
-        const REAL *tval, const int32_t *trow, int64_t q0, int64_t q1, const REAL *D, int64_t ldd,
-        REAL *out, int64_t ldo, const int JV, VMASK last) {
+        const REAL *tv, const int32_t *tr, int64_t nq, const REAL *D, int64_t ldd, REAL *out,
+        int64_t ldo, const int JV, VMASK last) {
     VEC acc[WPT][WTV];
     for (int c = 0; c < WPT; c++)
         for (int v = 0; v < JV; v++) acc[c][v] = V_ZERO();
-    for (int64_t q = q0; q < q1; q++) {
-        const REAL *r = D + (int64_t)trow[q] * ldd;
+    for (int64_t q = 0; q < nq; q++) {
+        const REAL *r = D + (int64_t)tr[q] * ldd;
         VEC x[WPT];
-        for (int c = 0; c < WPT; c++) x[c] = V_SET1(tval[WPT * q + c]);
+        for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * q + c]);
         for (int v = 0; v < JV; v++) {
             VEC d = v < JV - 1 ? V_LOADU(r + LANES * v) : V_MASKZ_LOADU(last, r + LANES * v);
             for (int c = 0; c < WPT; c++) acc[c][v] = V_FMA(x[c], d, acc[c][v]);
@@ -260,42 +308,16 @@ static inline __attribute__((always_inline)) void DSFX(tile_wgrad)(
             V_MASK_STOREU(out + c * ldo + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[c][v]);
 }
 
-/* G = alpha D^T (compressed rows) + beta G, by tiles of WPT adjacent columns of X (pixels).
- * One pass over the nonzeros lists, for each tile t, the rows with a nonzero in it: entry
- * e < cnt[t] (iwork[0..nt)) holds the row in trow[t m + e] and its WPT values, zero-filled, in
- * tval[WPT (t m + e) ..]. Neighbouring pixels are nonzero together (MNIST: 11,000 entries per
- * 200 rows against 30,000 nonzeros), so each row of D is read from cache once per entry and
- * serves WPT columns. A tile's WPT columns of G are summed in registers (WPT x WTV vectors at a
- * time), go through buf (WPT x ldw) and are written, transposed in registers, along G's rows. */
-static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int64_t *ptr,
+/* G = alpha D^T X[idx] + beta G from the tile lists: a tile's WPT columns of G are summed in
+ * registers (WPT x WTV vectors at a time), go through buf (WPT x ldw) and are written,
+ * transposed in registers, along G's rows */
+static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const REAL *tval,
                                 int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
-                                REAL beta, REAL *G, REAL *buf, int64_t ldw, int64_t *iwork,
-                                int32_t *trow, REAL *tval) {
+                                REAL beta, REAL *G, REAL *buf, int64_t ldw) {
     const int64_t nt = (nin + WPT - 1) / WPT;
-    int64_t *cnt = iwork;
-    memset(cnt, 0, (size_t)nt * sizeof(int64_t));
-    for (int64_t i = 0; i < m; i++) {
-        int64_t prev = -1;
-        REAL *tv = tval;
-        for (int64_t p = ptr[i]; p < ptr[i + 1]; p++) {  /* a row's columns ascend */
-            const int64_t t = cols[p] / WPT;
-            if (t != prev) {
-                const int64_t q = t * m + cnt[t]++;
-                trow[q] = (int32_t)i;
-                tv = tval + WPT * q;
-                for (int c = 0; c < WPT; c++) tv[c] = 0;
-                prev = t;
-            }
-            tv[cols[p] - WPT * t] = vals[p];
-        }
-    }
-    const int64_t nv = (nout + LANES - 1) / LANES;
-    const int64_t nb = (nv + WTV - 1) / WTV;
-    const int64_t bv = (nv + nb - 1) / nb;  /* vectors per block, the blocks balanced */
+    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv);
     for (int64_t t = 0; t < nt; t++) {
         const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;
-        const REAL *tv = tval + WPT * t * m;
-        const int32_t *tr = trow + t * m;
         if (cnt[t] == 0) {  /* no nonzero in these columns */
             for (int64_t j = 0; j < nout; j++) {
                 REAL *g = G + j * nin + k0;
@@ -303,14 +325,16 @@ static void DSFX(swgrad_avx512)(const REAL *vals, const int32_t *cols, const int
             }
             continue;
         }
+        const REAL *tv = tval + WPT * t * m;
+        const int32_t *tr = trow + t * m;
         for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
-            int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
-            int64_t rem = nout - LANES * (jv0 + JV - 1);
-            VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+            const int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
+            const int64_t rem = nout - LANES * (jv0 + JV - 1);
+            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
             const REAL *D0 = D + LANES * jv0;
             REAL *o = buf + LANES * jv0;
             switch (JV) {
-#define C(J_) case J_: DSFX(tile_wgrad)(tv, tr, 0, cnt[t], D0, nout, o, ldw, J_, last); break;
+#define C(J_) case J_: DSFX(tile_wgrad)(tv, tr, cnt[t], D0, nout, o, ldw, J_, last); break;
                 C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
             }

@@ -106,21 +106,19 @@ cdef extern from "vg_kernels.h" nogil:
                        double, double, double*)
     void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
                        float, float, float*)
+    void vg_l0_sparse_sizes(int64_t, int64_t, int64_t, int64_t*)
     double vg_l0_compress_d(const double*, const int64_t*, int64_t, int64_t, double*, int32_t*,
-                            int64_t*)
+                            int64_t*, int64_t*, int32_t*, double*)
     double vg_l0_compress_f(const float*, const int64_t*, int64_t, int64_t, float*, int32_t*,
-                            int64_t*)
-    void vg_l0_forward_sparse_d(const double*, const int32_t*, const int64_t*, int64_t,
+                            int64_t*, int64_t*, int32_t*, float*)
+    void vg_l0_forward_sparse_d(const double*, const int32_t*, const int64_t*, int64_t, int64_t,
                                 const double*, int64_t, double*, int64_t)
-    void vg_l0_forward_sparse_f(const float*, const int32_t*, const int64_t*, int64_t,
+    void vg_l0_forward_sparse_f(const float*, const int32_t*, const int64_t*, int64_t, int64_t,
                                 const float*, int64_t, float*, int64_t)
-    int64_t vg_l0_sparse_scratch(int64_t m, int64_t nin)
-    void vg_l0_wgrad_sparse_d(const double*, const int32_t*, const int64_t*, int64_t, int64_t,
-                              const double*, int64_t, double, double, double*, double*, int64_t,
-                              int64_t*, int32_t*, double*)
-    void vg_l0_wgrad_sparse_f(const float*, const int32_t*, const int64_t*, int64_t, int64_t,
-                              const float*, int64_t, float, float, float*, float*, int64_t,
-                              int64_t*, int32_t*, float*)
+    void vg_l0_wgrad_sparse_d(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
+                              const double*, int64_t, double, double, double*, double*, int64_t)
+    void vg_l0_wgrad_sparse_f(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
+                              const float*, int64_t, float, float, float*, float*, int64_t)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -349,13 +347,16 @@ cdef struct Plan:
     void* wt                # W^0 transposed, sizes[0] x ldw, zero padded (the params' dtype)
     int64_t ldw
     int sparse              # mostly-zero rows: compressed to their nonzeros first
-    void* svals             # the batch's nonzero values (the params' dtype) ...
-    int32_t* scols          # ... their columns ...
-    int64_t* sptr           # ... and where each row's end (rows + 1 entries)
-    void* gt                # scratch for the sparse weight gradient: sizes[0] x ldw ...
-    int64_t* siwork         # ... 2 sizes[0] + 2 ...
-    int32_t* scrow          # ... and the nonzeros re-sorted by column: rows ...
-    void* scval             # ... and values
+    # the sparse kernels' operands for one chunk (csrc/vg_direct_impl.h; sizes from
+    # sparse_buffers): the forward blocks' values, columns and column counts ...
+    void* uval
+    int32_t* ucol
+    int64_t* ucnt
+    # ... the weight gradient's tiles: entries per tile, their rows and values, and a buffer
+    int64_t* tcnt
+    int32_t* trow
+    void* tval
+    void* tbuf
 
 
 cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
@@ -376,41 +377,62 @@ cdef inline double l0_forward(const floating* X, const int64_t* idx, int64_t m, 
 cdef inline double l0_forward_rows(Plan* p, const floating* X, int64_t r0, int64_t m,
                                    floating* z) noexcept nogil:
     """Z of the first layer for the batch's rows r0 .. r0 + m, read through p.didx (sparse
-    rows are compressed first, into p.svals/p.scols/p.sptr): returns max |x| or -1."""
+    rows: both products' operands are built first, see csrc/vg_direct_impl.h): returns max |x|
+    or -1."""
     cdef double md
-    cdef floating* vals = <floating*>p.svals
     if not p.sparse:
         return l0_forward(X, p.didx + r0, m, p.sizes[0], <const floating*>p.wt, p.ldw, z,
                           p.sizes[1])
-    p.sptr[r0] = 0  # each chunk's nonzeros from the start of the buffers (see train_epoch)
     if floating is double:
-        md = vg_l0_compress_d(X, p.didx + r0, m, p.sizes[0], vals, p.scols, p.sptr + r0)
-        vg_l0_forward_sparse_d(vals, p.scols, p.sptr + r0, m, <const floating*>p.wt, p.ldw, z,
-                               p.sizes[1])
+        md = vg_l0_compress_d(X, p.didx + r0, m, p.sizes[0], <double*>p.uval, p.ucol, p.ucnt,
+                              p.tcnt, p.trow, <double*>p.tval)
+        vg_l0_forward_sparse_d(<double*>p.uval, p.ucol, p.ucnt, m, p.sizes[0],
+                               <const double*>p.wt, p.ldw, z, p.sizes[1])
     else:
-        md = vg_l0_compress_f(X, p.didx + r0, m, p.sizes[0], vals, p.scols, p.sptr + r0)
-        vg_l0_forward_sparse_f(vals, p.scols, p.sptr + r0, m, <const floating*>p.wt, p.ldw, z,
-                               p.sizes[1])
+        md = vg_l0_compress_f(X, p.didx + r0, m, p.sizes[0], <float*>p.uval, p.ucol, p.ucnt,
+                              p.tcnt, p.trow, <float*>p.tval)
+        vg_l0_forward_sparse_f(<float*>p.uval, p.ucol, p.ucnt, m, p.sizes[0],
+                               <const float*>p.wt, p.ldw, z, p.sizes[1])
     return md
 
 cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, double alpha,
                           double beta, floating* g) noexcept nogil:
-    """g = alpha D^T X[rows r0 .. r0 + m] + beta g for the first layer read directly."""
+    """g = alpha D^T X[rows r0 .. r0 + m] + beta g for the first layer read directly (sparse:
+    from the operands that l0_forward_rows built for this chunk)."""
     cdef int64_t nin = p.sizes[0], nout = p.sizes[1]
     if p.sparse:
         if floating is double:
-            vg_l0_wgrad_sparse_d(<const double*>p.svals, p.scols, p.sptr + r0, m, nin, d, nout,
-                                 alpha, beta, g, <double*>p.gt, p.ldw, p.siwork, p.scrow,
-                                 <double*>p.scval)
+            vg_l0_wgrad_sparse_d(p.tcnt, p.trow, <const double*>p.tval, m, nin, d, nout, alpha,
+                                 beta, g, <double*>p.tbuf, p.ldw)
         else:
-            vg_l0_wgrad_sparse_f(<const float*>p.svals, p.scols, p.sptr + r0, m, nin, d, nout,
-                                 <float>alpha, <float>beta, g, <float*>p.gt, p.ldw, p.siwork,
-                                 p.scrow, <float*>p.scval)
+            vg_l0_wgrad_sparse_f(p.tcnt, p.trow, <const float*>p.tval, m, nin, d, nout,
+                                 <float>alpha, <float>beta, g, <float*>p.tbuf, p.ldw)
     elif floating is double:
         vg_l0_wgrad_d(<const double*>p.dx, p.didx + r0, m, nin, d, nout, alpha, beta, g)
     else:
         vg_l0_wgrad_f(<const float*>p.dx, p.didx + r0, m, nin, d, nout, <float>alpha,
                       <float>beta, g)
+
+
+def sparse_buffers(int64_t m, int64_t nin, int64_t ldw, dtype):
+    """The sparse first-layer kernels' scratch for chunks of up to m rows (uval, ucol, ucnt,
+    tcnt, trow, tval, tbuf; csrc/vg_direct.c's vg_l0_sparse_sizes)."""
+    cdef int64_t n[7]
+    vg_l0_sparse_sizes(m, nin, ldw, n)
+    return (np.zeros(n[0], dtype), np.zeros(n[1], np.int32), np.zeros(n[2], np.int64),
+            np.zeros(n[3], np.int64), np.zeros(n[4], np.int32), np.zeros(n[5], dtype),
+            np.zeros(n[6], dtype))
+
+
+cdef void point_sparse(Plan* p, tuple bufs):
+    """p's sparse operand pointers into the arrays of sparse_buffers()."""
+    p.uval = ptr(bufs[0])
+    p.ucol = <int32_t*>ptr(bufs[1])
+    p.ucnt = <int64_t*>ptr(bufs[2])
+    p.tcnt = <int64_t*>ptr(bufs[3])
+    p.trow = <int32_t*>ptr(bufs[4])
+    p.tval = ptr(bufs[5])
+    p.tbuf = ptr(bufs[6])
 
 cdef inline void assign_counters(Plan* p, int64_t m, uint64_t* counter) noexcept nogil:
     """Dropout: the counter where each layer's mask starts for a batch of m rows (the mask of
@@ -1232,7 +1254,9 @@ cdef class Engine:
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
-    cdef cnp.ndarray scratch, rbk, wtbuf, svals, scols, sptr, gtbuf, siwork, scrow, scval
+    cdef cnp.ndarray scratch, rbk, wtbuf
+    cdef tuple sparse_bufs           # sparse_buffers() for sparse_rows rows
+    cdef int64_t sparse_rows
     # how the last train_epoch ran the first layer: "blas" (gathered rows, BLAS), "direct"
     # (rows read in place by the AVX-512 kernels) or "sparse" (their nonzeros only)
     cdef readonly str first_layer
@@ -1587,30 +1611,16 @@ cdef class Engine:
                 p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
                 if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
                     self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
-                    self.gtbuf = None
+                    self.sparse_bufs = None
                 p.wt = ptr(self.wtbuf)
                 p.dx = xs
             else:
                 p.sparse = 0
             if p.sparse:
-                nz = chunk * self.sizes[0] + 32   # every value of a chunk, and a vector of slack
-                if self.svals is None or self.svals.shape[0] < nz:
-                    self.svals = np.zeros(nz, self.dtype)
-                    self.scols = np.zeros(nz, np.int32)
-                    self.scrow = np.zeros(nz, np.int32)
-                    self.scval = np.zeros(vg_l0_sparse_scratch(chunk, self.sizes[0]), self.dtype)
-                if self.sptr is None or self.sptr.shape[0] < batch_size + 1:
-                    self.sptr = np.zeros(batch_size + 1, np.int64)
-                if self.gtbuf is None:
-                    self.gtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
-                    self.siwork = np.zeros(2 * self.sizes[0] + 2, np.int64)
-                p.svals = ptr(self.svals)
-                p.scols = <int32_t*>ptr(self.scols)
-                p.sptr = <int64_t*>ptr(self.sptr)
-                p.gt = ptr(self.gtbuf)
-                p.siwork = <int64_t*>ptr(self.siwork)
-                p.scrow = <int32_t*>ptr(self.scrow)
-                p.scval = ptr(self.scval)
+                if self.sparse_bufs is None or self.sparse_rows < chunk:
+                    self.sparse_bufs = sparse_buffers(chunk, self.sizes[0], p.ldw, self.dtype)
+                    self.sparse_rows = chunk
+                point_sparse(p, self.sparse_bufs)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
         if self.dtype == np.float64:
             with nogil:
@@ -1835,14 +1845,7 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
     Wt = np.zeros(nin * ldw, dt)
     Z = np.zeros((m, nout), dt)
-    nz = m * nin + 32
-    vals = np.zeros(nz, dt)
-    cols = np.zeros(nz, np.int32)
-    rowptr = np.zeros(m + 1, np.int64)
-    crow = np.zeros(nz, np.int32)
-    cval = np.zeros(vg_l0_sparse_scratch(m, nin), dt)
-    iwork = np.zeros(2 * nin + 2, np.int64)
-    Gt = np.zeros(nin * ldw, dt)
+    bufs = sparse_buffers(m, nin, ldw, dt)
     # the engine's own dispatch (l0_forward_rows, l0_wgrad) on a plan of this one layer
     sizes = np.array([nin, nout], np.int64)
     cdef Plan q
@@ -1852,13 +1855,7 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     q.wt = ptr(Wt)
     q.ldw = ldw
     q.sparse = sparse
-    q.svals = ptr(vals)
-    q.scols = <int32_t*>ptr(cols)
-    q.sptr = <int64_t*>ptr(rowptr)
-    q.gt = ptr(Gt)
-    q.siwork = <int64_t*>ptr(iwork)
-    q.scrow = <int32_t*>ptr(crow)
-    q.scval = ptr(cval)
+    point_sparse(&q, bufs)
     cdef double mx
     if dt == np.float64:
         mx = _first_layer(&q, <double*>ptr(X), <double*>ptr(W), <double*>ptr(D), <double*>ptr(Z),
