@@ -57,7 +57,7 @@ CASES = [  # (batch, lr, lmbda, momentum, nesterov)
 @pytest.mark.parametrize("kind,n_in,width,density", [
     ("direct", 37, 20, 1.0),     # 37 inputs: a vector and a masked tail of each row
     ("direct", 40, 29, 0.9),     # 29 units: three vectors and a masked one (float64)
-    ("direct", 37, 20, 0.2),     # mostly zeros, narrow: the dense kernels are faster there
+    ("sparse", 37, 20, 0.2),     # mostly zeros, narrow: float64 takes the sparse kernels
     ("sparse", 45, 70, 0.1),     # wider than the dense kernels take
     ("sparse", 30, 33, 0.2),
 ])
@@ -77,15 +77,15 @@ def test_direct_first_layer_equals_the_reference(kind, n_in, width, density, bs,
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("density,width,kind", [(1.0, 30, "direct"), (0.2, 30, "direct"),
-                                                (0.2, 100, None), (1.0, 100, "blas")])
+@pytest.mark.parametrize("density,width,kind", [(1.0, 30, "direct"), (0.2, 30, None),
+                                                (0.2, 100, "sparse"), (1.0, 100, "blas")])
 def test_direct_and_blas_first_layers_agree_to_rounding(dtype, density, width, kind, direct_on):
     """Adam (general path, chunked at 200 rows) and momentum SGD (fused at 100), with a last
     partial batch below the direct kernels' 64 rows (that step gathers), 784 inputs as MNIST."""
     X, y = make_data(1030, 784, 10, density, seed=5)
     X = X.astype(dtype)
-    if kind is None:  # mostly zeros, 100 units: sparse kernels in float64 only
-        kind = "sparse" if dtype == "float64" else "blas"
+    if kind is None:  # mostly zeros, 30 units: the sparse kernels in float64, dense in float32
+        kind = "sparse" if dtype == "float64" else "direct"
     runs = {}
     for on in (True, False):
         _core.set_direct(on)

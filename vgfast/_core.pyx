@@ -1596,13 +1596,12 @@ cdef class Engine:
             chunk = batch_size
             if batch_size > CHUNK_ROWS and not self.bn.any() and more.get("dead_fraction") is None:
                 chunk = CHUNK_ROWS
-            # (measured: the dense kernels beat the sparse ones on MNIST whenever they apply,
-            # 1.43x against 1.13x BLAS for [784, 30] at batch 100; the sparse ones pay, 1.08-1.19x,
-            # where the dense ones do not apply: a wider first layer; in float64 only, float32's
-            # BLAS being twice as fast while the compression and the re-sorting are not: measured
-            # 0.96-1.14x there)
-            p.sparse = (_sparse_on and self.sizes[1] > DIRECT_MAX_VECTORS * lanes and
-                        self.dtype == np.float64 and
+            # (measured on MNIST, one epoch, bench/direct_first_layer.py and the A/B runs in
+            # bench/README.md: the sparse kernels beat BLAS at [784, 100] by 1.4x in float64 and
+            # 1.13x in float32, and the dense kernels at [784, 30] by 1.10x in float64; in float32
+            # the dense kernels win where they apply, 1.13x)
+            p.sparse = (_sparse_on and (self.dtype == np.float64 or
+                                        self.sizes[1] > DIRECT_MAX_VECTORS * lanes) and
                         chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31)
             if p.sparse:  # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
                 head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
