@@ -313,6 +313,10 @@ cdef double SPARSE_MAX_DENSITY = 0.3
 cdef int64_t SPARSE_PROBE_ROWS = 256
 # ... when a chunk holds at most this many rows (its nonzeros are kept while it computes)
 cdef int64_t SPARSE_MAX_ROWS = 1024
+# ... which take a batch in chunks of up to this many rows: their operands stay in cache for the
+# chunk, and each chunk writes the whole weight gradient (measured: at batch 200, one chunk of
+# 200 rows against two of 100, see bench/README.md)
+cdef int64_t SPARSE_CHUNK_ROWS = 256
 
 
 cdef struct Plan:
@@ -347,6 +351,7 @@ cdef struct Plan:
     void* wt                # W^0 transposed, sizes[0] x ldw, zero padded (the params' dtype)
     int64_t ldw
     int sparse              # mostly-zero rows: compressed to their nonzeros first
+    int64_t chunk_rows      # epoch(): a larger batch goes in chunks of at most this many rows
     # the sparse kernels' operands for one chunk (csrc/vg_direct_impl.h; sizes from
     # sparse_buffers): the forward blocks' values, columns and column counts ...
     void* uval
@@ -904,7 +909,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         # A large batch goes in chunks of rows that stay in cache from the gather through the
         # forward pass, the deltas and their weight-gradient GEMMs (accumulated in grad, the
         # general path); batch norm and dead-unit counts need the whole batch at once.
-        nch = 1 if (m <= CHUNK_ROWS or not can_chunk) else (m + CHUNK_ROWS - 1) // CHUNK_ROWS
+        nch = (1 if (m <= p.chunk_rows or not can_chunk) else
+               (m + p.chunk_rows - 1) // p.chunk_rows)
         c = 0
         xmax = 0
         # the first layer reads the rows where they lie (no gather, no packing by BLAS): its
@@ -932,7 +938,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 prefetch_rows(X, idx + (k + 1) * m // nch, min(mc + 1, m - (k + 1) * m // nch),
                               p.sizes[0])
             elif start + m < n:
-                prefetch_rows(X, idx + m, min(min(bs, CHUNK_ROWS), n - start - m), p.sizes[0])
+                prefetch_rows(X, idx + m, min(min(bs, p.chunk_rows), n - start - m), p.sizes[0])
             if Y != NULL:
                 yb = ws + p.y_off
                 gather_rows(Y, idx + r0, mc, p.sizes[L], yb + r0 * p.sizes[L])
@@ -1588,21 +1594,23 @@ cdef class Engine:
         p.didx = NULL
         # (the gradient-noise recordings read the gathered rows: they keep the gather)
         p.sparse = 0
+        p.chunk_rows = CHUNK_ROWS
         if (_direct_on and vg_direct_available() and self.keep[0] == 1.0
                 and batch_size >= DIRECT_MIN_ROWS
                 and all(more.get(k) is None for k in GRAD_STATS + ("gns",))):
             # rows compressed at a time: one chunk (epoch() runs a chunk's weight gradient
             # before it reads the next chunk), the whole batch when it cannot be chunked
-            chunk = batch_size
-            if batch_size > CHUNK_ROWS and not self.bn.any() and more.get("dead_fraction") is None:
-                chunk = CHUNK_ROWS
+            chunkable = not self.bn.any() and more.get("dead_fraction") is None
+            chunk = batch_size if batch_size <= CHUNK_ROWS or not chunkable else CHUNK_ROWS
+            sparse_chunk = (batch_size if batch_size <= SPARSE_CHUNK_ROWS or not chunkable
+                            else SPARSE_CHUNK_ROWS)
             # (measured on MNIST, one epoch, bench/direct_first_layer.py and the A/B runs in
             # bench/README.md: the sparse kernels beat BLAS at [784, 100] by 1.4x in float64 and
             # 1.13x in float32, and the dense kernels at [784, 30] by 1.10x in float64; in float32
             # the dense kernels win where they apply, 1.13x)
             p.sparse = (_sparse_on and (self.dtype == np.float64 or
                                         self.sizes[1] > DIRECT_MAX_VECTORS * lanes) and
-                        chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31)
+                        sparse_chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31)
             if p.sparse:  # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
                 head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
                 p.sparse = np.count_nonzero(head) <= SPARSE_MAX_DENSITY * head.size
@@ -1616,6 +1624,7 @@ cdef class Engine:
             else:
                 p.sparse = 0
             if p.sparse:
+                p.chunk_rows = chunk = sparse_chunk
                 if self.sparse_bufs is None or self.sparse_rows < chunk:
                     self.sparse_bufs = sparse_buffers(chunk, self.sizes[0], p.ldw, self.dtype)
                     self.sparse_rows = chunk
