@@ -258,9 +258,9 @@ void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, c
     { VG_PICKV(wgrad, _f, (X, idx, m, nin, D, nout, alpha, beta, G)); }
 
 #define VG_SPARSE_PORTABLE(T, S, TMAX)                                                          \
-static double compress_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,     \
-                                   T *uval, int32_t *ucol, int64_t *ucnt, int64_t *cnt,         \
-                                   int32_t *trow, T *tval) {                                    \
+static double sfwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,         \
+                               const T *Wt, int64_t ldw, T *Z, int64_t nout, T *uval,           \
+                               int32_t *ucol, int64_t *cnt, int32_t *trow, T *tval) {           \
     const int64_t St = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;                        \
     double mx = 0;                                                                              \
     memset(cnt, 0, (size_t)nt * sizeof(int64_t));                                               \
@@ -280,33 +280,25 @@ static double compress_portable##S(const T *X, const int64_t *idx, int64_t m, in
             for (int64_t c = 0; c < WPT; c++) tval[WPT * q + c] = c < nc ? x[WPT * t + c] : 0;  \
         }                                                                                       \
     }                                                                                           \
-    for (int64_t i0 = 0, b = 0; i0 < m; i0 += FRB, b++) {                                       \
-        int64_t R = m - i0 < FRB ? m - i0 : FRB, e = 0;                                         \
+    for (int64_t i0 = 0; i0 < m; i0 += FRB) {                                                   \
+        int64_t R = m - i0 < FRB ? m - i0 : FRB, ne = 0;                                        \
         for (int64_t k = 0; k < nin; k++) {                                                     \
             int any = 0;                                                                        \
             for (int64_t r = 0; r < R; r++) any |= X[idx[i0 + r] * nin + k] != 0;              \
             if (!any) continue;                                                                 \
-            ucol[b * St + e] = (int32_t)k;                                                      \
-            for (int64_t r = 0; r < R; r++)                                                     \
-                uval[(FRB * b + r) * St + e] = X[idx[i0 + r] * nin + k];                        \
-            e++;                                                                                \
+            ucol[ne] = (int32_t)k;                                                              \
+            for (int64_t r = 0; r < R; r++) uval[r * St + ne] = X[idx[i0 + r] * nin + k];      \
+            ne++;                                                                               \
         }                                                                                       \
-        ucnt[b] = e;                                                                            \
+        for (int64_t r = 0; r < R; r++) {                                                       \
+            T *z = Z + (i0 + r) * nout;                                                         \
+            for (int64_t j = 0; j < nout; j++) z[j] = 0;                                        \
+            for (int64_t e = 0; e < ne; e++)                                                    \
+                for (int64_t j = 0; j < nout; j++)                                              \
+                    z[j] += uval[r * St + e] * Wt[ucol[e] * ldw + j];                           \
+        }                                                                                       \
     }                                                                                           \
     return mx;                                                                                  \
-}                                                                                               \
-static void sfwd_portable##S(const T *uval, const int32_t *ucol, const int64_t *ucnt, int64_t m, \
-                             int64_t nin, const T *Wt, int64_t ldw, T *Z, int64_t nout) {       \
-    const int64_t St = nin + VG_SPARSE_SLACK;                                                   \
-    for (int64_t i = 0; i < m; i++) {                                                           \
-        int64_t b = i / FRB, r = i % FRB;                                                       \
-        T *z = Z + i * nout;                                                                    \
-        for (int64_t j = 0; j < nout; j++) z[j] = 0;                                            \
-        for (int64_t e = 0; e < ucnt[b]; e++) {                                                 \
-            T x = uval[(FRB * b + r) * St + e];                                                 \
-            for (int64_t j = 0; j < nout; j++) z[j] += x * Wt[ucol[b * St + e] * ldw + j];      \
-        }                                                                                       \
-    }                                                                                           \
 }                                                                                               \
 static void swgrad_portable##S(const int64_t *cnt, const int32_t *trow, const T *tval,         \
                                int64_t m, int64_t nin, const T *D, int64_t nout, T alpha,       \
@@ -332,34 +324,28 @@ VG_SPARSE_PORTABLE(double, _d, DBL_MAX)
 VG_SPARSE_PORTABLE(float, _f, FLT_MAX)
 
 /* Scratch the sparse kernels need for a chunk of m rows of nin columns, as counts of elements:
- * sizes[0] uval (values), [1] ucol (int32), [2] ucnt (int64), [3] cnt (int64), [4] trow (int32),
- * [5] tval (values), [6] buf (values, for ldw units) */
+ * sizes[0] uval (values), [1] ucol (int32), [2] cnt (int64), [3] trow (int32), [4] tval
+ * (values), [5] buf (values, for ldw units) */
 void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t ldw, int64_t *sizes) {
-    const int64_t St = nin + VG_SPARSE_SLACK, nb = (m + FRB - 1) / FRB, nt = (nin + WPT - 1) / WPT;
-    sizes[0] = FRB * nb * St;
-    sizes[1] = nb * St;
-    sizes[2] = nb;
-    sizes[3] = nt;
-    sizes[4] = nt * m;
-    sizes[5] = WPT * nt * m;
-    sizes[6] = WPT * ldw;
+    const int64_t St = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;
+    sizes[0] = FRB * St;
+    sizes[1] = St;
+    sizes[2] = nt;
+    sizes[3] = nt * m;
+    sizes[4] = WPT * nt * m;
+    sizes[5] = WPT * ldw;
 }
 
-/* The operands of both sparse products for the rows X[idx[0..m)) (vg_direct_impl.h): returns
- * max |x| over the rows, -1 if one is NaN or Inf */
-double vg_l0_compress_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, double *uval,
-                        int32_t *ucol, int64_t *ucnt, int64_t *cnt, int32_t *trow, double *tval)
-    { VG_PICK(compress, _d, (X, idx, m, nin, uval, ucol, ucnt, cnt, trow, tval)); }
-double vg_l0_compress_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, float *uval,
-                        int32_t *ucol, int64_t *ucnt, int64_t *cnt, int32_t *trow, float *tval)
-    { VG_PICK(compress, _f, (X, idx, m, nin, uval, ucol, ucnt, cnt, trow, tval)); }
-/* Z = X[idx] W^T from the blocks */
-void vg_l0_forward_sparse_d(const double *uval, const int32_t *ucol, const int64_t *ucnt, int64_t m,
-                            int64_t nin, const double *Wt, int64_t ldw, double *Z, int64_t nout)
-    { VG_PICKV(sfwd, _d, (uval, ucol, ucnt, m, nin, Wt, ldw, Z, nout)); }
-void vg_l0_forward_sparse_f(const float *uval, const int32_t *ucol, const int64_t *ucnt, int64_t m,
-                            int64_t nin, const float *Wt, int64_t ldw, float *Z, int64_t nout)
-    { VG_PICKV(sfwd, _f, (uval, ucol, ucnt, m, nin, Wt, ldw, Z, nout)); }
+/* Z = X[idx] W^T for the m rows of mostly-zero X (Wt from vg_pack_t, ldw >= nout), and the weight
+ * gradient's operands (vg_direct_impl.h): returns max |x| over the rows, -1 if one is NaN or Inf */
+double vg_l0_forward_sparse_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
+                              const double *Wt, int64_t ldw, double *Z, int64_t nout, double *uval,
+                              int32_t *ucol, int64_t *cnt, int32_t *trow, double *tval)
+    { VG_PICK(sfwd, _d, (X, idx, m, nin, Wt, ldw, Z, nout, uval, ucol, cnt, trow, tval)); }
+double vg_l0_forward_sparse_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
+                              const float *Wt, int64_t ldw, float *Z, int64_t nout, float *uval,
+                              int32_t *ucol, int64_t *cnt, int32_t *trow, float *tval)
+    { VG_PICK(sfwd, _f, (X, idx, m, nin, Wt, ldw, Z, nout, uval, ucol, cnt, trow, tval)); }
 /* G = alpha D^T X[idx] + beta G from the tile lists (buf: scratch) */
 void vg_l0_wgrad_sparse_d(const int64_t *cnt, const int32_t *trow, const double *tval, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,

@@ -158,12 +158,15 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
 /* ---- sparse rows (mostly-zero inputs such as MNIST's pixels): the batch's rows compressed to
  * their nonzero values and column indices (CSR), then each product touches the nonzeros only. */
 
-/* The sparse first layer (inputs mostly zero, a layer wider than the dense tiles). One pass over
- * the rows X[idx[0..m)) builds both products' operands (vg_direct.c sizes them):
+/* The sparse first layer (inputs mostly zero). One pass over the rows X[idx[0..m)) computes the
+ * forward product and builds the weight gradient's operands:
  *
- *   forward, by blocks of FRB rows: for block b, the columns where any of its rows is nonzero
- *     (ascending) in ucol[b S + e], e < ucnt[b], and row r's values there (zeros included) in
- *     uval[(FRB b + r) S + e]; S = nin + VG_SPARSE_SLACK (slack for a vector store);
+ *   forward, by blocks of FRB rows: the columns where any of the block's rows is nonzero
+ *     (ascending) go to ucol[e], e < ne, and row r's values there (zeros included) to
+ *     uval[r S + e], S = nin + VG_SPARSE_SLACK (slack for a vector store); then the block's rows
+ *     of Z = X[idx] W^T are summed over those columns in registers, while the rows the block
+ *     after next reads are on their way to cache (they are random in X: memory-bound reads
+ *     overlap the FMA-bound sums);
  *   weight gradient, by tiles of WPT adjacent columns: for tile t, the rows with a nonzero in it
  *     (ascending) in trow[t m + e], e < cnt[t], and their WPT values in tval[WPT (t m + e) ..].
  *
@@ -172,14 +175,44 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
  * 200 rows: 30,000 nonzeros, 11,000 tile entries, 15,300 block columns), so each row of W^T
  * that the forward product loads serves FRB rows, and each row of D the weight gradient loads
  * serves WPT columns. */
-static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
-                                    REAL *uval, int32_t *ucol, int64_t *ucnt, int64_t *cnt,
-                                    int32_t *trow, REAL *tval) {
+
+/* Z rows of one block (R rows), vectors [0, JV) of the units from Wt: sum over the block's
+ * columns e of uv[r S + e] Wt[uc[e], :] in R x JV registers */
+static inline __attribute__((always_inline)) void DSFX(block_fwd)(
+        const REAL *uv, int64_t S, const int32_t *uc, int64_t ne, const REAL *Wt, int64_t ldw,
+        REAL *Z, int64_t ldz, const int R, const int JV, VMASK last) {
+    VEC acc[FRB][WTV];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
+    for (int64_t e = 0; e < ne; e++) {
+        const REAL *w = Wt + (int64_t)uc[e] * ldw;
+        VEC x[FRB];
+        for (int r = 0; r < R; r++) x[r] = V_SET1(uv[r * S + e]);
+        for (int v = 0; v < JV; v++) {
+            VEC wv = V_LOAD(w + LANES * v);  /* Wt is zero-padded to ldw */
+            for (int r = 0; r < R; r++) acc[r][v] = V_FMA(x[r], wv, acc[r][v]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < JV; v++)
+            V_MASK_STOREU(Z + r * ldz + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
+}
+
+/* vectors per register block of the units: at most WTV, the blocks balanced */
+static inline int64_t DSFX(unit_block)(int64_t nv) {
+    const int64_t nb = (nv + WTV - 1) / WTV;
+    return (nv + nb - 1) / nb;
+}
+
+static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                                const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, REAL *uval,
+                                int32_t *ucol, int64_t *cnt, int32_t *trow, REAL *tval) {
     const int64_t S = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;
+    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv);
     VINT mx = _mm512_setzero_si512();
     const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
     memset(cnt, 0, (size_t)nt * sizeof(int64_t));
-    for (int64_t i0 = 0, b = 0; i0 < m; i0 += FRB, b++) {
+    for (int64_t i0 = 0; i0 < m; i0 += FRB) {
         const int R = m - i0 < FRB ? (int)(m - i0) : FRB;
         const REAL *rows[FRB], *ahead[FRB];
         for (int r = 0; r < R; r++) rows[r] = X + idx[i0 + r] * nin;
@@ -187,8 +220,8 @@ static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m
          * in X, so the hardware does not predict them) */
         const int RA = m - i0 - 2 * FRB <= 0 ? 0 : (m - i0 - 2 * FRB < FRB ? (int)(m - i0 - 2 * FRB) : FRB);
         for (int r = 0; r < RA; r++) ahead[r] = X + idx[i0 + 2 * FRB + r] * nin;
-        REAL *uv = uval + FRB * b * S;
-        int32_t *uc = ucol + b * S;
+        REAL *uv = uval;
+        int32_t *uc = ucol;
         int64_t e = 0;
         for (int64_t k = 0; k < nin; k += LANES) {
             const VMASK km = nin - k >= LANES ? (VMASK)~0u : klast;
@@ -221,7 +254,20 @@ static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m
                 e += __builtin_popcount((unsigned)any);
             }
         }
-        ucnt[b] = e;
+        for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
+            const int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
+            const int64_t rem = nout - LANES * (jv0 + JV - 1);
+            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+            const REAL *W0 = Wt + LANES * jv0;
+            REAL *z = Z + i0 * nout + LANES * jv0;
+            switch (R * 8 + JV) {
+#define C(R_, J_) case R_ * 8 + J_: DSFX(block_fwd)(uv, S, uc, e, W0, ldw, z, nout, R_, J_, last); break;
+#define CR(R_) C(R_, 1) C(R_, 2) C(R_, 3) C(R_, 4) C(R_, 5) C(R_, 6)
+                CR(1) CR(2) CR(3) CR(4)
+#undef CR
+#undef C
+            }
+        }
     }
     UINT bits[LANES], top = 0;
     _mm512_storeu_si512((void *)bits, mx);
@@ -230,59 +276,6 @@ static double DSFX(compress_avx512)(const REAL *X, const int64_t *idx, int64_t m
     REAL best;
     memcpy(&best, &top, sizeof best);
     return (double)best;
-}
-
-/* Z rows of one block (R rows), vectors [0, JV) of the units from Wt: sum over the block's
- * columns e of uv[r S + e] Wt[uc[e], :] in R x JV registers */
-static inline __attribute__((always_inline)) void DSFX(block_fwd)(
-        const REAL *uv, int64_t S, const int32_t *uc, int64_t ne, const REAL *Wt, int64_t ldw,
-        REAL *Z, int64_t ldz, const int R, const int JV, VMASK last) {
-    VEC acc[FRB][WTV];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
-    for (int64_t e = 0; e < ne; e++) {
-        const REAL *w = Wt + (int64_t)uc[e] * ldw;
-        VEC x[FRB];
-        for (int r = 0; r < R; r++) x[r] = V_SET1(uv[r * S + e]);
-        for (int v = 0; v < JV; v++) {
-            VEC wv = V_LOAD(w + LANES * v);  /* Wt is zero-padded to ldw */
-            for (int r = 0; r < R; r++) acc[r][v] = V_FMA(x[r], wv, acc[r][v]);
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < JV; v++)
-            V_MASK_STOREU(Z + r * ldz + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
-}
-
-/* vectors per register block of the units: at most WTV, the blocks balanced */
-static inline int64_t DSFX(unit_block)(int64_t nv) {
-    const int64_t nb = (nv + WTV - 1) / WTV;
-    return (nv + nb - 1) / nb;
-}
-
-static void DSFX(sfwd_avx512)(const REAL *uval, const int32_t *ucol, const int64_t *ucnt,
-                              int64_t m, int64_t nin, const REAL *Wt, int64_t ldw, REAL *Z,
-                              int64_t nout) {
-    const int64_t S = nin + VG_SPARSE_SLACK, nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv);
-    for (int64_t i0 = 0, b = 0; i0 < m; i0 += FRB, b++) {
-        const int R = m - i0 < FRB ? (int)(m - i0) : FRB;
-        const REAL *uv = uval + FRB * b * S;
-        const int32_t *uc = ucol + b * S;
-        for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
-            const int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
-            const int64_t rem = nout - LANES * (jv0 + JV - 1);
-            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-            const REAL *W0 = Wt + LANES * jv0;
-            REAL *z = Z + i0 * nout + LANES * jv0;
-            switch (R * 8 + JV) {
-#define C(R_, J_) case R_ * 8 + J_: DSFX(block_fwd)(uv, S, uc, ucnt[b], W0, ldw, z, nout, R_, J_, last); break;
-#define CR(R_) C(R_, 1) C(R_, 2) C(R_, 3) C(R_, 4) C(R_, 5) C(R_, 6)
-                CR(1) CR(2) CR(3) CR(4)
-#undef CR
-#undef C
-            }
-        }
-    }
 }
 
 /* out[c * ldo + :] = sum over the tile's entries q < nq of tv[WPT q + c] D[tr[q], :] for its WPT

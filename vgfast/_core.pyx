@@ -107,14 +107,12 @@ cdef extern from "vg_kernels.h" nogil:
     void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
                        float, float, float*)
     void vg_l0_sparse_sizes(int64_t, int64_t, int64_t, int64_t*)
-    double vg_l0_compress_d(const double*, const int64_t*, int64_t, int64_t, double*, int32_t*,
-                            int64_t*, int64_t*, int32_t*, double*)
-    double vg_l0_compress_f(const float*, const int64_t*, int64_t, int64_t, float*, int32_t*,
-                            int64_t*, int64_t*, int32_t*, float*)
-    void vg_l0_forward_sparse_d(const double*, const int32_t*, const int64_t*, int64_t, int64_t,
-                                const double*, int64_t, double*, int64_t)
-    void vg_l0_forward_sparse_f(const float*, const int32_t*, const int64_t*, int64_t, int64_t,
-                                const float*, int64_t, float*, int64_t)
+    double vg_l0_forward_sparse_d(const double*, const int64_t*, int64_t, int64_t, const double*,
+                                  int64_t, double*, int64_t, double*, int32_t*, int64_t*,
+                                  int32_t*, double*)
+    double vg_l0_forward_sparse_f(const float*, const int64_t*, int64_t, int64_t, const float*,
+                                  int64_t, float*, int64_t, float*, int32_t*, int64_t*, int32_t*,
+                                  float*)
     void vg_l0_wgrad_sparse_d(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
                               const double*, int64_t, double, double, double*, double*, int64_t)
     void vg_l0_wgrad_sparse_f(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
@@ -353,10 +351,9 @@ cdef struct Plan:
     int sparse              # mostly-zero rows: compressed to their nonzeros first
     int64_t chunk_rows      # epoch(): a larger batch goes in chunks of at most this many rows
     # the sparse kernels' operands for one chunk (csrc/vg_direct_impl.h; sizes from
-    # sparse_buffers): the forward blocks' values, columns and column counts ...
+    # sparse_buffers): a forward block's values and columns ...
     void* uval
     int32_t* ucol
-    int64_t* ucnt
     # ... the weight gradient's tiles: entries per tile, their rows and values, and a buffer
     int64_t* tcnt
     int32_t* trow
@@ -382,22 +379,20 @@ cdef inline double l0_forward(const floating* X, const int64_t* idx, int64_t m, 
 cdef inline double l0_forward_rows(Plan* p, const floating* X, int64_t r0, int64_t m,
                                    floating* z) noexcept nogil:
     """Z of the first layer for the batch's rows r0 .. r0 + m, read through p.didx (sparse
-    rows: both products' operands are built first, see csrc/vg_direct_impl.h): returns max |x|
-    or -1."""
+    rows: one pass computes it and builds the weight gradient's operands, see
+    csrc/vg_direct_impl.h): returns max |x| or -1."""
     cdef double md
     if not p.sparse:
         return l0_forward(X, p.didx + r0, m, p.sizes[0], <const floating*>p.wt, p.ldw, z,
                           p.sizes[1])
     if floating is double:
-        md = vg_l0_compress_d(X, p.didx + r0, m, p.sizes[0], <double*>p.uval, p.ucol, p.ucnt,
-                              p.tcnt, p.trow, <double*>p.tval)
-        vg_l0_forward_sparse_d(<double*>p.uval, p.ucol, p.ucnt, m, p.sizes[0],
-                               <const double*>p.wt, p.ldw, z, p.sizes[1])
+        md = vg_l0_forward_sparse_d(X, p.didx + r0, m, p.sizes[0], <const double*>p.wt, p.ldw, z,
+                                    p.sizes[1], <double*>p.uval, p.ucol, p.tcnt, p.trow,
+                                    <double*>p.tval)
     else:
-        md = vg_l0_compress_f(X, p.didx + r0, m, p.sizes[0], <float*>p.uval, p.ucol, p.ucnt,
-                              p.tcnt, p.trow, <float*>p.tval)
-        vg_l0_forward_sparse_f(<float*>p.uval, p.ucol, p.ucnt, m, p.sizes[0],
-                               <const float*>p.wt, p.ldw, z, p.sizes[1])
+        md = vg_l0_forward_sparse_f(X, p.didx + r0, m, p.sizes[0], <const float*>p.wt, p.ldw, z,
+                                    p.sizes[1], <float*>p.uval, p.ucol, p.tcnt, p.trow,
+                                    <float*>p.tval)
     return md
 
 cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, double alpha,
@@ -420,24 +415,22 @@ cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, dou
 
 
 def sparse_buffers(int64_t m, int64_t nin, int64_t ldw, dtype):
-    """The sparse first-layer kernels' scratch for chunks of up to m rows (uval, ucol, ucnt,
-    tcnt, trow, tval, tbuf; csrc/vg_direct.c's vg_l0_sparse_sizes)."""
-    cdef int64_t n[7]
+    """The sparse first-layer kernels' scratch for chunks of up to m rows (uval, ucol, tcnt,
+    trow, tval, tbuf; csrc/vg_direct.c's vg_l0_sparse_sizes)."""
+    cdef int64_t n[6]
     vg_l0_sparse_sizes(m, nin, ldw, n)
     return (np.zeros(n[0], dtype), np.zeros(n[1], np.int32), np.zeros(n[2], np.int64),
-            np.zeros(n[3], np.int64), np.zeros(n[4], np.int32), np.zeros(n[5], dtype),
-            np.zeros(n[6], dtype))
+            np.zeros(n[3], np.int32), np.zeros(n[4], dtype), np.zeros(n[5], dtype))
 
 
 cdef void point_sparse(Plan* p, tuple bufs):
     """p's sparse operand pointers into the arrays of sparse_buffers()."""
     p.uval = ptr(bufs[0])
     p.ucol = <int32_t*>ptr(bufs[1])
-    p.ucnt = <int64_t*>ptr(bufs[2])
-    p.tcnt = <int64_t*>ptr(bufs[3])
-    p.trow = <int32_t*>ptr(bufs[4])
-    p.tval = ptr(bufs[5])
-    p.tbuf = ptr(bufs[6])
+    p.tcnt = <int64_t*>ptr(bufs[2])
+    p.trow = <int32_t*>ptr(bufs[3])
+    p.tval = ptr(bufs[4])
+    p.tbuf = ptr(bufs[5])
 
 cdef inline void assign_counters(Plan* p, int64_t m, uint64_t* counter) noexcept nogil:
     """Dropout: the counter where each layer's mask starts for a batch of m rows (the mask of
