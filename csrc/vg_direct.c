@@ -48,6 +48,67 @@
 /* G[j, k0 + c] = alpha buf[c * ldb + j] + beta G[j, k0 + c] for the WPT (= 4) columns c < nc of
  * one tile of the sparse weight gradient and every j < nout: 4 x 8 blocks of buf transposed in
  * registers into 8 stores of 4 contiguous values (beta = 0: G is only written) */
+/* Wt[k, j] = W[j, k] (nout x nin W), 8 x 8 blocks transposed in registers; the edges and the
+ * zero columns nout .. ldw element by element */
+static void pack_t_avx512_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw) {
+    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
+    for (int64_t j0 = 0; j0 < j8; j0 += 8)
+        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
+            const double *w = W + j0 * nin + k0;
+            __m512d t[8], u[8];
+            for (int i = 0; i < 8; i += 2) {
+                __m512d a = _mm512_loadu_pd(w + i * nin), b = _mm512_loadu_pd(w + (i + 1) * nin);
+                t[i] = _mm512_unpacklo_pd(a, b);      /* lane l: (a[2l], b[2l]) */
+                t[i + 1] = _mm512_unpackhi_pd(a, b);  /* lane l: (a[2l+1], b[2l+1]) */
+            }
+            for (int i = 0; i < 8; i += 4) {
+                u[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);      /* columns 0, 4 */
+                u[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);  /* 1, 5 */
+                u[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xDD);  /* 2, 6 */
+                u[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xDD);  /* 3, 7 */
+            }
+            double *o = Wt + k0 * ldw + j0;
+            for (int c = 0; c < 4; c++) {
+                _mm512_storeu_pd(o + c * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0x88));
+                _mm512_storeu_pd(o + (c + 4) * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0xDD));
+            }
+        }
+    for (int64_t k = 0; k < nin; k++) {
+        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];
+        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;
+    }
+}
+
+/* the same for float: 8 x 8 blocks of 256-bit rows */
+static void pack_t_avx512_f(const float *W, int64_t nout, int64_t nin, float *Wt, int64_t ldw) {
+    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
+    for (int64_t j0 = 0; j0 < j8; j0 += 8)
+        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
+            const float *w = W + j0 * nin + k0;
+            __m256 t[8], u[8];
+            for (int i = 0; i < 8; i += 2) {
+                __m256 a = _mm256_loadu_ps(w + i * nin), b = _mm256_loadu_ps(w + (i + 1) * nin);
+                t[i] = _mm256_unpacklo_ps(a, b);
+                t[i + 1] = _mm256_unpackhi_ps(a, b);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            float *o = Wt + k0 * ldw + j0;
+            for (int c = 0; c < 4; c++) {
+                _mm256_storeu_ps(o + c * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+                _mm256_storeu_ps(o + (c + 4) * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+            }
+        }
+    for (int64_t k = 0; k < nin; k++) {
+        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];
+        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;
+    }
+}
+
 /* the WPT (= 4) lanes 4 h .. 4 h + 3 of v to p */
 static inline void put_tile_d(double *p, __m512d v, int h) {
     _mm256_storeu_pd(p, h == 0 ? _mm512_castpd512_pd256(v) : _mm512_extractf64x4_pd(v, 1));
@@ -190,7 +251,7 @@ int vg_direct_available(void) {
 
 /* Wt[k, j] = W[j, k] for the nout x nin matrix W; columns nout .. ldw of Wt are zero */
 #define VG_DIRECT_PORTABLE(T, S, TMAX)                                                          \
-void vg_pack_t##S(const T *W, int64_t nout, int64_t nin, T *Wt, int64_t ldw) {                 \
+static void pack_t_portable##S(const T *W, int64_t nout, int64_t nin, T *Wt, int64_t ldw) {    \
     for (int64_t k = 0; k < nin; k++) {                                                         \
         for (int64_t j = 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];                    \
         for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
@@ -239,6 +300,12 @@ VG_DIRECT_PORTABLE(float, _f, FLT_MAX)
 #define VG_PICK(f, S, args) return f##_portable##S args
 #define VG_PICKV(f, S, args) f##_portable##S args
 #endif
+
+/* Wt[k, j] = W[j, k] for the nout x nin matrix W; columns nout .. ldw of Wt are zero */
+void vg_pack_t_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw)
+    { VG_PICKV(pack_t, _d, (W, nout, nin, Wt, ldw)); }
+void vg_pack_t_f(const float *W, int64_t nout, int64_t nin, float *Wt, int64_t ldw)
+    { VG_PICKV(pack_t, _f, (W, nout, nin, Wt, ldw)); }
 
 /* Z = X[idx] W^T for the m rows (Wt from vg_pack_t, ldw >= nout): returns max |x| over the
  * rows read, or -1 if one is NaN or Inf */
