@@ -181,7 +181,7 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
 static inline __attribute__((always_inline)) void DSFX(block_fwd)(
         const REAL *uv, int64_t S, const int32_t *uc, int64_t ne, const REAL *Wt, int64_t ldw,
         REAL *Z, int64_t ldz, const int R, const int JV, VMASK last) {
-    VEC acc[FRB][WTV];
+    VEC acc[FRB][FWV];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
     for (int64_t e = 0; e < ne; e++) {
@@ -198,9 +198,9 @@ static inline __attribute__((always_inline)) void DSFX(block_fwd)(
             V_MASK_STOREU(Z + r * ldz + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
 }
 
-/* vectors per register block of the units: at most WTV, the blocks balanced */
-static inline int64_t DSFX(unit_block)(int64_t nv) {
-    const int64_t nb = (nv + WTV - 1) / WTV;
+/* vectors per register block of the units: at most cap, the blocks balanced */
+static inline int64_t DSFX(unit_block)(int64_t nv, int64_t cap) {
+    const int64_t nb = (nv + cap - 1) / cap;
     return (nv + nb - 1) / nb;
 }
 
@@ -208,7 +208,7 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
                                 const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, REAL *uval,
                                 int32_t *ucol, int64_t *cnt, int32_t *trow, REAL *tval) {
     const int64_t S = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;
-    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv);
+    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv, FWV);
     VINT mx = _mm512_setzero_si512();
     const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
     memset(cnt, 0, (size_t)nt * sizeof(int64_t));
@@ -260,8 +260,8 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
             const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
             const REAL *W0 = Wt + LANES * jv0;
             REAL *z = Z + i0 * nout + LANES * jv0;
-            switch (R * 8 + JV) {
-#define C(R_, J_) case R_ * 8 + J_: DSFX(block_fwd)(uv, S, uc, e, W0, ldw, z, nout, R_, J_, last); break;
+            switch (R * 16 + JV) {
+#define C(R_, J_) case R_ * 16 + J_: DSFX(block_fwd)(uv, S, uc, e, W0, ldw, z, nout, R_, J_, last); break;
 #define CR(R_) C(R_, 1) C(R_, 2) C(R_, 3) C(R_, 4) C(R_, 5) C(R_, 6)
                 CR(1) CR(2) CR(3) CR(4)
 #undef CR
@@ -308,7 +308,7 @@ static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const R
                                 int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
                                 REAL beta, REAL *G, REAL *buf, int64_t ldw) {
     const int64_t nt = (nin + WPT - 1) / WPT;
-    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv);
+    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv, WTV);
     for (int64_t t = 0; t < nt; t++) {
         const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;
         if (cnt[t] == 0) {  /* no nonzero in these columns */
