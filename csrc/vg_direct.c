@@ -51,6 +51,14 @@
 /* G[j, k0 + c] = alpha buf[c * ldb + j] + beta G[j, k0 + c] for the WPT (= 4) columns c < nc of
  * one tile of the sparse weight gradient and every j < nout: 4 x 8 blocks of buf transposed in
  * registers into 8 stores of 4 contiguous values (beta = 0: G is only written) */
+/* what the 8 x 8 blocks of pack_t leave: the last nout % 8 rows and nin % 8 columns of W, and
+ * the zero columns nout .. ldw of Wt */
+#define PACK_T_EDGES()                                                                          \
+    for (int64_t k = 0; k < nin; k++) {                                                         \
+        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];      \
+        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
+    }
+
 /* Wt[k, j] = W[j, k] (nout x nin W), 8 x 8 blocks transposed in registers; the edges and the
  * zero columns nout .. ldw element by element */
 static void pack_t_avx512_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw) {
@@ -76,10 +84,7 @@ static void pack_t_avx512_d(const double *W, int64_t nout, int64_t nin, double *
                 _mm512_storeu_pd(o + (c + 4) * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0xDD));
             }
         }
-    for (int64_t k = 0; k < nin; k++) {
-        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];
-        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;
-    }
+    PACK_T_EDGES();
 }
 
 /* the same for float: 8 x 8 blocks of 256-bit rows */
@@ -106,11 +111,9 @@ static void pack_t_avx512_f(const float *W, int64_t nout, int64_t nin, float *Wt
                 _mm256_storeu_ps(o + (c + 4) * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
             }
         }
-    for (int64_t k = 0; k < nin; k++) {
-        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];
-        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;
-    }
+    PACK_T_EDGES();
 }
+#undef PACK_T_EDGES
 
 /* the WPT (= 4) lanes 4 h .. 4 h + 3 of v to p */
 static inline void put_tile_d(double *p, __m512d v, int h) {

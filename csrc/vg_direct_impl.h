@@ -155,9 +155,6 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
     }
 }
 
-/* ---- sparse rows (mostly-zero inputs such as MNIST's pixels): the batch's rows compressed to
- * their nonzero values and column indices (CSR), then each product touches the nonzeros only. */
-
 /* The sparse first layer (inputs mostly zero). One pass over the rows X[idx[0..m)) computes the
  * forward product and builds the weight gradient's operands:
  *
@@ -218,7 +215,8 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
         for (int r = 0; r < R; r++) rows[r] = X + idx[i0 + r] * nin;
         /* the rows two blocks on, a cache line each per vector read here (the rows are random
          * in X, so the hardware does not predict them) */
-        const int RA = m - i0 - 2 * FRB <= 0 ? 0 : (m - i0 - 2 * FRB < FRB ? (int)(m - i0 - 2 * FRB) : FRB);
+        const int64_t left = m - i0 - 2 * FRB;
+        const int RA = left <= 0 ? 0 : (left < FRB ? (int)left : FRB);
         for (int r = 0; r < RA; r++) ahead[r] = X + idx[i0 + 2 * FRB + r] * nin;
         REAL *uv = uval;
         int32_t *uc = ucol;

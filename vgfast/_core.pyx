@@ -305,8 +305,8 @@ cdef int64_t DIRECT_MIN_ROWS = 64
 cdef int64_t DIRECT_MAX_VECTORS = 4
 cdef bint _direct_on = True
 cdef bint _sparse_on = True
-# Inputs judged sparse (at most this fraction nonzero over the first rows) to a first layer too
-# wide for the dense kernels go through the sparse kernels
+# Inputs judged sparse (at most this fraction nonzero over the first rows) go through the sparse
+# kernels (float64; float32 when the first layer is too wide for the dense kernels)
 cdef double SPARSE_MAX_DENSITY = 0.3
 cdef int64_t SPARSE_PROBE_ROWS = 256
 # ... when a chunk holds at most this many rows (its nonzeros are kept while it computes)
