@@ -14,6 +14,8 @@
 #define FRB 4
 #define FWV 6 /* vectors of units per forward register tile (FRB x FWV accumulators) */
 #define WTV 6 /* vectors of units per weight-gradient register tile (WPT x WTV accumulators) */
+#define TROWS (FRB > WPT ? FRB : WPT) /* the register tile of both (sum_tile) */
+#define TVECS (FWV > WTV ? FWV : WTV)
 #define VG_SPARSE_SLACK 16 /* values past each forward stream (a vector of either type) */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(VG_NO_DISPATCH)

@@ -173,26 +173,31 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
  * that the forward product loads serves FRB rows, and each row of D the weight gradient loads
  * serves WPT columns. */
 
-/* Z rows of one block (R rows), vectors [0, JV) of the units from Wt: sum over the block's
- * columns e of uv[r S + e] Wt[uc[e], :] in R x JV registers */
-static inline __attribute__((always_inline)) void DSFX(block_fwd)(
-        const REAL *uv, int64_t S, const int32_t *uc, int64_t ne, const REAL *Wt, int64_t ldw,
-        REAL *Z, int64_t ldz, const int R, const int JV, VMASK last) {
-    VEC acc[FRB][FWV];
+/* The register tile both sparse products use: out[r * ldo + :] = sum over the entries e < ne of
+ * xv[r xr + e xe] M[row[e], :], for r < R and vectors [0, JV) of M's row (the last masked),
+ * in R x JV registers, each row of M loaded once for the R sums.
+ *   forward:  rows of a block, M = W^T, row = the block's columns, xv = their values (xr = S,
+ *             xe = 1);
+ *   weights:  columns of a tile, M = D, row = the tile's rows, xv = their values (xr = 1,
+ *             xe = WPT). */
+static inline __attribute__((always_inline)) void DSFX(sum_tile)(
+        const REAL *xv, int64_t xr, int64_t xe, const int32_t *row, int64_t ne, const REAL *M,
+        int64_t ldm, REAL *out, int64_t ldo, const int R, const int JV, VMASK last) {
+    VEC acc[TROWS][TVECS];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
     for (int64_t e = 0; e < ne; e++) {
-        const REAL *w = Wt + (int64_t)uc[e] * ldw;
-        VEC x[FRB];
-        for (int r = 0; r < R; r++) x[r] = V_SET1(uv[r * S + e]);
+        const REAL *m = M + (int64_t)row[e] * ldm;
+        VEC x[TROWS];
+        for (int r = 0; r < R; r++) x[r] = V_SET1(xv[r * xr + e * xe]);
         for (int v = 0; v < JV; v++) {
-            VEC wv = V_LOAD(w + LANES * v);  /* Wt is zero-padded to ldw */
-            for (int r = 0; r < R; r++) acc[r][v] = V_FMA(x[r], wv, acc[r][v]);
+            VEC w = v < JV - 1 ? V_LOADU(m + LANES * v) : V_MASKZ_LOADU(last, m + LANES * v);
+            for (int r = 0; r < R; r++) acc[r][v] = V_FMA(x[r], w, acc[r][v]);
         }
     }
     for (int r = 0; r < R; r++)
         for (int v = 0; v < JV; v++)
-            V_MASK_STOREU(Z + r * ldz + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
+            V_MASK_STOREU(out + r * ldo + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
 }
 
 /* vectors per register block of the units: at most cap, the blocks balanced */
@@ -259,7 +264,7 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
             const REAL *W0 = Wt + LANES * jv0;
             REAL *z = Z + i0 * nout + LANES * jv0;
             switch (R * 16 + JV) {
-#define C(R_, J_) case R_ * 16 + J_: DSFX(block_fwd)(uv, S, uc, e, W0, ldw, z, nout, R_, J_, last); break;
+#define C(R_, J_) case R_ * 16 + J_: DSFX(sum_tile)(uv, S, 1, uc, e, W0, ldw, z, nout, R_, J_, last); break;
 #define CR(R_) C(R_, 1) C(R_, 2) C(R_, 3) C(R_, 4) C(R_, 5) C(R_, 6)
                 CR(1) CR(2) CR(3) CR(4)
 #undef CR
@@ -274,29 +279,6 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
     REAL best;
     memcpy(&best, &top, sizeof best);
     return (double)best;
-}
-
-/* out[c * ldo + :] = sum over the tile's entries q < nq of tv[WPT q + c] D[tr[q], :] for its WPT
- * columns c (JV vectors of D's row, the last masked): WPT x JV sums in registers, each row of D
- * loaded once for the WPT columns */
-static inline __attribute__((always_inline)) void DSFX(tile_wgrad)(
-        const REAL *tv, const int32_t *tr, int64_t nq, const REAL *D, int64_t ldd, REAL *out,
-        int64_t ldo, const int JV, VMASK last) {
-    VEC acc[WPT][WTV];
-    for (int c = 0; c < WPT; c++)
-        for (int v = 0; v < JV; v++) acc[c][v] = V_ZERO();
-    for (int64_t q = 0; q < nq; q++) {
-        const REAL *r = D + (int64_t)tr[q] * ldd;
-        VEC x[WPT];
-        for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * q + c]);
-        for (int v = 0; v < JV; v++) {
-            VEC d = v < JV - 1 ? V_LOADU(r + LANES * v) : V_MASKZ_LOADU(last, r + LANES * v);
-            for (int c = 0; c < WPT; c++) acc[c][v] = V_FMA(x[c], d, acc[c][v]);
-        }
-    }
-    for (int c = 0; c < WPT; c++)
-        for (int v = 0; v < JV; v++)
-            V_MASK_STOREU(out + c * ldo + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[c][v]);
 }
 
 /* G = alpha D^T X[idx] + beta G from the tile lists: a tile's WPT columns of G are summed in
@@ -325,7 +307,7 @@ static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const R
             const REAL *D0 = D + LANES * jv0;
             REAL *o = buf + LANES * jv0;
             switch (JV) {
-#define C(J_) case J_: DSFX(tile_wgrad)(tv, tr, cnt[t], D0, nout, o, ldw, J_, last); break;
+#define C(J_) case J_: DSFX(sum_tile)(tv, 1, WPT, tr, cnt[t], D0, nout, o, ldw, WPT, J_, last); break;
                 C(6) C(5) C(4) C(3) C(2) C(1)
 #undef C
             }

@@ -1594,9 +1594,8 @@ cdef class Engine:
             # rows compressed at a time: one chunk (epoch() runs a chunk's weight gradient
             # before it reads the next chunk), the whole batch when it cannot be chunked
             chunkable = not self.bn.any() and more.get("dead_fraction") is None
-            chunk = batch_size if batch_size <= CHUNK_ROWS or not chunkable else CHUNK_ROWS
-            sparse_chunk = (batch_size if batch_size <= SPARSE_CHUNK_ROWS or not chunkable
-                            else SPARSE_CHUNK_ROWS)
+            chunk = min(batch_size, CHUNK_ROWS) if chunkable else batch_size
+            sparse_chunk = min(batch_size, SPARSE_CHUNK_ROWS) if chunkable else batch_size
             # (measured on MNIST, one epoch, bench/direct_first_layer.py and the A/B runs in
             # bench/README.md: the sparse kernels beat BLAS at [784, 100] by 1.4x in float64 and
             # 1.13x in float32, and the dense kernels at [784, 30] by 1.10x in float64; in float32
