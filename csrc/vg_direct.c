@@ -8,15 +8,14 @@
 #include "vg_kernels.h"
 
 /* the sparse first layer (vg_direct_impl.h) */
-#define WPT 4 /* columns of X (pixels) per tile of the weight gradient */
-/* rows of X per block of the forward product (measured, MNIST [784, 100] float64 at batch 200:
- * blocks of 2 rows take 1.13x the epoch's time, of 3 1.06x, of 6 1.00x) */
-#define FRB 4
-#define FWV 6 /* vectors of units per forward register tile (FRB x FWV accumulators) */
-#define WTV 6 /* vectors of units per weight-gradient register tile (WPT x WTV accumulators) */
-#define TROWS (FRB > WPT ? FRB : WPT) /* the register tile of both (sum_tile) */
-#define TVECS (FWV > WTV ? FWV : WTV)
-#define VG_SPARSE_SLACK 16 /* values past each forward stream (a vector of either type) */
+#define WPT 4 /* columns of X (pixels) per tile */
+#define FRB 4 /* rows of X per block of the scan */
+#define PFB 2 /* the scan prefetches the rows this many blocks on */
+/* vectors of units per block of the sparse products (the kernels have cases 1 .. 4): 4 x 64
+ * bytes of each of 200 rows of Z or D stay in L1 (measured, MNIST [784, 100] float64 at batch
+ * 200: blocks of 2, 3 and 4 vectors within noise of each other, 1.23-1.32x the products by
+ * 4-row blocks of the union of the rows' columns that they replace) */
+#define SBV 4
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(VG_NO_DISPATCH)
 #define VG_DIRECT_AVX512 1
@@ -46,10 +45,6 @@
 #define V_ABSBITS_MAX(m, x) _mm512_max_epu64(m, _mm512_and_si512(_mm512_castpd_si512(x), \
     _mm512_set1_epi64(0x7FFFFFFFFFFFFFFFll)))
 #define V_NONZERO(v) _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ)
-#define V_COMPRESS(k, v) _mm512_maskz_compress_pd(k, v)
-#define V_IDX(k) _mm256_add_epi32(_mm256_set1_epi32((int)(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define V_COMPRESS_IDX(k, v) _mm256_maskz_compress_epi32(k, v)
-#define V_STORE_IDX(p, v) _mm256_storeu_si256((__m256i *)(p), v)
 /* G[j, k0 + c] = alpha buf[c * ldb + j] + beta G[j, k0 + c] for the WPT (= 4) columns c < nc of
  * one tile of the sparse weight gradient and every j < nout: 4 x 8 blocks of buf transposed in
  * registers into 8 stores of 4 contiguous values (beta = 0: G is only written) */
@@ -169,10 +164,6 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #undef V_MASK_STOREU
 #undef V_ABSBITS_MAX
 #undef V_NONZERO
-#undef V_COMPRESS
-#undef V_IDX
-#undef V_COMPRESS_IDX
-#undef V_STORE_IDX
 #undef UINT
 #undef MAX_BITS
 
@@ -197,10 +188,6 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #define V_ABSBITS_MAX(m, x) _mm512_max_epu32(m, _mm512_and_si512(_mm512_castps_si512(x), \
     _mm512_set1_epi32(0x7FFFFFFF)))
 #define V_NONZERO(v) _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ)
-#define V_COMPRESS(k, v) _mm512_maskz_compress_ps(k, v)
-#define V_IDX(k) _mm512_add_epi32(_mm512_set1_epi32((int)(k)), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
-#define V_COMPRESS_IDX(k, v) _mm512_maskz_compress_epi32(k, v)
-#define V_STORE_IDX(p, v) _mm512_storeu_si512((void *)(p), v)
 static inline void put_tile_f(float *p, __m512 v, int h) {
     switch (h) {
     case 0: _mm_storeu_ps(p, _mm512_castps512_ps128(v)); break;
@@ -332,11 +319,12 @@ void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, c
                    int64_t nout, float alpha, float beta, float *G)
     { VG_PICKV(wgrad, _f, (X, idx, m, nin, D, nout, alpha, beta, G)); }
 
+/* the AVX-512 kernels' operands and order of sums, in plain loops */
 #define VG_SPARSE_PORTABLE(T, S, TMAX)                                                          \
 static double sfwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,         \
-                               const T *Wt, int64_t ldw, T *Z, int64_t nout, T *uval,           \
-                               int32_t *ucol, int64_t *cnt, int32_t *trow, T *tval) {           \
-    const int64_t St = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;                        \
+                               const T *Wt, int64_t ldw, T *Z, int64_t nout, int64_t *cnt,      \
+                               int32_t *trow, T *tval) {                                        \
+    const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
     double mx = 0;                                                                              \
     memset(cnt, 0, (size_t)nt * sizeof(int64_t));                                               \
     for (int64_t i = 0; i < m; i++) {                                                           \
@@ -355,41 +343,31 @@ static double sfwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_
             for (int64_t c = 0; c < WPT; c++) tval[WPT * q + c] = c < nc ? x[WPT * t + c] : 0;  \
         }                                                                                       \
     }                                                                                           \
-    for (int64_t i0 = 0; i0 < m; i0 += FRB) {                                                   \
-        int64_t R = m - i0 < FRB ? m - i0 : FRB, ne = 0;                                        \
-        for (int64_t k = 0; k < nin; k++) {                                                     \
-            int any = 0;                                                                        \
-            for (int64_t r = 0; r < R; r++) any |= X[idx[i0 + r] * nin + k] != 0;              \
-            if (!any) continue;                                                                 \
-            ucol[ne] = (int32_t)k;                                                              \
-            for (int64_t r = 0; r < R; r++) uval[r * St + ne] = X[idx[i0 + r] * nin + k];      \
-            ne++;                                                                               \
-        }                                                                                       \
-        for (int64_t r = 0; r < R; r++) {                                                       \
-            T *z = Z + (i0 + r) * nout;                                                         \
-            for (int64_t j = 0; j < nout; j++) z[j] = 0;                                        \
-            for (int64_t e = 0; e < ne; e++)                                                    \
+    if (mx < 0) return mx;                                                                      \
+    for (int64_t j = 0; j < m * nout; j++) Z[j] = 0;                                            \
+    for (int64_t t = 0; t < nt; t++) {                                                          \
+        int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;                             \
+        for (int64_t q = t * m; q < t * m + cnt[t]; q++) {                                      \
+            T *z = Z + trow[q] * nout;                                                          \
+            for (int64_t c = 0; c < nc; c++)                                                    \
                 for (int64_t j = 0; j < nout; j++)                                              \
-                    z[j] += uval[r * St + e] * Wt[ucol[e] * ldw + j];                           \
+                    z[j] += tval[WPT * q + c] * Wt[(k0 + c) * ldw + j];                         \
         }                                                                                       \
     }                                                                                           \
     return mx;                                                                                  \
 }                                                                                               \
 static void swgrad_portable##S(const int64_t *cnt, const int32_t *trow, const T *tval,         \
                                int64_t m, int64_t nin, const T *D, int64_t nout, T alpha,       \
-                               T beta, T *G, T *buf, int64_t ldw) {                             \
+                               T beta, T *G) {                                                  \
     const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
     for (int64_t t = 0; t < nt; t++) {                                                          \
         int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;                             \
-        for (int64_t c = 0; c < WPT; c++)                                                       \
-            for (int64_t j = 0; j < nout; j++) buf[c * ldw + j] = 0;                            \
-        for (int64_t q = t * m; q < t * m + cnt[t]; q++)                                        \
-            for (int64_t c = 0; c < WPT; c++)                                                   \
-                for (int64_t j = 0; j < nout; j++)                                              \
-                    buf[c * ldw + j] += tval[WPT * q + c] * D[trow[q] * nout + j];              \
         for (int64_t j = 0; j < nout; j++)                                                      \
             for (int64_t c = 0; c < nc; c++) {                                                  \
-                T v = alpha * buf[c * ldw + j];                                                 \
+                T sum = 0;                                                                      \
+                for (int64_t q = t * m; q < t * m + cnt[t]; q++)                                \
+                    sum += tval[WPT * q + c] * D[trow[q] * nout + j];                           \
+                T v = alpha * sum;                                                              \
                 G[j * nin + k0 + c] = beta != 0 ? v + beta * G[j * nin + k0 + c] : v;           \
             }                                                                                   \
     }                                                                                           \
@@ -399,34 +377,31 @@ VG_SPARSE_PORTABLE(double, _d, DBL_MAX)
 VG_SPARSE_PORTABLE(float, _f, FLT_MAX)
 
 /* Scratch the sparse kernels need for a chunk of m rows of nin columns, as counts of elements:
- * sizes[0] uval (values), [1] ucol (int32), [2] cnt (int64), [3] trow (int32), [4] tval
- * (values), [5] buf (values, for ldw units) */
-void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t ldw, int64_t *sizes) {
-    const int64_t St = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;
-    sizes[0] = FRB * St;
-    sizes[1] = St;
-    sizes[2] = nt;
-    sizes[3] = nt * m;
-    sizes[4] = WPT * nt * m;
-    sizes[5] = WPT * ldw;
+ * sizes[0] cnt (int64), [1] trow (int32), [2] tval (values) */
+void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t *sizes) {
+    const int64_t nt = (nin + WPT - 1) / WPT;
+    sizes[0] = nt;
+    sizes[1] = nt * m;
+    sizes[2] = WPT * nt * m;
 }
 
 /* Z = X[idx] W^T for the m rows of mostly-zero X (Wt from vg_pack_t, ldw >= nout), and the weight
- * gradient's operands (vg_direct_impl.h): returns max |x| over the rows, -1 if one is NaN or Inf */
+ * gradient's operands (vg_direct_impl.h): returns max |x| over the rows, -1 if one is NaN or Inf
+ * (Z is then not computed) */
 double vg_l0_forward_sparse_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
-                              const double *Wt, int64_t ldw, double *Z, int64_t nout, double *uval,
-                              int32_t *ucol, int64_t *cnt, int32_t *trow, double *tval)
-    { VG_PICK(sfwd, _d, (X, idx, m, nin, Wt, ldw, Z, nout, uval, ucol, cnt, trow, tval)); }
+                              const double *Wt, int64_t ldw, double *Z, int64_t nout,
+                              int64_t *cnt, int32_t *trow, double *tval)
+    { VG_PICK(sfwd, _d, (X, idx, m, nin, Wt, ldw, Z, nout, cnt, trow, tval)); }
 double vg_l0_forward_sparse_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
-                              const float *Wt, int64_t ldw, float *Z, int64_t nout, float *uval,
-                              int32_t *ucol, int64_t *cnt, int32_t *trow, float *tval)
-    { VG_PICK(sfwd, _f, (X, idx, m, nin, Wt, ldw, Z, nout, uval, ucol, cnt, trow, tval)); }
-/* G = alpha D^T X[idx] + beta G from the tile lists (buf: scratch) */
+                              const float *Wt, int64_t ldw, float *Z, int64_t nout,
+                              int64_t *cnt, int32_t *trow, float *tval)
+    { VG_PICK(sfwd, _f, (X, idx, m, nin, Wt, ldw, Z, nout, cnt, trow, tval)); }
+/* G = alpha D^T X[idx] + beta G from the tile lists */
 void vg_l0_wgrad_sparse_d(const int64_t *cnt, const int32_t *trow, const double *tval, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
-                          double *G, double *buf, int64_t ldw)
-    { VG_PICKV(swgrad, _d, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G, buf, ldw)); }
+                          double *G)
+    { VG_PICKV(swgrad, _d, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G)); }
 void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *tval, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
-                          float *G, float *buf, int64_t ldw)
-    { VG_PICKV(swgrad, _f, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G, buf, ldw)); }
+                          float *G)
+    { VG_PICKV(swgrad, _f, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G)); }

@@ -155,62 +155,28 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
     }
 }
 
-/* The sparse first layer (inputs mostly zero). One pass over the rows X[idx[0..m)) computes the
- * forward product and builds the weight gradient's operands:
+/* The sparse first layer (inputs mostly zero), by tiles of WPT adjacent columns (pixels).
  *
- *   forward, by blocks of FRB rows: the columns where any of the block's rows is nonzero
- *     (ascending) go to ucol[e], e < ne, and row r's values there (zeros included) to
- *     uval[r S + e], S = nin + VG_SPARSE_SLACK (slack for a vector store); then the block's rows
- *     of Z = X[idx] W^T are summed over those columns in registers, while the rows the block
- *     after next reads are on their way to cache (they are random in X: memory-bound reads
- *     overlap the FMA-bound sums);
- *   weight gradient, by tiles of WPT adjacent columns: for tile t, the rows with a nonzero in it
- *     (ascending) in trow[t m + e], e < cnt[t], and their WPT values in tval[WPT (t m + e) ..].
+ *   scan: one pass over the rows X[idx[0..m)), FRB rows at a time (the rows FRB x PFB on are
+ *     prefetched: they lie at random in X), lists for each tile t the rows with a nonzero in it
+ *     (ascending) in trow[t m + e], e < cnt[t], and their WPT values in tval[WPT (t m + e) ..],
+ *     and takes max |x| over the rows (the bits of |x| compared as integers: -1 for NaN/Inf);
+ *   forward: Z = X[idx] W^T from the lists: for a block of at most SBV vectors of units, a tile's
+ *     WPT rows of W^T stay in registers while each listed row of Z gets their WPT terms;
+ *   weight gradient: G = alpha D^T X[idx] + beta G from the same lists: a tile's WPT columns of
+ *     G (the block's units) are summed in registers over its listed rows of D, then written,
+ *     transposed in registers, along G's rows.
  *
- * It also takes max |x| over the rows (the bits of |x| compared as integers: -1 for NaN/Inf).
- * Neighbouring pixels are nonzero together and the rows of a block share many columns (MNIST,
- * 200 rows: 30,000 nonzeros, 11,000 tile entries, 15,300 block columns), so each row of W^T
- * that the forward product loads serves FRB rows, and each row of D the weight gradient loads
- * serves WPT columns. */
+ * Both products go through the units in blocks of at most SBV vectors, so that the block's part
+ * of Z or D (m rows) stays in L1 while every tile reads it; both sum each output in column
+ * (forward) or row (gradient) order, as a dense loop would. Neighbouring pixels are nonzero
+ * together (MNIST, 200 rows: 30,000 nonzeros in 11,000 tile entries), so each row of Z or D
+ * loaded serves WPT columns. */
 
-/* The register tile both sparse products use: out[r * ldo + :] = sum over the entries e < ne of
- * xv[r xr + e xe] M[row[e], :], for r < R and vectors [0, JV) of M's row (the last masked),
- * in R x JV registers, each row of M loaded once for the R sums.
- *   forward:  rows of a block, M = W^T, row = the block's columns, xv = their values (xr = S,
- *             xe = 1);
- *   weights:  columns of a tile, M = D, row = the tile's rows, xv = their values (xr = 1,
- *             xe = WPT). */
-static inline __attribute__((always_inline)) void DSFX(sum_tile)(
-        const REAL *xv, int64_t xr, int64_t xe, const int32_t *row, int64_t ne, const REAL *M,
-        int64_t ldm, REAL *out, int64_t ldo, const int R, const int JV, VMASK last) {
-    VEC acc[TROWS][TVECS];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < JV; v++) acc[r][v] = V_ZERO();
-    for (int64_t e = 0; e < ne; e++) {
-        const REAL *m = M + (int64_t)row[e] * ldm;
-        VEC x[TROWS];
-        for (int r = 0; r < R; r++) x[r] = V_SET1(xv[r * xr + e * xe]);
-        for (int v = 0; v < JV; v++) {
-            VEC w = v < JV - 1 ? V_LOADU(m + LANES * v) : V_MASKZ_LOADU(last, m + LANES * v);
-            for (int r = 0; r < R; r++) acc[r][v] = V_FMA(x[r], w, acc[r][v]);
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < JV; v++)
-            V_MASK_STOREU(out + r * ldo + LANES * v, v < JV - 1 ? (VMASK)~0u : last, acc[r][v]);
-}
-
-/* vectors per register block of the units: at most cap, the blocks balanced */
-static inline int64_t DSFX(unit_block)(int64_t nv, int64_t cap) {
-    const int64_t nb = (nv + cap - 1) / cap;
-    return (nv + nb - 1) / nb;
-}
-
-static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
-                                const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, REAL *uval,
-                                int32_t *ucol, int64_t *cnt, int32_t *trow, REAL *tval) {
-    const int64_t S = nin + VG_SPARSE_SLACK, nt = (nin + WPT - 1) / WPT;
-    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv, FWV);
+/* the tiles' lists of rows X[idx[0..m)) (above); returns max |x| or -1 */
+static double DSFX(sscan)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin, int64_t *cnt,
+                          int32_t *trow, REAL *tval) {
+    const int64_t nt = (nin + WPT - 1) / WPT;
     VINT mx = _mm512_setzero_si512();
     const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
     memset(cnt, 0, (size_t)nt * sizeof(int64_t));
@@ -218,14 +184,9 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
         const int R = m - i0 < FRB ? (int)(m - i0) : FRB;
         const REAL *rows[FRB], *ahead[FRB];
         for (int r = 0; r < R; r++) rows[r] = X + idx[i0 + r] * nin;
-        /* the rows two blocks on, a cache line each per vector read here (the rows are random
-         * in X, so the hardware does not predict them) */
-        const int64_t left = m - i0 - 2 * FRB;
+        const int64_t left = m - i0 - PFB * FRB;
         const int RA = left <= 0 ? 0 : (left < FRB ? (int)left : FRB);
-        for (int r = 0; r < RA; r++) ahead[r] = X + idx[i0 + 2 * FRB + r] * nin;
-        REAL *uv = uval;
-        int32_t *uc = ucol;
-        int64_t e = 0;
+        for (int r = 0; r < RA; r++) ahead[r] = X + idx[i0 + PFB * FRB + r] * nin;
         for (int64_t k = 0; k < nin; k += LANES) {
             const VMASK km = nin - k >= LANES ? (VMASK)~0u : klast;
             VEC v[FRB];
@@ -237,11 +198,13 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
                 nz[r] = V_NONZERO(v[r]) & km;
                 any |= nz[r];
             }
-            /* the tiles in this vector: each row's entry appended, counted if not all zero (a
-             * slot written and not counted is overwritten by the tile's next entry) */
+            if (!any) continue;
+            /* each tile with a nonzero in the block: every row's entry written, counted if not
+             * all zero (a slot written and not counted is overwritten by the tile's next entry) */
             for (int h = 0; h < LANES / WPT; h++) {
                 const int64_t t = k / WPT + h;
                 if (t >= nt) break;
+                if (!((any >> (WPT * h)) & ((1u << WPT) - 1))) continue;
                 int64_t c = cnt[t];
                 for (int r = 0; r < R; r++) {
                     const int64_t q = t * m + c;
@@ -250,25 +213,6 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
                     c += ((nz[r] >> (WPT * h)) & ((1u << WPT) - 1)) != 0;
                 }
                 cnt[t] = c;
-            }
-            if (any) {
-                V_STORE_IDX(uc + e, V_COMPRESS_IDX(any, V_IDX(k)));
-                for (int r = 0; r < R; r++) V_STOREU(uv + r * S + e, V_COMPRESS(any, v[r]));
-                e += __builtin_popcount((unsigned)any);
-            }
-        }
-        for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
-            const int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
-            const int64_t rem = nout - LANES * (jv0 + JV - 1);
-            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-            const REAL *W0 = Wt + LANES * jv0;
-            REAL *z = Z + i0 * nout + LANES * jv0;
-            switch (R * 16 + JV) {
-#define C(R_, J_) case R_ * 16 + J_: DSFX(sum_tile)(uv, S, 1, uc, e, W0, ldw, z, nout, R_, J_, last); break;
-#define CR(R_) C(R_, 1) C(R_, 2) C(R_, 3) C(R_, 4) C(R_, 5) C(R_, 6)
-                CR(1) CR(2) CR(3) CR(4)
-#undef CR
-#undef C
             }
         }
     }
@@ -281,37 +225,97 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
     return (double)best;
 }
 
-/* G = alpha D^T X[idx] + beta G from the tile lists: a tile's WPT columns of G are summed in
- * registers (WPT x WTV vectors at a time), go through buf (WPT x ldw) and are written,
- * transposed in registers, along G's rows */
-static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const REAL *tval,
-                                int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
-                                REAL beta, REAL *G, REAL *buf, int64_t ldw) {
+/* Z[:, block] += the tiles' terms, for a block of JV vectors of units (Wt, Z at its first unit;
+ * the last vector masked by last) */
+static inline __attribute__((always_inline)) void DSFX(sfwd_block)(
+        const int64_t *cnt, const int32_t *trow, const REAL *tval, int64_t m, int64_t nin,
+        const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, const int JV, VMASK last) {
     const int64_t nt = (nin + WPT - 1) / WPT;
-    const int64_t nv = (nout + LANES - 1) / LANES, bv = DSFX(unit_block)(nv, WTV);
     for (int64_t t = 0; t < nt; t++) {
-        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;
-        if (cnt[t] == 0) {  /* no nonzero in these columns */
-            for (int64_t j = 0; j < nout; j++) {
-                REAL *g = G + j * nin + k0;
-                for (int64_t c = 0; c < nc; c++) g[c] = beta != 0 ? beta * g[c] : 0;
-            }
-            continue;
-        }
-        const REAL *tv = tval + WPT * t * m;
+        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT, ne = cnt[t];
+        if (!ne) continue;
+        VEC w[WPT][SBV];
+        for (int c = 0; c < WPT; c++)
+            for (int v = 0; v < JV; v++)
+                w[c][v] = c < nc ? V_LOADU(Wt + (k0 + c) * ldw + LANES * v) : V_ZERO();
         const int32_t *tr = trow + t * m;
-        for (int64_t jv0 = 0; jv0 < nv; jv0 += bv) {
-            const int JV = (int)(nv - jv0 < bv ? nv - jv0 : bv);
-            const int64_t rem = nout - LANES * (jv0 + JV - 1);
-            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-            const REAL *D0 = D + LANES * jv0;
-            REAL *o = buf + LANES * jv0;
-            switch (JV) {
-#define C(J_) case J_: DSFX(sum_tile)(tv, 1, WPT, tr, cnt[t], D0, nout, o, ldw, WPT, J_, last); break;
-                C(6) C(5) C(4) C(3) C(2) C(1)
-#undef C
+        const REAL *tv = tval + WPT * t * m;
+        for (int64_t e = 0; e < ne; e++) {
+            REAL *z = Z + (int64_t)tr[e] * nout;
+            VEC x[WPT];
+            for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * e + c]);
+            for (int v = 0; v < JV; v++) {
+                VEC a = v < JV - 1 ? V_LOADU(z + LANES * v) : V_MASKZ_LOADU(last, z + LANES * v);
+                for (int c = 0; c < WPT; c++) a = V_FMA(x[c], w[c][v], a);
+                V_MASK_STOREU(z + LANES * v, v < JV - 1 ? (VMASK)~0u : last, a);
             }
         }
-        DSFX(store_tile)(buf, ldw, nout, alpha, beta, G, nin, k0, nc);
     }
 }
+
+/* G[block, tile] = alpha (the tile's sums) + beta G, for a block of JV vectors of units (D, G at
+ * its first unit, nj units) */
+static inline __attribute__((always_inline)) void DSFX(swgrad_block)(
+        const int64_t *cnt, const int32_t *trow, const REAL *tval, int64_t m, int64_t nin,
+        const REAL *D, int64_t nout, REAL alpha, REAL beta, REAL *G, int64_t nj, const int JV,
+        VMASK last) {
+    const int64_t nt = (nin + WPT - 1) / WPT;
+    REAL buf[WPT * SBV * LANES] __attribute__((aligned(64)));
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT, ne = cnt[t];
+        VEC acc[WPT][SBV];
+        for (int c = 0; c < WPT; c++)
+            for (int v = 0; v < JV; v++) acc[c][v] = V_ZERO();
+        const int32_t *tr = trow + t * m;
+        const REAL *tv = tval + WPT * t * m;
+        for (int64_t e = 0; e < ne; e++) {
+            const REAL *d = D + (int64_t)tr[e] * nout;
+            VEC x[WPT];
+            for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * e + c]);
+            for (int v = 0; v < JV; v++) {
+                VEC a = v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v);
+                for (int c = 0; c < WPT; c++) acc[c][v] = V_FMA(x[c], a, acc[c][v]);
+            }
+        }
+        for (int c = 0; c < WPT; c++)
+            for (int v = 0; v < JV; v++) V_STOREU(buf + c * SBV * LANES + LANES * v, acc[c][v]);
+        DSFX(store_tile)(buf, SBV * LANES, nj, alpha, beta, G, nin, k0, nc);
+    }
+}
+
+/* the units in nb balanced blocks of at most SBV vectors: block b is vectors [v0, v1) */
+#define SPARSE_BLOCKS(nout, BODY)                                                               \
+    do {                                                                                        \
+        const int64_t nv_ = ((nout) + LANES - 1) / LANES, nb_ = (nv_ + SBV - 1) / SBV;          \
+        for (int64_t b_ = 0; b_ < nb_; b_++) {                                                  \
+            const int64_t v0 = nv_ * b_ / nb_, v1 = nv_ * (b_ + 1) / nb_;                       \
+            const int64_t rem = (nout) - LANES * (v1 - 1);                                      \
+            const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);                   \
+            const int64_t nj = (v1 * LANES < (nout) ? v1 * LANES : (nout)) - LANES * v0;        \
+            (void)nj;                                                                           \
+            switch (v1 - v0) { BODY }                                                           \
+        }                                                                                       \
+    } while (0)
+
+static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                                const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, int64_t *cnt,
+                                int32_t *trow, REAL *tval) {
+    const double mx = DSFX(sscan)(X, idx, m, nin, cnt, trow, tval);
+    if (mx < 0) return mx;
+    memset(Z, 0, (size_t)(m * nout) * sizeof(REAL));
+#define C(J_) case J_: DSFX(sfwd_block)(cnt, trow, tval, m, nin, Wt + LANES * v0, ldw,          \
+                                        Z + LANES * v0, nout, J_, last); break;
+    SPARSE_BLOCKS(nout, C(1) C(2) C(3) C(4));
+#undef C
+    return mx;
+}
+
+static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const REAL *tval,
+                                int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
+                                REAL beta, REAL *G) {
+#define C(J_) case J_: DSFX(swgrad_block)(cnt, trow, tval, m, nin, D + LANES * v0, nout, alpha,  \
+                                          beta, G + LANES * v0 * nin, nj, J_, last); break;
+    SPARSE_BLOCKS(nout, C(1) C(2) C(3) C(4));
+#undef C
+}
+#undef SPARSE_BLOCKS

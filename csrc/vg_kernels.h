@@ -77,17 +77,17 @@ void vg_l0_wgrad_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, 
                    int64_t nout, double alpha, double beta, double *G);
 void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
                    int64_t nout, float alpha, float beta, float *G);
-void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t ldw, int64_t *sizes);
+void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t *sizes);
 double vg_l0_forward_sparse_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
-                              const double *Wt, int64_t ldw, double *Z, int64_t nout, double *uval,
-                              int32_t *ucol, int64_t *cnt, int32_t *trow, double *tval);
+                              const double *Wt, int64_t ldw, double *Z, int64_t nout,
+                              int64_t *cnt, int32_t *trow, double *tval);
 double vg_l0_forward_sparse_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
-                              const float *Wt, int64_t ldw, float *Z, int64_t nout, float *uval,
-                              int32_t *ucol, int64_t *cnt, int32_t *trow, float *tval);
+                              const float *Wt, int64_t ldw, float *Z, int64_t nout,
+                              int64_t *cnt, int32_t *trow, float *tval);
 void vg_l0_wgrad_sparse_d(const int64_t *cnt, const int32_t *trow, const double *tval, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
-                          double *G, double *buf, int64_t ldw);
+                          double *G);
 void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *tval, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
-                          float *G, float *buf, int64_t ldw);
+                          float *G);
 #endif

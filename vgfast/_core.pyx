@@ -106,17 +106,15 @@ cdef extern from "vg_kernels.h" nogil:
                        double, double, double*)
     void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
                        float, float, float*)
-    void vg_l0_sparse_sizes(int64_t, int64_t, int64_t, int64_t*)
+    void vg_l0_sparse_sizes(int64_t, int64_t, int64_t*)
     double vg_l0_forward_sparse_d(const double*, const int64_t*, int64_t, int64_t, const double*,
-                                  int64_t, double*, int64_t, double*, int32_t*, int64_t*,
-                                  int32_t*, double*)
+                                  int64_t, double*, int64_t, int64_t*, int32_t*, double*)
     double vg_l0_forward_sparse_f(const float*, const int64_t*, int64_t, int64_t, const float*,
-                                  int64_t, float*, int64_t, float*, int32_t*, int64_t*, int32_t*,
-                                  float*)
+                                  int64_t, float*, int64_t, int64_t*, int32_t*, float*)
     void vg_l0_wgrad_sparse_d(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
-                              const double*, int64_t, double, double, double*, double*, int64_t)
+                              const double*, int64_t, double, double, double*)
     void vg_l0_wgrad_sparse_f(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
-                              const float*, int64_t, float, float, float*, float*, int64_t)
+                              const float*, int64_t, float, float, float*)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -351,14 +349,10 @@ cdef struct Plan:
     int sparse              # mostly-zero rows: compressed to their nonzeros first
     int64_t chunk_rows      # epoch(): a larger batch goes in chunks of at most this many rows
     # the sparse kernels' operands for one chunk (csrc/vg_direct_impl.h; sizes from
-    # sparse_buffers): a forward block's values and columns ...
-    void* uval
-    int32_t* ucol
-    # ... the weight gradient's tiles: entries per tile, their rows and values, and a buffer
+    # sparse_buffers): each tile's count of listed rows, the rows and their values
     int64_t* tcnt
     int32_t* trow
     void* tval
-    void* tbuf
 
 
 cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
@@ -387,12 +381,10 @@ cdef inline double l0_forward_rows(Plan* p, const floating* X, int64_t r0, int64
                           p.sizes[1])
     if floating is double:
         md = vg_l0_forward_sparse_d(X, p.didx + r0, m, p.sizes[0], <const double*>p.wt, p.ldw, z,
-                                    p.sizes[1], <double*>p.uval, p.ucol, p.tcnt, p.trow,
-                                    <double*>p.tval)
+                                    p.sizes[1], p.tcnt, p.trow, <double*>p.tval)
     else:
         md = vg_l0_forward_sparse_f(X, p.didx + r0, m, p.sizes[0], <const float*>p.wt, p.ldw, z,
-                                    p.sizes[1], <float*>p.uval, p.ucol, p.tcnt, p.trow,
-                                    <float*>p.tval)
+                                    p.sizes[1], p.tcnt, p.trow, <float*>p.tval)
     return md
 
 cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, double alpha,
@@ -403,10 +395,10 @@ cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, dou
     if p.sparse:
         if floating is double:
             vg_l0_wgrad_sparse_d(p.tcnt, p.trow, <const double*>p.tval, m, nin, d, nout, alpha,
-                                 beta, g, <double*>p.tbuf, p.ldw)
+                                 beta, g)
         else:
             vg_l0_wgrad_sparse_f(p.tcnt, p.trow, <const float*>p.tval, m, nin, d, nout,
-                                 <float>alpha, <float>beta, g, <float*>p.tbuf, p.ldw)
+                                 <float>alpha, <float>beta, g)
     elif floating is double:
         vg_l0_wgrad_d(<const double*>p.dx, p.didx + r0, m, nin, d, nout, alpha, beta, g)
     else:
@@ -414,23 +406,19 @@ cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, dou
                       <float>beta, g)
 
 
-def sparse_buffers(int64_t m, int64_t nin, int64_t ldw, dtype):
-    """The sparse first-layer kernels' scratch for chunks of up to m rows (uval, ucol, tcnt,
-    trow, tval, tbuf; csrc/vg_direct.c's vg_l0_sparse_sizes)."""
-    cdef int64_t n[6]
-    vg_l0_sparse_sizes(m, nin, ldw, n)
-    return (np.zeros(n[0], dtype), np.zeros(n[1], np.int32), np.zeros(n[2], np.int64),
-            np.zeros(n[3], np.int32), np.zeros(n[4], dtype), np.zeros(n[5], dtype))
+def sparse_buffers(int64_t m, int64_t nin, dtype):
+    """The sparse first-layer kernels' scratch for chunks of up to m rows (tcnt, trow, tval;
+    csrc/vg_direct.c's vg_l0_sparse_sizes)."""
+    cdef int64_t n[3]
+    vg_l0_sparse_sizes(m, nin, n)
+    return np.zeros(n[0], np.int64), np.zeros(n[1], np.int32), np.zeros(n[2], dtype)
 
 
 cdef void point_sparse(Plan* p, tuple bufs):
     """p's sparse operand pointers into the arrays of sparse_buffers()."""
-    p.uval = ptr(bufs[0])
-    p.ucol = <int32_t*>ptr(bufs[1])
-    p.tcnt = <int64_t*>ptr(bufs[2])
-    p.trow = <int32_t*>ptr(bufs[3])
-    p.tval = ptr(bufs[4])
-    p.tbuf = ptr(bufs[5])
+    p.tcnt = <int64_t*>ptr(bufs[0])
+    p.trow = <int32_t*>ptr(bufs[1])
+    p.tval = ptr(bufs[2])
 
 cdef inline void assign_counters(Plan* p, int64_t m, uint64_t* counter) noexcept nogil:
     """Dropout: the counter where each layer's mask starts for a batch of m rows (the mask of
@@ -1618,7 +1606,7 @@ cdef class Engine:
             if p.sparse:
                 p.chunk_rows = chunk = sparse_chunk
                 if self.sparse_bufs is None or self.sparse_rows < chunk:
-                    self.sparse_bufs = sparse_buffers(chunk, self.sizes[0], p.ldw, self.dtype)
+                    self.sparse_bufs = sparse_buffers(chunk, self.sizes[0], self.dtype)
                     self.sparse_rows = chunk
                 point_sparse(p, self.sparse_bufs)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
@@ -1845,7 +1833,7 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
     Wt = np.zeros(nin * ldw, dt)
     Z = np.zeros((m, nout), dt)
-    bufs = sparse_buffers(m, nin, ldw, dt)
+    bufs = sparse_buffers(m, nin, dt)
     # the engine's own dispatch (l0_forward_rows, l0_wgrad) on a plan of this one layer
     sizes = np.array([nin, nout], np.int64)
     cdef Plan q
