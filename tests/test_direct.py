@@ -148,6 +148,19 @@ def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, b
     assert np.array_equal(net.params, p) and opt.t == t and np.array_equal(opt.state["s1"], v)
 
 
+def test_the_sparsity_verdict_follows_the_array(direct_on):
+    """The first rows are probed once per array (its address, shape, strides and dtype): on one
+    network, each array passed gets its own verdict, whatever came before."""
+    Xs, ys = make_data(600, 60, 3, 0.15, seed=3)
+    Xd, yd = make_data(600, 60, 3, 1.0, seed=3)
+    net = vgfast.Network([60, 40, 3], seed=0)
+    for X, y, kind in ((Xs, ys, "sparse"), (Xs, ys, "sparse"), (Xd, yd, "blas"),
+                       (Xs, ys, "sparse"), (Xd[:300], yd[:300], "blas"),
+                       (Xs[:300], ys[:300], "sparse")):
+        vgfast.train(net, X, y, epochs=1, batch_size=100, monitor=False)
+        assert net._engine.first_layer == kind
+
+
 @pytest.mark.parametrize("sparse", [True, False])
 def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
     """Batch norm keeps a 300-row batch in one chunk: the sparse buffers then hold all of it; and

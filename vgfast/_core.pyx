@@ -1244,6 +1244,10 @@ cdef class Engine:
     cdef cnp.ndarray scratch, rbk, wtbuf
     cdef tuple sparse_bufs           # sparse_buffers() for sparse_rows rows
     cdef int64_t sparse_rows
+    # the last sparsity verdict and the array it was taken on (data address, shape, strides,
+    # dtype): train() hands the same X every epoch, whose first rows are not probed again
+    cdef tuple sparse_key
+    cdef bint sparse_verdict
     # how the last train_epoch ran the first layer: "blas" (gathered rows, BLAS), "direct"
     # (rows read in place by the AVX-512 kernels) or "sparse" (their nonzeros only)
     cdef readonly str first_layer
@@ -1592,8 +1596,16 @@ cdef class Engine:
                                         self.sizes[1] > DIRECT_MAX_VECTORS * lanes) and
                         sparse_chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31)
             if p.sparse:  # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
-                head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
-                p.sparse = np.count_nonzero(head) <= SPARSE_MAX_DENSITY * head.size
+                # (a verdict only picks the faster kernels, both exact: one taken on an array
+                # whose contents changed since is still a correct choice)
+                xo = <object>X
+                key = (xo.__array_interface__["data"][0], xo.shape, xo.strides, xo.dtype.str)
+                if key != self.sparse_key:
+                    head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
+                    self.sparse_verdict = (np.count_nonzero(head)
+                                           <= SPARSE_MAX_DENSITY * head.size)
+                    self.sparse_key = key
+                p.sparse = self.sparse_verdict
             if p.sparse or self.sizes[1] <= DIRECT_MAX_VECTORS * lanes:
                 p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
                 if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:

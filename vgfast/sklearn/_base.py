@@ -29,7 +29,6 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils import shuffle as sk_shuffle
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..fullbatch import fit_lbfgs
@@ -43,6 +42,15 @@ from . import _params
 OUTPUTS = {"softmax": ("softmax", "log_likelihood"), "logistic": ("sigmoid", "cross_entropy"),
            "identity": ("linear", "quadratic")}
 _STOCHASTIC = ("sgd", "adam")
+
+
+def _shuffle(a, random_state):
+    """``sklearn.utils.shuffle(a, random_state=random_state)`` for one array, the same draw
+    (``resample`` without replacement shuffles ``arange(n)`` with ``random_state.shuffle``)
+    without its parameter validation, which cost 0.6 ms per epoch."""
+    order = np.arange(a.shape[0])
+    random_state.shuffle(order)
+    return a[order]
 
 
 class _Stepper:
@@ -324,7 +332,7 @@ class BaseMLP(BaseEstimator):
             self.n_iter_ = 0
             for it in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = sk_shuffle(sample_idx, random_state=self._random_state)
+                    sample_idx = _shuffle(sample_idx, self._random_state)
                 self.loss_ = self._epoch(X_train, T_train, sample_idx if self.shuffle else None,
                                          batch_size)
                 self.n_iter_ += 1
