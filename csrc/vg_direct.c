@@ -56,32 +56,57 @@
         for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
     }
 
+/* the 8 x 8 block r[0..8) (row i: r[i]) transposed into Wt[c * ldw + 0..8), c < nc, in registers */
+static inline void store_t8_d(const __m512d r[8], double *Wt, int64_t ldw, int nc) {
+    __m512d t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);      /* lane l: (a[2l], b[2l]) */
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);  /* lane l: (a[2l+1], b[2l+1]) */
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);          /* columns 0, 4 */
+        u[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);  /* 1, 5 */
+        u[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xDD);      /* 2, 6 */
+        u[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xDD);  /* 3, 7 */
+    }
+    for (int c = 0; c < 4; c++) {
+        if (c < nc) _mm512_storeu_pd(Wt + c * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0x88));
+        if (c + 4 < nc)
+            _mm512_storeu_pd(Wt + (c + 4) * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0xDD));
+    }
+}
+
 /* Wt[k, j] = W[j, k] (nout x nin W), 8 x 8 blocks transposed in registers; the edges and the
  * zero columns nout .. ldw element by element */
 static void pack_t_avx512_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw) {
     const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
     for (int64_t j0 = 0; j0 < j8; j0 += 8)
         for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-            const double *w = W + j0 * nin + k0;
-            __m512d t[8], u[8];
-            for (int i = 0; i < 8; i += 2) {
-                __m512d a = _mm512_loadu_pd(w + i * nin), b = _mm512_loadu_pd(w + (i + 1) * nin);
-                t[i] = _mm512_unpacklo_pd(a, b);      /* lane l: (a[2l], b[2l]) */
-                t[i + 1] = _mm512_unpackhi_pd(a, b);  /* lane l: (a[2l+1], b[2l+1]) */
-            }
-            for (int i = 0; i < 8; i += 4) {
-                u[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);      /* columns 0, 4 */
-                u[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);  /* 1, 5 */
-                u[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xDD);  /* 2, 6 */
-                u[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xDD);  /* 3, 7 */
-            }
-            double *o = Wt + k0 * ldw + j0;
-            for (int c = 0; c < 4; c++) {
-                _mm512_storeu_pd(o + c * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0x88));
-                _mm512_storeu_pd(o + (c + 4) * ldw, _mm512_shuffle_f64x2(u[c], u[c + 4], 0xDD));
-            }
+            __m512d r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(W + (j0 + i) * nin + k0);
+            store_t8_d(r, Wt + k0 * ldw + j0, ldw, 8);
         }
     PACK_T_EDGES();
+}
+
+/* the 8 x 8 block of floats r[0..8) transposed into Wt[c * ldw + 0..8), c < nc */
+static inline void store_t8_f(const __m256 r[8], float *Wt, int64_t ldw, int nc) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int c = 0; c < 4; c++) {
+        if (c < nc) _mm256_storeu_ps(Wt + c * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+        if (c + 4 < nc)
+            _mm256_storeu_ps(Wt + (c + 4) * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+    }
 }
 
 /* the same for float: 8 x 8 blocks of 256-bit rows */
@@ -89,24 +114,9 @@ static void pack_t_avx512_f(const float *W, int64_t nout, int64_t nin, float *Wt
     const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
     for (int64_t j0 = 0; j0 < j8; j0 += 8)
         for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-            const float *w = W + j0 * nin + k0;
-            __m256 t[8], u[8];
-            for (int i = 0; i < 8; i += 2) {
-                __m256 a = _mm256_loadu_ps(w + i * nin), b = _mm256_loadu_ps(w + (i + 1) * nin);
-                t[i] = _mm256_unpacklo_ps(a, b);
-                t[i + 1] = _mm256_unpackhi_ps(a, b);
-            }
-            for (int i = 0; i < 8; i += 4) {
-                u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-                u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-                u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-                u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-            }
-            float *o = Wt + k0 * ldw + j0;
-            for (int c = 0; c < 4; c++) {
-                _mm256_storeu_ps(o + c * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
-                _mm256_storeu_ps(o + (c + 4) * ldw, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
-            }
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(W + (j0 + i) * nin + k0);
+            store_t8_f(r, Wt + k0 * ldw + j0, ldw, 8);
         }
     PACK_T_EDGES();
 }
@@ -145,7 +155,34 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
         }
     }
 }
+/* vectors of 8 elements (a row of an 8 x 8 block): Adam's transposing step (vg_direct_impl.h) */
+#define R8 __m512d
+#define R8_LOADZ(k, p) _mm512_maskz_loadu_pd(k, p)
+#define R8_STOREM(p, k, v) _mm512_mask_storeu_pd(p, k, v)
+#define R8_STOREU(p, v) _mm512_storeu_pd(p, v)
+#define R8_SET1(x) _mm512_set1_pd(x)
+#define R8_ZERO() _mm512_setzero_pd()
+#define R8_ADD(a, b) _mm512_add_pd(a, b)
+#define R8_SUB(a, b) _mm512_sub_pd(a, b)
+#define R8_MUL(a, b) _mm512_mul_pd(a, b)
+#define R8_DIV(a, b) _mm512_div_pd(a, b)
+#define R8_SQRT(a) _mm512_sqrt_pd(a)
+#define R8_ALL_ZERO(v) (_mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_EQ_OQ) == 0xFF)
+#define STORE_T8 store_t8_d
 #include "vg_direct_impl.h"
+#undef R8
+#undef R8_LOADZ
+#undef R8_STOREM
+#undef R8_STOREU
+#undef R8_SET1
+#undef R8_ZERO
+#undef R8_ADD
+#undef R8_SUB
+#undef R8_MUL
+#undef R8_DIV
+#undef R8_SQRT
+#undef R8_ALL_ZERO
+#undef STORE_T8
 #undef REAL
 #undef VG_REAL_MAX
 #undef VEC
@@ -230,7 +267,33 @@ static inline void store_tile_f(const float *buf, int64_t ldb, int64_t nout, flo
         }
     }
 }
+#define R8 __m256
+#define R8_LOADZ(k, p) _mm256_maskz_loadu_ps(k, p)
+#define R8_STOREM(p, k, v) _mm256_mask_storeu_ps(p, k, v)
+#define R8_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define R8_SET1(x) _mm256_set1_ps(x)
+#define R8_ZERO() _mm256_setzero_ps()
+#define R8_ADD(a, b) _mm256_add_ps(a, b)
+#define R8_SUB(a, b) _mm256_sub_ps(a, b)
+#define R8_MUL(a, b) _mm256_mul_ps(a, b)
+#define R8_DIV(a, b) _mm256_div_ps(a, b)
+#define R8_SQRT(a) _mm256_sqrt_ps(a)
+#define R8_ALL_ZERO(v) (_mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_EQ_OQ) == 0xFF)
+#define STORE_T8 store_t8_f
 #include "vg_direct_impl.h"
+#undef R8
+#undef R8_LOADZ
+#undef R8_STOREM
+#undef R8_STOREU
+#undef R8_SET1
+#undef R8_ZERO
+#undef R8_ADD
+#undef R8_SUB
+#undef R8_MUL
+#undef R8_DIV
+#undef R8_SQRT
+#undef R8_ALL_ZERO
+#undef STORE_T8
 #pragma GCC pop_options
 #else
 #define VG_DIRECT_AVX512 0
@@ -405,3 +468,27 @@ void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
                           float *G)
     { VG_PICKV(swgrad, _f, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G)); }
+
+/* Adam's step (vg_opt_step's kind VG_OPT_ADAM with h, step t) on the first layer's nout x nin
+ * weights W, the L2 term l2 W added to the gradient G first (vg_add_l2_l1): vg_add_l2_l1,
+ * vg_opt_step and vg_pack_t in one, W's new values also written transposed into Wt (ldw), so the
+ * next step's forward product needs no packing. The same values bit for bit (G is left
+ * unspecified). old (NULL: not kept) gets W before the step. Returns 1 if a value written is not
+ * finite. */
+#define VG_ADAM_T(T, S)                                                                         \
+int vg_adam_t##S(T *W, T *G, T *S1, T *S2, int64_t nout, int64_t nin, const double *h,         \
+                 int64_t t, double l2, T *old, T *Wt, int64_t ldw) {                            \
+    VG_ADAM_T_AVX(S);                                                                           \
+    if (l2 != 0) vg_add_l2_l1##S(G, W, nout * nin, (T)l2, 0);                                   \
+    int bad = vg_opt_step##S(VG_OPT_ADAM, W, G, S1, S2, nout * nin, h, t, old);                 \
+    vg_pack_t##S(W, nout, nin, Wt, ldw);                                                        \
+    return bad;                                                                                 \
+}
+#if VG_DIRECT_AVX512
+#define VG_ADAM_T_AVX(S) \
+    if (vg_direct_available()) return adam_t_avx512##S(W, G, S1, S2, nout, nin, h, t, l2, old, Wt, ldw)
+#else
+#define VG_ADAM_T_AVX(S) (void)0
+#endif
+VG_ADAM_T(double, _d)
+VG_ADAM_T(float, _f)

@@ -319,3 +319,73 @@ static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const R
 #undef C
 }
 #undef SPARSE_BLOCKS
+
+
+/* Adam's step on the first layer's weights with the L2 term and the transposed copy (vg_adam_t in
+ * vg_direct.c): vg_add_l2_l1 and vg_opt_step's operations, in their order, on rows of 8 elements
+ * of the 8 x 8 blocks of W; each block's new values are transposed in registers into Wt while
+ * the divisions and square roots run. */
+typedef struct {
+    R8 l2, f, b1, b2, c1, c2, eps, step, bc2s;
+    int has_l2, decay, eps_hat;
+} DSFX(adam_c);
+
+static inline __attribute__((always_inline)) R8 DSFX(adam8)(
+        REAL *W, const REAL *G, REAL *S1, REAL *S2, REAL *old, int64_t o, __mmask8 km,
+        const DSFX(adam_c) *c, R8 *chk) {
+    R8 w = R8_LOADZ(km, W + o), g = R8_LOADZ(km, G + o);
+    if (old) R8_STOREM(old + o, km, w);
+    if (c->has_l2) g = R8_ADD(g, R8_MUL(c->l2, w));          /* vg_add_l2_l1 */
+    if (c->decay) w = R8_MUL(w, c->f);                         /* p *= f */
+    const R8 m = R8_ADD(R8_MUL(c->b1, R8_LOADZ(km, S1 + o)), R8_MUL(c->c1, g));
+    const R8 v = R8_ADD(R8_MUL(c->b2, R8_LOADZ(km, S2 + o)), R8_MUL(R8_MUL(c->c2, g), g));
+    R8 r = R8_SQRT(v);
+    if (!c->eps_hat) r = R8_DIV(r, c->bc2s);
+    w = R8_SUB(w, R8_DIV(R8_MUL(c->step, m), R8_ADD(r, c->eps)));
+    R8_STOREM(S1 + o, km, m);
+    R8_STOREM(S2 + o, km, v);
+    R8_STOREM(W + o, km, w);
+    *chk = R8_ADD(*chk, R8_ADD(R8_SUB(w, w), R8_ADD(R8_SUB(m, m), R8_SUB(v, v))));
+    return w;
+}
+
+static int DSFX(adam_t_avx512)(REAL *W, REAL *G, REAL *S1, REAL *S2, int64_t nout, int64_t nin,
+                               const double *h, int64_t t, double l2, REAL *old, REAL *Wt,
+                               int64_t ldw) {
+    /* the constants as vg_opt_step and vg_add_l2_l1 round them */
+    const double bc1 = 1.0 - pow(h[1], (double)t), bc2 = 1.0 - pow(h[2], (double)t);
+    const REAL b1 = (REAL)h[1], b2 = (REAL)h[2];
+    DSFX(adam_c) c;
+    c.l2 = R8_SET1((REAL)l2);
+    c.f = R8_SET1((REAL)(1.0 - h[0] * h[4]));
+    c.b1 = R8_SET1(b1);
+    c.b2 = R8_SET1(b2);
+    c.c1 = R8_SET1((REAL)1 - b1);
+    c.c2 = R8_SET1((REAL)1 - b2);
+    c.eps = R8_SET1((REAL)h[3]);
+    c.eps_hat = h[6] != 0;
+    c.step = R8_SET1(c.eps_hat ? (REAL)(h[0] * sqrt(bc2) / bc1) : (REAL)(h[0] / bc1));
+    c.bc2s = R8_SET1((REAL)sqrt(bc2));
+    c.has_l2 = (REAL)l2 != 0;
+    c.decay = h[4] != 0;
+    R8 chk = R8_ZERO();
+    const int64_t j8 = nout / 8 * 8;
+    for (int64_t j0 = 0; j0 < nout; j0 += 8)
+        for (int64_t k0 = 0; k0 < nin; k0 += 8) {
+            const int nc = nin - k0 < 8 ? (int)(nin - k0) : 8;
+            const __mmask8 km = (__mmask8)((1u << nc) - 1);
+            if (j0 < j8) {
+                R8 r[8];
+                for (int i = 0; i < 8; i++)
+                    r[i] = DSFX(adam8)(W, G, S1, S2, old, (j0 + i) * nin + k0, km, &c, &chk);
+                STORE_T8(r, Wt + k0 * ldw + j0, ldw, nc);
+            } else {  /* the last nout % 8 units: their columns of Wt element by element */
+                for (int64_t j = j0; j < nout; j++) {
+                    REAL tmp[8];
+                    R8_STOREU(tmp, DSFX(adam8)(W, G, S1, S2, old, j * nin + k0, km, &c, &chk));
+                    for (int q = 0; q < nc; q++) Wt[(k0 + q) * ldw + j] = tmp[q];
+                }
+            }
+        }
+    return !R8_ALL_ZERO(chk);
+}

@@ -90,4 +90,8 @@ void vg_l0_wgrad_sparse_d(const int64_t *cnt, const int32_t *trow, const double 
 void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *tval, int64_t m,
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
                           float *G);
+int vg_adam_t_d(double *W, double *G, double *S1, double *S2, int64_t nout, int64_t nin,
+                const double *h, int64_t t, double l2, double *old, double *Wt, int64_t ldw);
+int vg_adam_t_f(float *W, float *G, float *S1, float *S2, int64_t nout, int64_t nin,
+                const double *h, int64_t t, double l2, float *old, float *Wt, int64_t ldw);
 #endif

@@ -161,6 +161,73 @@ def test_the_sparsity_verdict_follows_the_array(direct_on):
         assert net._engine.first_layer == kind
 
 
+@pytest.fixture
+def adam_t():
+    before = _core._set_adam_t(True)
+    yield
+    _core._set_adam_t(before)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("make_opt", [
+    lambda: vgfast.Adam(3e-3),                  # torch's form
+    lambda: vgfast.Adam(3e-3, eps_hat=True),    # scikit-learn's
+    lambda: vgfast.AdamW(3e-3, weight_decay=0.1),
+], ids=["adam", "adam-eps-hat", "adamw"])
+@pytest.mark.parametrize("n_in,width,density,bs,lmbda", [
+    (45, 70, 0.15, 100, 2.0),   # sparse, 70 units: a last block of 6, 45 inputs: a masked tail
+    (37, 100, 0.15, 64, 0.0),   # sparse, 100 units: 12 blocks of 8 and 4 units alone
+    (40, 29, 1.0, 150, 1.0),    # dense in place (float64; BLAS in float32), 29 units
+    (64, 13, 1.0, 300, 1.0),    # 300 rows: two chunks summed, then the step
+])
+def test_adam_that_also_transposes_w0_is_the_three_passes_bit_for_bit(
+        dtype, make_opt, n_in, width, density, bs, lmbda, direct_on, adam_t):
+    """vg_adam_t (the L2 term, Adam's step and W^0's transpose for the next forward product,
+    in one pass over 8 x 8 blocks) leaves the parameters and moments of vg_add_l2_l1 +
+    vg_opt_step + vg_pack_t exactly; the last short batch (600 % bs rows, under 64) runs on
+    gathered rows and still steps W^0 this way."""
+    X, y = make_data(600, n_in, 5, density, seed=4)
+    out = {}
+    for on in (True, False):
+        _core._set_adam_t(on)
+        net = vgfast.Network([n_in, width, 5], dtype=dtype, seed=1)
+        opt = make_opt()
+        vgfast.train(net, X, y, epochs=2, batch_size=bs, optimizer=opt, lmbda=lmbda, seed=2,
+                     monitor=False)
+        out[on] = (net.params.copy(), opt.state["s1"].copy(), opt.state["s2"].copy(),
+                   net._engine.first_layer)
+    assert out[True][3] == out[False][3] != "blas"
+    for a, b in zip(out[True][:3], out[False][:3]):
+        assert np.array_equal(a, b)
+    p0 = vgfast.Network([n_in, width, 5], dtype=dtype, seed=1).params
+    assert np.max(np.abs(out[True][0] - p0)) > 1e-3  # it trained
+
+
+@pytest.mark.parametrize("dtype,w,l2", [("float64", 1e200, 1e-30), ("float32", 1e30, 1e-5)])
+def test_an_overflowing_adam_step_on_w0_is_undone(dtype, w, l2, direct_on, adam_t):
+    """A finite gradient whose square overflows Adam's second moment (a huge weight times the
+    L2 coefficient): the step is refused with the layer named, and the parameters and the step
+    count are those before it, as without vg_adam_t."""
+    X, y = make_data(400, 40, 3, 0.15, seed=5)
+    got = {}
+    for on in (True, False):
+        _core._set_adam_t(on)
+        net = vgfast.Network([40, 70, 3], activation="sigmoid", dtype=dtype, seed=0)
+        opt = vgfast.Adam(1e-3, eps_hat=True)
+        vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, seed=0, monitor=False)
+        net.weights[0][5, 7] = w
+        before = net.params.copy()
+        with pytest.raises(vgfast.DivergenceError) as ei:
+            vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, lmbda=l2 * 400,
+                         seed=1, monitor=False)
+        assert ei.value.what == "update" and ei.value.layer == 0 and ei.value.step == 5
+        assert np.array_equal(net.params, before) and opt.t == 4
+        assert net._engine.first_layer == "sparse"
+        got[on] = [net.params.copy()] + [opt.state[k].copy() for k in ("s1", "s2")]
+    for a, b in zip(got[True], got[False]):
+        assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("sparse", [True, False])
 def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
     """Batch norm keeps a 300-row batch in one chunk: the sparse buffers then hold all of it; and

@@ -115,6 +115,10 @@ cdef extern from "vg_kernels.h" nogil:
                               const double*, int64_t, double, double, double*)
     void vg_l0_wgrad_sparse_f(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
                               const float*, int64_t, float, float, float*)
+    int vg_adam_t_d(double*, double*, double*, double*, int64_t, int64_t, const double*, int64_t,
+                    double, double*, double*, int64_t)
+    int vg_adam_t_f(float*, float*, float*, float*, int64_t, int64_t, const double*, int64_t,
+                    double, float*, float*, int64_t)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -303,6 +307,7 @@ cdef int64_t DIRECT_MIN_ROWS = 64
 cdef int64_t DIRECT_MAX_VECTORS = 4
 cdef bint _direct_on = True
 cdef bint _sparse_on = True
+cdef bint _adam_t_on = True
 # Inputs judged sparse (at most this fraction nonzero over the first rows) go through the sparse
 # kernels (float64; float32 when the first layer is too wide for the dense kernels)
 cdef double SPARSE_MAX_DENSITY = 0.3
@@ -404,6 +409,18 @@ cdef inline void l0_wgrad(Plan* p, int64_t r0, int64_t m, const floating* d, dou
     else:
         vg_l0_wgrad_f(<const float*>p.dx, p.didx + r0, m, nin, d, nout, <float>alpha,
                       <float>beta, g)
+
+
+cdef inline int adam_t(Plan* p, floating* w, floating* g, floating* s1, floating* s2,
+                       const double* h, int64_t t, double l2, floating* old) noexcept nogil:
+    """Adam's step on W^0 (L2 term added to g first) that also leaves W^0's new transpose in
+    p.wt for the next step's forward product (vg_adam_t): returns 1 if a value is not finite."""
+    if floating is double:
+        return vg_adam_t_d(w, g, s1, s2, p.sizes[1], p.sizes[0], h, t, l2, old,
+                           <double*>p.wt, p.ldw)
+    else:
+        return vg_adam_t_f(w, g, s1, s2, p.sizes[1], p.sizes[0], h, t, l2, old,
+                           <float*>p.wt, p.ldw)
 
 
 def sparse_buffers(int64_t m, int64_t nin, dtype):
@@ -869,6 +886,12 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                            r.dist != NULL or nesterov)
     cdef double d2
     cdef bint can_chunk = r.dead == NULL
+    # Adam on W^0 by vg_adam_t (the L2 term, the step and the next step's W^0 transposed, in one
+    # pass) when W^0 is read in place and nothing comes between the penalty and the step (L1,
+    # clipping) or after it (max-norm); wt_fresh: p.wt holds the current W^0's transpose
+    cdef bint adam0 = (_adam_t_on and p.dx != NULL and o.kind == 3 and o.l1 == 0 and
+                       o.clip == 0 and o.max_norm <= 0)
+    cdef bint wt_fresh = False, fresh
     cdef int64_t nch, k, r0, mc
     for l in range(L):
         if p.bn[l]:
@@ -897,7 +920,9 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         # the first layer reads the rows where they lie (no gather, no packing by BLAS): its
         # forward product returns max |x| of the rows it read, the gather's check
         p.didx = idx if (p.dx != NULL and m >= DIRECT_MIN_ROWS) else NULL
-        if p.didx != NULL:
+        fresh = wt_fresh
+        wt_fresh = False  # until this step's update (below) writes it again
+        if p.didx != NULL and not fresh:
             pack_t(params + p.w_off[0], p.sizes[1], p.sizes[0], <floating*>p.wt, p.ldw)
         for k in range(nch):
             r0 = k * m // nch
@@ -1101,7 +1126,7 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             record_norms(p, grad, r)
             # penalties (weights only)
             if o.l2 != 0 or o.l1 != 0:
-                for l in range(L):
+                for l in range(1 if adam0 else 0, L):
                     add_l2_l1(grad + p.w_off[l], params + p.w_off[l],
                               p.sizes[l] * p.sizes[l + 1], o.l2, o.l1)
             # clipping
@@ -1130,9 +1155,14 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             for l in range(L):
                 lw = p.sizes[l] * p.sizes[l + 1]
                 h[4] = o.wd
-                bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l],
-                                s1 + p.w_off[l], s2 + p.w_off[l], lw, h, o.t,
-                                scratch + p.w_off[l])
+                if l == 0 and adam0:
+                    bad |= adam_t(p, params + p.w_off[0], grad + p.w_off[0], s1 + p.w_off[0],
+                                  s2 + p.w_off[0], h, o.t, o.l2, scratch + p.w_off[0])
+                    wt_fresh = True
+                else:
+                    bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l],
+                                    s1 + p.w_off[l], s2 + p.w_off[l], lw, h, o.t,
+                                    scratch + p.w_off[l])
                 h[4] = 0
                 bad |= opt_step(o.kind, params + p.b_off[l], grad + p.b_off[l],
                                 s1 + p.b_off[l], s2 + p.b_off[l], p.sizes[l + 1], h, o.t,
@@ -1788,6 +1818,17 @@ def _set_sparse(bint on):
     global _sparse_on
     before = bool(_sparse_on)
     _sparse_on = on
+    return before
+
+
+def _set_adam_t(bint on):
+    """(For tests and benchmarks) let Adam's step on a first layer read in place go through
+    vg_adam_t (penalty, step and the next transpose in one pass; the default) or not (the
+    penalty pass, vg_opt_step, and the packing at the next step). Returns the previous
+    setting."""
+    global _adam_t_on
+    before = bool(_adam_t_on)
+    _adam_t_on = on
     return before
 
 
