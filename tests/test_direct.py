@@ -228,6 +228,31 @@ def test_an_overflowing_adam_step_on_w0_is_undone(dtype, w, l2, direct_on, adam_
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype,w,l2", [("float64", 1e200, 1e-30), ("float32", 1e30, 1e-5)])
+def test_a_later_layer_overflowing_leaves_w0_as_it_was(dtype, w, l2, direct_on, adam_t):
+    """W^0's step, when its bounds prove it safe, is taken last and without saving W^0: an
+    overflow in a later layer's step (a huge weight on a dead unit's output, times the L2
+    coefficient) is refused, and every parameter, W^0 included, is the one before the step."""
+    X, y = make_data(400, 40, 3, 0.15, seed=5)
+    got = {}
+    for on in (True, False):
+        _core._set_adam_t(on)
+        net = vgfast.Network([40, 70, 3], activation="relu", dtype=dtype, seed=0)
+        net.weights[0][9] = -1.0  # unit 9 of the hidden layer: never active (x >= 0)
+        net.biases[0][9] = -1.0
+        opt = vgfast.Adam(1e-3, eps_hat=True)
+        vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, seed=0, monitor=False)
+        net.weights[1][2, 9] = w
+        before = net.params.copy()
+        with pytest.raises(vgfast.DivergenceError) as ei:
+            vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, lmbda=l2 * 400,
+                         seed=1, monitor=False)
+        assert ei.value.what == "update" and ei.value.layer == 1 and ei.value.step == 5
+        assert np.array_equal(net.params, before) and opt.t == 4
+        got[on] = net.params.copy()
+    assert np.array_equal(got[True], got[False])
+
+
 @pytest.mark.parametrize("sparse", [True, False])
 def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
     """Batch norm keeps a 300-row batch in one chunk: the sparse buffers then hold all of it; and

@@ -16,7 +16,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint64_t, uint32_t
-from libc.math cimport sqrt, isfinite, fabs, INFINITY, NAN
+from libc.math cimport sqrt, isfinite, fabs, pow, INFINITY, NAN
 from libc.string cimport memcpy
 from vgfast._blas cimport gemm_rm
 
@@ -808,6 +808,32 @@ cdef inline double seg_max(const floating* x, int64_t n) noexcept nogil:
     return v if v >= 0 else INFINITY
 
 
+cdef inline bint w0_bounds(const double* h, int64_t t, double l2, double gdata, double w,
+                          double m, double v, double lim, double eps, double* out) noexcept nogil:
+    """Whether Adam's step t (vg_opt_step's, hyper-parameters h) on weights with |W| <= w,
+    |m| <= m, v <= v, gradient |g| <= gdata + l2 w, cannot write a value of magnitude lim or
+    more (nor NaN): then |g| < sqrt(lim), and with exact bounds at each operation (a factor
+    1.001 for their rounding)
+        |m'| <= max(m, |g|) = mb,  v' <= max(v, g^2) = vb,
+        |step m' / (sqrt(v') [/ bc2s] + eps)| <= step mb / eps,
+        |W'| <= |W| max(|1 - lr wd|, 1) + step mb / eps
+    (the denominator is at least eps > 0, eps as the kernel rounds it). out gets the bounds
+    after the step (W, m, v)."""
+    cdef double bc1 = 1.0 - pow(h[1], <double>t), bc2 = 1.0 - pow(h[2], <double>t)
+    cdef double step = h[0] * sqrt(bc2) / bc1 if h[6] != 0 else h[0] / bc1
+    cdef double g = (gdata + l2 * w) * 1.001
+    cdef double mb = max(m, g) * 1.001
+    cdef double vb = max(v, g * g) * 1.001
+    cdef double wn
+    if not (eps > 0 and g < sqrt(lim) and vb < lim and step * mb < lim):
+        return False
+    wn = (w * max(fabs(1.0 - h[0] * h[4]), 1.0) + step * mb / eps) * 1.001
+    out[0] = wn
+    out[1] = mb
+    out[2] = vb
+    return wn < lim
+
+
 cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, const floating* X,
                    const floating* Y, const int64_t* labels, int64_t* labbuf,
                    const int64_t* perm, int64_t n, int64_t bs, Opt* o, floating* s1,
@@ -892,6 +918,14 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef bint adam0 = (_adam_t_on and p.dx != NULL and o.kind == 3 and o.l1 == 0 and
                        o.clip == 0 and o.max_norm <= 0)
     cdef bint wt_fresh = False, fresh
+    # ... and W^0's step taken last, without saving W^0 into scratch, when bounds prove that it
+    # cannot overflow: a0w >= max |W^0|, a0m >= max |m|, a0v >= max v of its Adam state (scanned
+    # when a0_stale, then carried forward by the step's own bounds; see w0_bounds)
+    cdef bint a0_ok = adam0 and p.n_params == bn0 and r.upd == NULL and r.usz == NULL
+    cdef bint a0_stale = True, w0_safe
+    cdef double a0w = 0, a0m = 0, a0v = 0
+    cdef double a0n[3]
+    cdef int64_t n0 = p.sizes[0] * p.sizes[1], keep0
     cdef int64_t nch, k, r0, mc
     for l in range(L):
         if p.bn[l]:
@@ -1150,15 +1184,33 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             # the update, W with decoupled decay, b without
             o.t += 1
             bad = 0
+            w0_safe = False
+            if a0_ok:
+                h[4] = o.wd
+                for i in range(2):
+                    if a0_stale:
+                        a0w = seg_max(params + p.w_off[0], n0)
+                        a0m = seg_max(s1 + p.w_off[0], n0)
+                        a0v = seg_max(s2 + p.w_off[0], n0)
+                        a0_stale = False
+                    w0_safe = w0_bounds(h, o.t, o.l2, mdl[0] * mal[0], a0w, a0m, a0v, lim,
+                                        <floating>h[3], a0n)
+                    if w0_safe or i == 1:
+                        break
+                    a0_stale = True  # the carried bounds may be loose: measure and try again
             # each update kernel saves the parameters it overwrites into scratch, so a step
             # whose update overflows is undone: the network always holds the last finite step
+            # (W^0 under w0_safe: updated last, and proved unable to overflow)
+            keep0 = p.b_off[0] if w0_safe else 0
             for l in range(L):
                 lw = p.sizes[l] * p.sizes[l + 1]
                 h[4] = o.wd
                 if l == 0 and adam0:
-                    bad |= adam_t(p, params + p.w_off[0], grad + p.w_off[0], s1 + p.w_off[0],
-                                  s2 + p.w_off[0], h, o.t, o.l2, scratch + p.w_off[0])
-                    wt_fresh = True
+                    if not w0_safe:
+                        bad |= adam_t(p, params + p.w_off[0], grad + p.w_off[0],
+                                      s1 + p.w_off[0], s2 + p.w_off[0], h, o.t, o.l2,
+                                      scratch + p.w_off[0])
+                        wt_fresh = True
                 else:
                     bad |= opt_step(o.kind, params + p.w_off[l], grad + p.w_off[l],
                                     s1 + p.w_off[l], s2 + p.w_off[l], lw, h, o.t,
@@ -1168,7 +1220,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                                 s1 + p.b_off[l], s2 + p.b_off[l], p.sizes[l + 1], h, o.t,
                                 scratch + p.b_off[l])
                 if bad:
-                    memcpy(params, scratch, (p.b_off[l] + p.sizes[l + 1]) * sizeof(floating))
+                    memcpy(params + keep0, scratch + keep0,
+                           (p.b_off[l] + p.sizes[l + 1] - keep0) * sizeof(floating))
                     o.t -= 1
                     r.bad_layer = l
                     r.bad_kind = 3
@@ -1179,6 +1232,20 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                     sw = sumsq(scratch + p.w_off[l], lw)
                     AU[l] += sqrt(diff_sumsq(params + p.w_off[l], scratch + p.w_off[l], lw) /
                                   sw) if sw > 0 else 0.0
+            if w0_safe:
+                h[4] = o.wd
+                if adam_t(p, params + p.w_off[0], grad + p.w_off[0], s1 + p.w_off[0],
+                          s2 + p.w_off[0], h, o.t, o.l2, <floating*>NULL):
+                    # (unreachable: the bounds exclude it) report the step, as on any overflow
+                    memcpy(params + keep0, scratch + keep0, (bn0 - keep0) * sizeof(floating))
+                    o.t -= 1
+                    r.bad_layer = 0
+                    r.bad_kind = 3
+                    return fail(p, rb, s)
+                wt_fresh = True
+                a0w, a0m, a0v = a0n[0], a0n[1], a0n[2]
+            elif adam0:
+                a0_stale = True
             if p.n_params > bn0:
                 # gamma, beta of every normalised layer: no weight decay
                 if opt_step(o.kind, params + bn0, grad + bn0, s1 + bn0, s2 + bn0,
