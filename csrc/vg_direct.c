@@ -11,6 +11,9 @@
 #define WPT 4 /* columns of X (pixels) per tile */
 #define FRB 4 /* rows of X per block of the scan */
 #define PFB 2 /* the scan prefetches the rows this many blocks on */
+/* rows per group of the sparse forward product (0: the chunk in one group), so that a block's
+ * part of the group's rows of Z stays in L1; the smallest group the buffers allow: FRB */
+int64_t vg_sparse_group_rows = 128;
 /* vectors of units per block of the sparse products (the kernels have cases 1 .. 4): 4 x 64
  * bytes of each of 200 rows of Z or D stay in L1 (measured, MNIST [784, 100] float64 at batch
  * 200: blocks of 2, 3 and 4 vectors within noise of each other, 1.23-1.32x the products by
@@ -440,10 +443,11 @@ VG_SPARSE_PORTABLE(double, _d, DBL_MAX)
 VG_SPARSE_PORTABLE(float, _f, FLT_MAX)
 
 /* Scratch the sparse kernels need for a chunk of m rows of nin columns, as counts of elements:
- * sizes[0] cnt (int64), [1] trow (int32), [2] tval (values) */
+ * sizes[0] cnt (int64: the counts, then where each group of rows of the forward product starts
+ * in every tile's list), [1] trow (int32), [2] tval (values) */
 void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t *sizes) {
     const int64_t nt = (nin + WPT - 1) / WPT;
-    sizes[0] = nt;
+    sizes[0] = nt * (2 + (m + FRB - 1) / FRB);  /* the counts, then the groups' starts */
     sizes[1] = nt * m;
     sizes[2] = WPT * nt * m;
 }

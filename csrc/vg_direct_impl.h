@@ -173,16 +173,28 @@ static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
  * together (MNIST, 200 rows: 30,000 nonzeros in 11,000 tile entries), so each row of Z or D
  * loaded serves WPT columns. */
 
-/* the tiles' lists of rows X[idx[0..m)) (above); returns max |x| or -1 */
+/* the forward product's rows go in balanced groups of at most vg_sparse_group_rows (rounded up
+ * to a multiple of FRB; 0: one group) rows each: this many; the scan records where each group's
+ * entries start in every tile's list (split) */
+static inline int64_t DSFX(group_rows)(int64_t m) {
+    const int64_t cap = vg_sparse_group_rows > 0 ? vg_sparse_group_rows : m;
+    const int64_t ng = (m + cap - 1) / cap, r = (m + ng - 1) / ng;
+    return (r + FRB - 1) / FRB * FRB;
+}
+
+/* the tiles' lists of rows X[idx[0..m)) (above), and after cnt[0..nt) the entries where each
+ * group of rg rows starts in every tile's list, (groups + 1) x nt; returns max |x| or -1 */
 static double DSFX(sscan)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin, int64_t *cnt,
-                          int32_t *trow, REAL *tval) {
+                          int32_t *trow, REAL *tval, int64_t rg) {
     const int64_t nt = (nin + WPT - 1) / WPT;
     VINT mx = _mm512_setzero_si512();
     const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
+    int64_t *split = cnt + nt;
     memset(cnt, 0, (size_t)nt * sizeof(int64_t));
     for (int64_t i0 = 0; i0 < m; i0 += FRB) {
         const int R = m - i0 < FRB ? (int)(m - i0) : FRB;
         const REAL *rows[FRB], *ahead[FRB];
+        if (i0 % rg == 0) memcpy(split + i0 / rg * nt, cnt, (size_t)nt * sizeof(int64_t));
         for (int r = 0; r < R; r++) rows[r] = X + idx[i0 + r] * nin;
         const int64_t left = m - i0 - PFB * FRB;
         const int RA = left <= 0 ? 0 : (left < FRB ? (int)left : FRB);
@@ -216,6 +228,7 @@ static double DSFX(sscan)(const REAL *X, const int64_t *idx, int64_t m, int64_t 
             }
         }
     }
+    memcpy(split + (m + rg - 1) / rg * nt, cnt, (size_t)nt * sizeof(int64_t));
     UINT bits[LANES], top = 0;
     _mm512_storeu_si512((void *)bits, mx);
     for (int l = 0; l < LANES; l++) top = bits[l] > top ? bits[l] : top;
@@ -225,22 +238,23 @@ static double DSFX(sscan)(const REAL *X, const int64_t *idx, int64_t m, int64_t 
     return (double)best;
 }
 
-/* Z[:, block] += the tiles' terms, for a block of JV vectors of units (Wt, Z at its first unit;
- * the last vector masked by last) */
+/* Z[:, block] += the tiles' terms of their entries [e0[t], e1[t]) (one group of rows), for a
+ * block of JV vectors of units (Wt, Z at its first unit; the last vector masked by last) */
 static inline __attribute__((always_inline)) void DSFX(sfwd_block)(
-        const int64_t *cnt, const int32_t *trow, const REAL *tval, int64_t m, int64_t nin,
-        const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, const int JV, VMASK last) {
+        const int64_t *e0, const int64_t *e1, const int32_t *trow, const REAL *tval, int64_t m,
+        int64_t nin, const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, const int JV,
+        VMASK last) {
     const int64_t nt = (nin + WPT - 1) / WPT;
     for (int64_t t = 0; t < nt; t++) {
-        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT, ne = cnt[t];
-        if (!ne) continue;
+        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT, ne = e1[t];
+        if (ne == e0[t]) continue;
         VEC w[WPT][SBV];
         for (int c = 0; c < WPT; c++)
             for (int v = 0; v < JV; v++)
                 w[c][v] = c < nc ? V_LOADU(Wt + (k0 + c) * ldw + LANES * v) : V_ZERO();
         const int32_t *tr = trow + t * m;
         const REAL *tv = tval + WPT * t * m;
-        for (int64_t e = 0; e < ne; e++) {
+        for (int64_t e = e0[t]; e < ne; e++) {
             REAL *z = Z + (int64_t)tr[e] * nout;
             VEC x[WPT];
             for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * e + c]);
@@ -300,11 +314,18 @@ static inline __attribute__((always_inline)) void DSFX(swgrad_block)(
 static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
                                 const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, int64_t *cnt,
                                 int32_t *trow, REAL *tval) {
-    const double mx = DSFX(sscan)(X, idx, m, nin, cnt, trow, tval);
+    const int64_t rg = DSFX(group_rows)(m);
+    const double mx = DSFX(sscan)(X, idx, m, nin, cnt, trow, tval, rg);
     if (mx < 0) return mx;
     memset(Z, 0, (size_t)(m * nout) * sizeof(REAL));
-#define C(J_) case J_: DSFX(sfwd_block)(cnt, trow, tval, m, nin, Wt + LANES * v0, ldw,          \
-                                        Z + LANES * v0, nout, J_, last); break;
+    /* the groups of rows innermost: the block's part of a group's rows of Z stays in L1 */
+    const int64_t nt = (nin + WPT - 1) / WPT, ng = (m + rg - 1) / rg;
+    const int64_t *split = cnt + nt;
+#define C(J_) case J_:                                                                          \
+        for (int64_t g = 0; g < ng; g++)                                                        \
+            DSFX(sfwd_block)(split + g * nt, split + (g + 1) * nt, trow, tval, m, nin,          \
+                             Wt + LANES * v0, ldw, Z + LANES * v0, nout, J_, last);             \
+        break;
     SPARSE_BLOCKS(nout, C(1) C(2) C(3) C(4));
 #undef C
     return mx;

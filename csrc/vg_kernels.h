@@ -77,6 +77,7 @@ void vg_l0_wgrad_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, 
                    int64_t nout, double alpha, double beta, double *G);
 void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
                    int64_t nout, float alpha, float beta, float *G);
+extern int64_t vg_sparse_group_rows;
 void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t *sizes);
 double vg_l0_forward_sparse_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
                               const double *Wt, int64_t ldw, double *Z, int64_t nout,

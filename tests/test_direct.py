@@ -278,15 +278,19 @@ def _isas_to_try():
     return ["avx512", "baseline"] if _core.isa_supported() == "avx512" else ["baseline"]
 
 
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sparse,group_rows", [(False, None), (True, None), (True, 0),
+                                               (True, 4), (True, 12)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_kernels_alone_equal_numpy(dtype, sparse):
+def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
     """Each kernel (the AVX-512 tiles and the portable loops the baseline selects) against numpy
     on shapes that exercise every tail: rows not a multiple of the tile, units not a multiple
     of a vector, inputs not a multiple of a vector, bands of zero columns; repeated rows in idx;
-    beta = 0 does not read G (NaN there stays out); max |x| exact."""
+    beta = 0 does not read G (NaN there stays out); max |x| exact. The sparse forward product
+    with its rows in one group (0), in groups of 4 rows and of 12 (rounded to balanced groups,
+    a last one shorter), and the default."""
     rng = np.random.default_rng(11)
     before = _core.get_isa()
+    rows_before = _core._sparse_group_rows(group_rows)
     tol = 1e-13 if dtype == "float64" else 2e-5
     try:
         for isa in _isas_to_try():
@@ -318,6 +322,7 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse):
                                                       sparse)[1] == -1.0
     finally:
         _core.set_isa(before)
+        _core._sparse_group_rows(rows_before)
 
 
 def test_the_kernel_hook_refuses_bad_arguments():

@@ -106,6 +106,7 @@ cdef extern from "vg_kernels.h" nogil:
                        double, double, double*)
     void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
                        float, float, float*)
+    int64_t vg_sparse_group_rows
     void vg_l0_sparse_sizes(int64_t, int64_t, int64_t*)
     double vg_l0_forward_sparse_d(const double*, const int64_t*, int64_t, int64_t, const double*,
                                   int64_t, double*, int64_t, int64_t*, int32_t*, double*)
@@ -1896,6 +1897,18 @@ def _set_adam_t(bint on):
     global _adam_t_on
     before = bool(_adam_t_on)
     _adam_t_on = on
+    return before
+
+
+def _sparse_group_rows(rows=None):
+    """(For benchmarks) the rows per group of the sparse forward product (0: one group);
+    sets it when rows is given. Returns the previous value."""
+    global vg_sparse_group_rows
+    before = int(vg_sparse_group_rows)
+    if rows is not None:
+        if not 0 <= rows <= 2 ** 31:
+            raise ValueError("rows must be in [0, 2**31]")
+        vg_sparse_group_rows = rows
     return before
 
 
