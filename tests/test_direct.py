@@ -148,6 +148,20 @@ def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, b
     assert np.array_equal(net.params, p) and opt.t == t and np.array_equal(opt.state["s1"], v)
 
 
+def test_a_caller_that_checked_x_gets_no_snapshot_and_still_the_error(direct_on):
+    """train(_x_finite=True), vgfast.sklearn's call after scikit-learn's validation, takes no
+    snapshot of the network; a bad row all the same (X changed behind its back) is still
+    refused with its index, at the step that reads it, the steps before it kept."""
+    X, y = make_data(600, 50, 3, 0.2, seed=2)
+    X[437, 49] = np.nan
+    net = vgfast.Network([50, 40, 3], seed=0)
+    p0 = net.params.copy()
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 437, column 49\)"):
+        vgfast.train(net, X, y, epochs=1, batch_size=100, shuffle=False, monitor=False,
+                     _x_finite=True)
+    assert np.isfinite(net.params).all() and not np.array_equal(net.params, p0)
+
+
 def test_the_sparsity_verdict_follows_the_array(direct_on):
     """The first rows are probed once per array (its address, shape, strides and dtype): on one
     network, each array passed gets its own verdict, whatever came before."""

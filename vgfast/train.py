@@ -176,7 +176,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
           max_norm=None, dropout=None, early_stopping=None, monitor="running", shuffle=True,
           callback=None, checkpoint=None, checkpoint_every=1, resume=None,
-          probe_every="epoch", instrument_options=None):
+          probe_every="epoch", instrument_options=None, _x_finite=False):
     """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
 
     The objective is the mean cost over the mini-batch + (lmbda / 2n) sum ||W||^2 +
@@ -349,10 +349,12 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     # first epoch), at no cost of its own. Should it find one, the network and the optimiser are
     # put back as they were when train() was called and the error names the row, as if X had been
     # refused up front.
-    snapshot = _Snapshot(net, optimizer, s1, s2) if epochs > first else None
+    # (_x_finite: the caller has checked X, as vgfast.sklearn's estimators do through
+    # scikit-learn's validation, and the snapshot is not taken)
+    snapshot = _Snapshot(net, optimizer, s1, s2) if epochs > first and not _x_finite else None
     theta0 = net.params.copy() if "distance" in want else None  # theta_0 of 'distance'
     gns_ema = np.array([*hist.gns_state, opts["gns_beta"]], np.float64)  # carried over epochs
-    if snapshot is None and _core.data_bound(X) < 0:
+    if snapshot is None and not _x_finite and _core.data_bound(X) < 0:
         check_finite_rows(X, "X")
     for epoch in range(first, epochs):
         if callable(shuffle):
@@ -414,7 +416,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         if "gns" in want:
             hist.gns_state = gns_ema[:2].tolist()
         if bad_kind == 5:
-            snapshot.restore()
+            if snapshot is not None:
+                snapshot.restore()
             check_finite_rows(X, "X")
         if not bad_kind:
             optimizer.epoch += 1

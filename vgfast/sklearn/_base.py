@@ -393,8 +393,11 @@ class BaseMLP(BaseEstimator):
                                                else self.record) if x != "cost")
         data_sum = 0.0
         for Xc, Tc, bs, lmbda, order in calls:
+            # (X passed scikit-learn's validation: finite, so train() need not snapshot the
+            # network against a bad row)
             h = train(net, Xc, Tc, epochs=1, batch_size=bs, optimizer=opt, lmbda=lmbda,
-                      record=record, record_every="step", monitor=False, shuffle=order, seed=0)
+                      record=record, record_every="step", monitor=False, shuffle=order, seed=0,
+                      _x_finite=True)
             rows = np.full(len(h.cost), bs, dtype=np.float64)
             rows[-1] = Xc.shape[0] - bs * (len(h.cost) - 1)
             data_sum += float(np.dot(h.cost, rows))
