@@ -162,6 +162,37 @@ def test_a_caller_that_checked_x_gets_no_snapshot_and_still_the_error(direct_on)
     assert np.isfinite(net.params).all() and not np.array_equal(net.params, p0)
 
 
+@pytest.mark.parametrize("dtype,width", [("float64", 40), ("float32", 70)])
+def test_outputs_of_mostly_zero_rows_by_the_sparse_kernels_equal_blas(dtype, width):
+    """Network.feedforward (and so predict, score) on mostly-zero rows: the first layer by the
+    sparse kernels, 256 rows at a time (700 rows: a short last chunk), equals the BLAS path to
+    rounding; a NaN row still reaches the output check (its chunk through BLAS)."""
+    X, _ = make_data(700, 45, 3, 0.15, seed=6)
+    X = X.astype(dtype)
+    net = vgfast.Network([45, width, 3], activation="relu", dtype=dtype, seed=0)
+    before = _core.set_direct(True)
+    try:
+        a = net.feedforward(X)
+        _core.set_direct(False)
+        b = net.feedforward(X)
+        tol = 1e-13 if dtype == "float64" else 2e-6
+        assert np.max(np.abs(a - b)) <= tol * np.abs(b).max()
+        assert not np.array_equal(a, b) or dtype == "float32"  # a different order of sums
+        _core.set_direct(True)
+        X[613, 44] = np.nan
+        with pytest.raises(ValueError, match=r"row 613, column 44"):  # refused up front
+            net.feedforward(X)
+        out, ref = np.empty_like(a), np.empty_like(a)  # the engine itself: that chunk (rows
+        net._engine.forward(net.params, X, out)        # 512..699) as the BLAS path has it
+        _core.set_direct(False)
+        net._engine.forward(net.params, X, ref)
+        assert np.array_equal(np.isnan(out), np.isnan(ref))
+        assert np.nanmax(np.abs(out - ref)) <= tol * np.abs(b).max()
+        assert np.array_equal(out[:512], a[:512])  # the chunks before it: the sparse kernels'
+    finally:
+        _core.set_direct(before)
+
+
 def test_the_sparsity_verdict_follows_the_array(direct_on):
     """The first rows are probed once per array (its address, shape, strides and dtype): on one
     network, each array passed gets its own verdict, whatever came before."""

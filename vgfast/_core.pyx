@@ -1469,6 +1469,41 @@ cdef class Engine:
               for l in range(1, self.L + 1)]
         return zs, acts, ds
 
+    cdef bint _sparse_input(self, cnp.ndarray X):
+        """Whether the sparse first-layer kernels take the rows of X: switched on, the first
+        layer wide enough for them (float32: wider than the dense kernels take), and X mostly
+        zeros (MNIST's pixels: 19% nonzero), judged on its first rows once per array (its
+        address, shape, strides, dtype): a verdict only picks the faster kernels, both exact,
+        so one taken on an array whose contents changed since is still a correct choice."""
+        lanes = 8 if self.dtype == np.float64 else 16
+        if not (_sparse_on and _direct_on and vg_direct_available() and
+                (self.dtype == np.float64 or self.sizes[1] > DIRECT_MAX_VECTORS * lanes) and
+                self.sizes[0] < 2 ** 31):
+            return False
+        xo = <object>X
+        key = (xo.__array_interface__["data"][0], xo.shape, xo.strides, xo.dtype.str)
+        if key != self.sparse_key:
+            head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
+            self.sparse_verdict = np.count_nonzero(head) <= SPARSE_MAX_DENSITY * head.size
+            self.sparse_key = key
+        return self.sparse_verdict
+
+    cdef void _point_wt(self, Plan* p):
+        """p.wt, p.ldw: the buffer of W^0 transposed (vg_pack_t's layout)."""
+        lanes = 8 if self.dtype == np.float64 else 16
+        p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
+        if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
+            self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
+            self.sparse_bufs = None
+        p.wt = ptr(self.wtbuf)
+
+    cdef void _point_sparse(self, Plan* p, int64_t chunk):
+        """p's sparse operands, for chunks of up to `chunk` rows."""
+        if self.sparse_bufs is None or self.sparse_rows < chunk:
+            self.sparse_bufs = sparse_buffers(chunk, self.sizes[0], self.dtype)
+            self.sparse_rows = chunk
+        point_sparse(p, self.sparse_bufs)
+
     def forward(self, cnp.ndarray params, cnp.ndarray X, cnp.ndarray out, int64_t chunk=1024):
         """out[i] = network output for row X[i]; X processed in chunks of `chunk` rows.
 
@@ -1505,13 +1540,32 @@ cdef class Engine:
         cdef void* o = ptr(out)
         cdef double total
         cdef bint dbl = self.dtype == np.float64
-        with nogil:
+        # outputs alone of mostly-zero rows: the first layer by the sparse kernels, reading the
+        # rows in place (a chunk with a NaN/Inf row goes through BLAS, which propagates it)
+        cdef bint direct = (mode == 0 and not batch_stats and n >= DIRECT_MIN_ROWS and
+                            X.flags.c_contiguous and self._sparse_input(X))
+        if direct:
+            rows = min(rows, SPARSE_CHUNK_ROWS)
+            ident = np.arange(n, dtype=np.int64)
+            self._point_wt(p)
+            self._point_sparse(p, rows)
+            p.didx = <int64_t*>ptr(ident)
+            p.sparse = 1
             if dbl:
-                total = _chunks(p, <double*>P, <double*>xs, <double*>ys, lab, <double*>g,
-                                <double*>w, <double*>o, n, rows, mode)
+                pack_t(<double*>P + p.w_off[0], p.sizes[1], p.sizes[0], <double*>p.wt, p.ldw)
             else:
-                total = _chunks(p, <float*>P, <float*>xs, <float*>ys, lab, <float*>g,
-                                <float*>w, <float*>o, n, rows, mode)
+                pack_t(<float*>P + p.w_off[0], p.sizes[1], p.sizes[0], <float*>p.wt, p.ldw)
+        try:
+            with nogil:
+                if dbl:
+                    total = _chunks(p, <double*>P, <double*>xs, <double*>ys, lab, <double*>g,
+                                    <double*>w, <double*>o, n, rows, mode)
+                else:
+                    total = _chunks(p, <float*>P, <float*>xs, <float*>ys, lab, <float*>g,
+                                    <float*>w, <float*>o, n, rows, mode)
+        finally:
+            p.didx = NULL
+            p.sparse = 0
         if batch_stats and n > rows_before:  # do not keep a whole-data-set workspace
             self.rows = 0
             self._reserve(rows_before)
@@ -1690,35 +1744,13 @@ cdef class Engine:
             # bench/README.md: the sparse kernels beat BLAS at [784, 100] by 1.4x in float64 and
             # 1.13x in float32, and the dense kernels at [784, 30] by 1.10x in float64; in float32
             # the dense kernels win where they apply, 1.13x)
-            p.sparse = (_sparse_on and (self.dtype == np.float64 or
-                                        self.sizes[1] > DIRECT_MAX_VECTORS * lanes) and
-                        sparse_chunk <= SPARSE_MAX_ROWS and self.sizes[0] < 2 ** 31)
-            if p.sparse:  # mostly zeros (MNIST's pixels: 19% nonzero), judged on the first rows
-                # (a verdict only picks the faster kernels, both exact: one taken on an array
-                # whose contents changed since is still a correct choice)
-                xo = <object>X
-                key = (xo.__array_interface__["data"][0], xo.shape, xo.strides, xo.dtype.str)
-                if key != self.sparse_key:
-                    head = X[:min(X.shape[0], SPARSE_PROBE_ROWS)]
-                    self.sparse_verdict = (np.count_nonzero(head)
-                                           <= SPARSE_MAX_DENSITY * head.size)
-                    self.sparse_key = key
-                p.sparse = self.sparse_verdict
+            p.sparse = sparse_chunk <= SPARSE_MAX_ROWS and self._sparse_input(X)
             if p.sparse or self.sizes[1] <= DIRECT_MAX_VECTORS * lanes:
-                p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
-                if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
-                    self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
-                    self.sparse_bufs = None
-                p.wt = ptr(self.wtbuf)
+                self._point_wt(p)
                 p.dx = xs
-            else:
-                p.sparse = 0
             if p.sparse:
                 p.chunk_rows = chunk = sparse_chunk
-                if self.sparse_bufs is None or self.sparse_rows < chunk:
-                    self.sparse_bufs = sparse_buffers(chunk, self.sizes[0], self.dtype)
-                    self.sparse_rows = chunk
-                point_sparse(p, self.sparse_bufs)
+                self._point_sparse(p, chunk)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
         if self.dtype == np.float64:
             with nogil:
@@ -1747,9 +1779,15 @@ cdef double _chunks(Plan* p, const floating* params, const floating* X, const fl
     chunks). Returns the summed cost."""
     cdef int64_t i = 0, m, n0 = p.sizes[0], nL = p.sizes[p.L]
     cdef double total = 0
+    cdef const int64_t* didx = p.didx
     while i < n:
         m = rows if i + rows <= n else n - i
-        _copy_rows(X + i * n0, m * n0, ws + p.a_off[0])
+        # (p.didx, mode 0: the first layer's Z by the sparse kernels from X in place, unless a
+        # row is NaN/Inf: then BLAS on the copied rows, which carries it to the output)
+        p.didx = didx
+        if didx == NULL or l0_forward_rows(p, X, i, m, ws + p.z_off[1]) < 0:
+            p.didx = NULL
+            _copy_rows(X + i * n0, m * n0, ws + p.a_off[0])
         forward(p, params, ws, m, False, NULL, mode == 2)
         if out != NULL:
             _copy_rows(ws + p.a_off[p.L], m * nL, out + i * nL)
@@ -1762,6 +1800,7 @@ cdef double _chunks(Plan* p, const floating* params, const floating* X, const fl
             total += backward(p, params, ws, grad, m, Y + i * nL if Y != NULL else NULL,
                               lab + i if lab != NULL else NULL, 1.0 / n, i > 0, False)
         i += m
+    p.didx = didx
     return total
 
 
