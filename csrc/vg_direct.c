@@ -173,19 +173,7 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #define R8_ALL_ZERO(v) (_mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_EQ_OQ) == 0xFF)
 #define STORE_T8 store_t8_d
 #include "vg_direct_impl.h"
-#undef R8
-#undef R8_LOADZ
-#undef R8_STOREM
-#undef R8_STOREU
-#undef R8_SET1
-#undef R8_ZERO
-#undef R8_ADD
-#undef R8_SUB
-#undef R8_MUL
-#undef R8_DIV
-#undef R8_SQRT
-#undef R8_ALL_ZERO
-#undef STORE_T8
+#include "vg_direct_undef.h"
 #undef REAL
 #undef VG_REAL_MAX
 #undef VEC
@@ -284,19 +272,7 @@ static inline void store_tile_f(const float *buf, int64_t ldb, int64_t nout, flo
 #define R8_ALL_ZERO(v) (_mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_EQ_OQ) == 0xFF)
 #define STORE_T8 store_t8_f
 #include "vg_direct_impl.h"
-#undef R8
-#undef R8_LOADZ
-#undef R8_STOREM
-#undef R8_STOREU
-#undef R8_SET1
-#undef R8_ZERO
-#undef R8_ADD
-#undef R8_SUB
-#undef R8_MUL
-#undef R8_DIV
-#undef R8_SQRT
-#undef R8_ALL_ZERO
-#undef STORE_T8
+#include "vg_direct_undef.h"
 #pragma GCC pop_options
 #else
 #define VG_DIRECT_AVX512 0

@@ -248,29 +248,44 @@ def test_adam_that_also_transposes_w0_is_the_three_passes_bit_for_bit(
     assert np.max(np.abs(out[True][0] - p0)) > 1e-3  # it trained
 
 
+def _refused_step(dtype, activation, l2, prepare, huge, layer):
+    """Train [40, 70, 3] with Adam for 4 steps (prepare(net) first), then put huge(net) in and
+    train with the L2 coefficient l2: the 5th step must overflow in `layer` and be refused,
+    every parameter and the step count as before it; with vg_adam_t and without it, the same
+    parameters, and for layer 0 the same moments (a refused step leaves the moments of the
+    layers it stepped before the failure advanced; W^0's deferred step, under its bounds, is
+    not taken at all)."""
+    X, y = make_data(400, 40, 3, 0.15, seed=5)
+    got = {}
+    for on in (True, False):
+        _core._set_adam_t(on)
+        net = vgfast.Network([40, 70, 3], activation=activation, dtype=dtype, seed=0)
+        prepare(net)
+        opt = vgfast.Adam(1e-3, eps_hat=True)
+        vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, seed=0, monitor=False)
+        huge(net)
+        before = net.params.copy()
+        with pytest.raises(vgfast.DivergenceError) as ei:
+            vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, lmbda=l2 * 400,
+                         seed=1, monitor=False)
+        assert ei.value.what == "update" and ei.value.layer == layer and ei.value.step == 5
+        assert np.array_equal(net.params, before) and opt.t == 4
+        assert net._engine.first_layer == "sparse"
+        got[on] = [net.params.copy()] + ([opt.state[k].copy() for k in ("s1", "s2")]
+                                         if layer == 0 else [])
+    for a, b in zip(got[True], got[False]):
+        assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("dtype,w,l2", [("float64", 1e200, 1e-30), ("float32", 1e30, 1e-5)])
 def test_an_overflowing_adam_step_on_w0_is_undone(dtype, w, l2, direct_on, adam_t):
     """A finite gradient whose square overflows Adam's second moment (a huge weight times the
     L2 coefficient): the step is refused with the layer named, and the parameters and the step
     count are those before it, as without vg_adam_t."""
-    X, y = make_data(400, 40, 3, 0.15, seed=5)
-    got = {}
-    for on in (True, False):
-        _core._set_adam_t(on)
-        net = vgfast.Network([40, 70, 3], activation="sigmoid", dtype=dtype, seed=0)
-        opt = vgfast.Adam(1e-3, eps_hat=True)
-        vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, seed=0, monitor=False)
+    def huge(net):
         net.weights[0][5, 7] = w
-        before = net.params.copy()
-        with pytest.raises(vgfast.DivergenceError) as ei:
-            vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, lmbda=l2 * 400,
-                         seed=1, monitor=False)
-        assert ei.value.what == "update" and ei.value.layer == 0 and ei.value.step == 5
-        assert np.array_equal(net.params, before) and opt.t == 4
-        assert net._engine.first_layer == "sparse"
-        got[on] = [net.params.copy()] + [opt.state[k].copy() for k in ("s1", "s2")]
-    for a, b in zip(got[True], got[False]):
-        assert np.array_equal(a, b)
+
+    _refused_step(dtype, "sigmoid", l2, lambda net: None, huge, 0)
 
 
 @pytest.mark.parametrize("dtype,w,l2", [("float64", 1e200, 1e-30), ("float32", 1e30, 1e-5)])
@@ -278,24 +293,14 @@ def test_a_later_layer_overflowing_leaves_w0_as_it_was(dtype, w, l2, direct_on, 
     """W^0's step, when its bounds prove it safe, is taken last and without saving W^0: an
     overflow in a later layer's step (a huge weight on a dead unit's output, times the L2
     coefficient) is refused, and every parameter, W^0 included, is the one before the step."""
-    X, y = make_data(400, 40, 3, 0.15, seed=5)
-    got = {}
-    for on in (True, False):
-        _core._set_adam_t(on)
-        net = vgfast.Network([40, 70, 3], activation="relu", dtype=dtype, seed=0)
-        net.weights[0][9] = -1.0  # unit 9 of the hidden layer: never active (x >= 0)
+    def dead_unit(net):  # unit 9 of the hidden layer: never active (x >= 0)
+        net.weights[0][9] = -1.0
         net.biases[0][9] = -1.0
-        opt = vgfast.Adam(1e-3, eps_hat=True)
-        vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, seed=0, monitor=False)
+
+    def huge(net):
         net.weights[1][2, 9] = w
-        before = net.params.copy()
-        with pytest.raises(vgfast.DivergenceError) as ei:
-            vgfast.train(net, X, y, epochs=1, batch_size=100, optimizer=opt, lmbda=l2 * 400,
-                         seed=1, monitor=False)
-        assert ei.value.what == "update" and ei.value.layer == 1 and ei.value.step == 5
-        assert np.array_equal(net.params, before) and opt.t == 4
-        got[on] = net.params.copy()
-    assert np.array_equal(got[True], got[False])
+
+    _refused_step(dtype, "relu", l2, dead_unit, huge, 1)
 
 
 @pytest.mark.parametrize("sparse", [True, False])
