@@ -20,6 +20,45 @@ int64_t vg_sparse_group_rows = 128;
  * 4-row blocks of the union of the rows' columns that they replace) */
 #define SBV 4
 
+/* The tiles' lists of the rows idx[0..m) from rows compacted by vg_tile_rows (rp, rt, rv, rmax):
+ * the lists sscan makes from the rows themselves (vg_direct_impl.h), the same entries in the
+ * same order, and the groups' starts after cnt[0..nt); returns max |x| over the rows or -1. The
+ * compacted rows lie at random: the ones PFR rows on are prefetched. */
+#define PFR 4
+#define VG_TGATHER(T, S)                                                                        \
+static double tgather##S(const int64_t *rp, const int32_t *rt, const T *rv, const double *rmax, \
+                         const int64_t *idx, int64_t m, int64_t nin, int64_t *cnt,              \
+                         int32_t *trow, T *tval, int64_t rg) {                                  \
+    const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
+    int64_t *split = cnt + nt;                                                                  \
+    double mx = 0;                                                                              \
+    memset(cnt, 0, (size_t)nt * sizeof(int64_t));                                               \
+    for (int64_t i = 0; i < m; i++) {                                                           \
+        if (i % rg == 0) memcpy(split + i / rg * nt, cnt, (size_t)nt * sizeof(int64_t));        \
+        if (i + PFR < m) {                                                                      \
+            const int64_t a = idx[i + PFR];                                                     \
+            const char *v0 = (const char *)(rv + WPT * rp[a]);                                  \
+            const char *v1 = (const char *)(rv + WPT * rp[a + 1]);                              \
+            for (const char *q = v0; q < v1; q += 64) __builtin_prefetch(q, 0, 3);              \
+            for (const char *q = (const char *)(rt + rp[a]);                                    \
+                 q < (const char *)(rt + rp[a + 1]); q += 64) __builtin_prefetch(q, 0, 3);      \
+        }                                                                                       \
+        const int64_t r = idx[i];                                                               \
+        const double b = rmax[r];                                                               \
+        mx = b < 0 || mx < 0 ? -1.0 : (b > mx ? b : mx);                                        \
+        for (int64_t e = rp[r]; e < rp[r + 1]; e++) {                                           \
+            const int64_t t = rt[e], q = t * m + cnt[t]++;                                      \
+            trow[q] = (int32_t)i;                                                               \
+            memcpy(tval + WPT * q, rv + WPT * e, WPT * sizeof(T));                              \
+        }                                                                                       \
+    }                                                                                           \
+    memcpy(split + (m + rg - 1) / rg * nt, cnt, (size_t)nt * sizeof(int64_t));                  \
+    return mx;                                                                                  \
+}
+VG_TGATHER(double, _d)
+VG_TGATHER(float, _f)
+#undef VG_TGATHER
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(VG_NO_DISPATCH)
 #define VG_DIRECT_AVX512 1
 #pragma GCC push_options
@@ -363,29 +402,10 @@ void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, c
 
 /* the AVX-512 kernels' operands and order of sums, in plain loops */
 #define VG_SPARSE_PORTABLE(T, S, TMAX)                                                          \
-static double sfwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,         \
-                               const T *Wt, int64_t ldw, T *Z, int64_t nout, int64_t *cnt,      \
-                               int32_t *trow, T *tval) {                                        \
+static void sfwd_lists_portable##S(int64_t m, int64_t nin, const T *Wt, int64_t ldw, T *Z,     \
+                                   int64_t nout, const int64_t *cnt, const int32_t *trow,       \
+                                   const T *tval) {                                             \
     const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
-    double mx = 0;                                                                              \
-    memset(cnt, 0, (size_t)nt * sizeof(int64_t));                                               \
-    for (int64_t i = 0; i < m; i++) {                                                           \
-        const T *x = X + idx[i] * nin;                                                          \
-        for (int64_t k = 0; k < nin; k++) {                                                     \
-            double a = fabs((double)x[k]);                                                      \
-            if (!(a <= (double)TMAX)) mx = -1;                                                  \
-            else if (mx >= 0 && a > mx) mx = a;                                                 \
-        }                                                                                       \
-        for (int64_t t = 0; t < nt; t++) {                                                      \
-            int64_t nc = nin - WPT * t < WPT ? nin - WPT * t : WPT, any = 0;                    \
-            for (int64_t c = 0; c < nc; c++) any |= x[WPT * t + c] != 0;                        \
-            if (!any) continue;                                                                 \
-            int64_t q = t * m + cnt[t]++;                                                       \
-            trow[q] = (int32_t)i;                                                               \
-            for (int64_t c = 0; c < WPT; c++) tval[WPT * q + c] = c < nc ? x[WPT * t + c] : 0;  \
-        }                                                                                       \
-    }                                                                                           \
-    if (mx < 0) return mx;                                                                      \
     for (int64_t j = 0; j < m * nout; j++) Z[j] = 0;                                            \
     for (int64_t t = 0; t < nt; t++) {                                                          \
         int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;                             \
@@ -396,6 +416,58 @@ static double sfwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_
                     z[j] += tval[WPT * q + c] * Wt[(k0 + c) * ldw + j];                         \
         }                                                                                       \
     }                                                                                           \
+}                                                                                               \
+/* row x's nonzero tiles (tile_row_avx512) */                                                   \
+static int64_t tile_row_portable##S(const T *x, int64_t nin, int32_t *rt, T *rv, double *mx) { \
+    const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
+    int64_t n = 0;                                                                              \
+    *mx = 0;                                                                                    \
+    for (int64_t k = 0; k < nin; k++) {                                                         \
+        double a = fabs((double)x[k]);                                                          \
+        if (!(a <= (double)TMAX)) *mx = -1;                                                     \
+        else if (*mx >= 0 && a > *mx) *mx = a;                                                  \
+    }                                                                                           \
+    for (int64_t t = 0; t < nt; t++) {                                                          \
+        int64_t nc = nin - WPT * t < WPT ? nin - WPT * t : WPT, any = 0;                        \
+        for (int64_t c = 0; c < nc; c++) any |= x[WPT * t + c] != 0;                            \
+        if (!any) continue;                                                                     \
+        if (rt) {                                                                               \
+            rt[n] = (int32_t)t;                                                                 \
+            for (int64_t c = 0; c < WPT; c++) rv[WPT * n + c] = c < nc ? x[WPT * t + c] : 0;    \
+        }                                                                                       \
+        n++;                                                                                    \
+    }                                                                                           \
+    return n;                                                                                   \
+}                                                                                               \
+static double sfwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,         \
+                               const T *Wt, int64_t ldw, T *Z, int64_t nout, int64_t *cnt,      \
+                               int32_t *trow, T *tval) {                                        \
+    const int64_t nt = (nin + WPT - 1) / WPT;                                                   \
+    double mx = 0;                                                                              \
+    memset(cnt, 0, (size_t)nt * sizeof(int64_t));                                               \
+    for (int64_t i = 0; i < m; i++) {                                                           \
+        double b;                                                                               \
+        const T *x = X + idx[i] * nin;                                                          \
+        tile_row_portable##S(x, nin, NULL, NULL, &b);                                           \
+        mx = b < 0 || mx < 0 ? -1.0 : (b > mx ? b : mx);                                        \
+        for (int64_t t = 0; t < nt; t++) {                                                      \
+            int64_t nc = nin - WPT * t < WPT ? nin - WPT * t : WPT, any = 0;                    \
+            for (int64_t c = 0; c < nc; c++) any |= x[WPT * t + c] != 0;                        \
+            if (!any) continue;                                                                 \
+            int64_t q = t * m + cnt[t]++;                                                       \
+            trow[q] = (int32_t)i;                                                               \
+            for (int64_t c = 0; c < WPT; c++) tval[WPT * q + c] = c < nc ? x[WPT * t + c] : 0;  \
+        }                                                                                       \
+    }                                                                                           \
+    if (mx >= 0) sfwd_lists_portable##S(m, nin, Wt, ldw, Z, nout, cnt, trow, tval);             \
+    return mx;                                                                                  \
+}                                                                                               \
+static double tfwd_portable##S(const int64_t *rp, const int32_t *rt, const T *rv,              \
+                               const double *rmax, const int64_t *idx, int64_t m, int64_t nin, \
+                               const T *Wt, int64_t ldw, T *Z, int64_t nout, int64_t *cnt,      \
+                               int32_t *trow, T *tval) {                                        \
+    const double mx = tgather##S(rp, rt, rv, rmax, idx, m, nin, cnt, trow, tval, m);            \
+    if (mx >= 0) sfwd_lists_portable##S(m, nin, Wt, ldw, Z, nout, cnt, trow, tval);             \
     return mx;                                                                                  \
 }                                                                                               \
 static void swgrad_portable##S(const int64_t *cnt, const int32_t *trow, const T *tval,         \
@@ -448,6 +520,50 @@ void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *
                           int64_t nin, const float *D, int64_t nout, float alpha, float beta,
                           float *G)
     { VG_PICKV(swgrad, _f, (cnt, trow, tval, m, nin, D, nout, alpha, beta, G)); }
+
+/* Mostly-zero rows compacted once, for epochs that read them again ("tile rows"): row r's tiles
+ * (WPT adjacent columns) with a nonzero are entries rp[r] .. rp[r + 1]: rt[e] the tile, rv[WPT e
+ * ..] its WPT values (zero past nin); rmax[r] = max |x| of the row, -1 if it holds NaN or Inf.
+ * With rt NULL only rp is filled (rp[n]: the entries in all). The sparse forward product reads
+ * these instead of X (vg_l0_forward_tiles): no scan of the zeros at every step. */
+#define VG_TILE_ROWS(T, S)                                                                      \
+int64_t vg_tile_rows##S(const T *X, int64_t n, int64_t nin, int64_t *rp, int32_t *rt, T *rv,   \
+                        double *rmax) {                                                         \
+    double mx;                                                                                  \
+    if (!rt) rp[0] = 0;                                                                         \
+    for (int64_t r = 0; r < n; r++) {                                                           \
+        int32_t *t = rt ? rt + rp[r] : NULL;                                                    \
+        T *v = rt ? rv + WPT * rp[r] : NULL;                                                    \
+        int64_t c;                                                                              \
+        VG_TILE_ROW_AVX(S);                                                                     \
+        else c = tile_row_portable##S(X + r * nin, nin, t, v, &mx);                             \
+        if (!rt) rp[r + 1] = rp[r] + c;                                                         \
+        else rmax[r] = mx;                                                                      \
+    }                                                                                           \
+    return rp[n];                                                                               \
+}
+#if VG_DIRECT_AVX512
+#define VG_TILE_ROW_AVX(S) \
+    if (vg_direct_available()) c = tile_row_avx512##S(X + r * nin, nin, t, v, &mx)
+#else
+#define VG_TILE_ROW_AVX(S) if (0) c = 0
+#endif
+VG_TILE_ROWS(double, _d)
+VG_TILE_ROWS(float, _f)
+#undef VG_TILE_ROW_AVX
+#undef VG_TILE_ROWS
+
+/* vg_l0_forward_sparse from rows compacted by vg_tile_rows (X itself is not read) */
+double vg_l0_forward_tiles_d(const int64_t *rp, const int32_t *rt, const double *rv,
+                             const double *rmax, const int64_t *idx, int64_t m, int64_t nin,
+                             const double *Wt, int64_t ldw, double *Z, int64_t nout,
+                             int64_t *cnt, int32_t *trow, double *tval)
+    { VG_PICK(tfwd, _d, (rp, rt, rv, rmax, idx, m, nin, Wt, ldw, Z, nout, cnt, trow, tval)); }
+double vg_l0_forward_tiles_f(const int64_t *rp, const int32_t *rt, const float *rv,
+                             const double *rmax, const int64_t *idx, int64_t m, int64_t nin,
+                             const float *Wt, int64_t ldw, float *Z, int64_t nout,
+                             int64_t *cnt, int32_t *trow, float *tval)
+    { VG_PICK(tfwd, _f, (rp, rt, rv, rmax, idx, m, nin, Wt, ldw, Z, nout, cnt, trow, tval)); }
 
 /* Adam's step (vg_opt_step's kind VG_OPT_ADAM with h, step t) on the first layer's nout x nin
  * weights W, the L2 term l2 W added to the gradient G first (vg_add_l2_l1): vg_add_l2_l1,

@@ -311,12 +311,10 @@ static inline __attribute__((always_inline)) void DSFX(swgrad_block)(
         }                                                                                       \
     } while (0)
 
-static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
-                                const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, int64_t *cnt,
-                                int32_t *trow, REAL *tval) {
-    const int64_t rg = DSFX(group_rows)(m);
-    const double mx = DSFX(sscan)(X, idx, m, nin, cnt, trow, tval, rg);
-    if (mx < 0) return mx;
+/* Z = the forward product from the tiles' lists (sscan or tgather) of m rows in groups of rg */
+static void DSFX(sfwd_lists)(int64_t m, int64_t nin, const REAL *Wt, int64_t ldw, REAL *Z,
+                             int64_t nout, const int64_t *cnt, const int32_t *trow,
+                             const REAL *tval, int64_t rg) {
     memset(Z, 0, (size_t)(m * nout) * sizeof(REAL));
     /* the groups of rows innermost: the block's part of a group's rows of Z stays in L1 */
     const int64_t nt = (nin + WPT - 1) / WPT, ng = (m + rg - 1) / rg;
@@ -328,7 +326,60 @@ static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, in
         break;
     SPARSE_BLOCKS(nout, C(1) C(2) C(3) C(4));
 #undef C
+}
+
+static double DSFX(sfwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                                const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, int64_t *cnt,
+                                int32_t *trow, REAL *tval) {
+    const int64_t rg = DSFX(group_rows)(m);
+    const double mx = DSFX(sscan)(X, idx, m, nin, cnt, trow, tval, rg);
+    if (mx >= 0) DSFX(sfwd_lists)(m, nin, Wt, ldw, Z, nout, cnt, trow, tval, rg);
     return mx;
+}
+
+/* the same from rows compacted by vg_tile_rows (tgather in vg_direct.c makes the lists) */
+static double DSFX(tfwd_avx512)(const int64_t *rp, const int32_t *rt, const REAL *rv,
+                                const double *rmax, const int64_t *idx, int64_t m, int64_t nin,
+                                const REAL *Wt, int64_t ldw, REAL *Z, int64_t nout, int64_t *cnt,
+                                int32_t *trow, REAL *tval) {
+    const int64_t rg = DSFX(group_rows)(m);
+    const double mx = DSFX(tgather)(rp, rt, rv, rmax, idx, m, nin, cnt, trow, tval, rg);
+    if (mx >= 0) DSFX(sfwd_lists)(m, nin, Wt, ldw, Z, nout, cnt, trow, tval, rg);
+    return mx;
+}
+
+/* row x's tiles with a nonzero, as sscan lists them: their indices to rt and WPT values each to
+ * rv (rt NULL: only counted); returns the count, and max |x| (-1 for NaN/Inf) in *mx */
+static int64_t DSFX(tile_row_avx512)(const REAL *x, int64_t nin, int32_t *rt, REAL *rv,
+                                     double *mx) {
+    const int64_t nt = (nin + WPT - 1) / WPT;
+    const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
+    VINT top = _mm512_setzero_si512();
+    int64_t c = 0;
+    for (int64_t k = 0; k < nin; k += LANES) {
+        const VMASK km = nin - k >= LANES ? (VMASK)~0u : klast;
+        const VEC v = V_MASKZ_LOADU(km, x + k);
+        top = V_ABSBITS_MAX(top, v);
+        const VMASK nz = V_NONZERO(v) & km;
+        if (!nz) continue;
+        for (int h = 0; h < LANES / WPT; h++) {
+            const int64_t t = k / WPT + h;
+            if (t >= nt) break;
+            if (!((nz >> (WPT * h)) & ((1u << WPT) - 1))) continue;
+            if (rt) {
+                rt[c] = (int32_t)t;
+                DSFX(put_tile)(rv + WPT * c, v, h);
+            }
+            c++;
+        }
+    }
+    UINT bits[LANES], b = 0;
+    _mm512_storeu_si512((void *)bits, top);
+    for (int l = 0; l < LANES; l++) b = bits[l] > b ? bits[l] : b;
+    REAL best;
+    memcpy(&best, &b, sizeof best);
+    *mx = b > MAX_BITS ? -1.0 : (double)best;
+    return c;
 }
 
 static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const REAL *tval,

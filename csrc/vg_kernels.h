@@ -85,6 +85,18 @@ double vg_l0_forward_sparse_d(const double *X, const int64_t *idx, int64_t m, in
 double vg_l0_forward_sparse_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
                               const float *Wt, int64_t ldw, float *Z, int64_t nout,
                               int64_t *cnt, int32_t *trow, float *tval);
+int64_t vg_tile_rows_d(const double *X, int64_t n, int64_t nin, int64_t *rp, int32_t *rt,
+                       double *rv, double *rmax);
+int64_t vg_tile_rows_f(const float *X, int64_t n, int64_t nin, int64_t *rp, int32_t *rt,
+                       float *rv, double *rmax);
+double vg_l0_forward_tiles_d(const int64_t *rp, const int32_t *rt, const double *rv,
+                             const double *rmax, const int64_t *idx, int64_t m, int64_t nin,
+                             const double *Wt, int64_t ldw, double *Z, int64_t nout,
+                             int64_t *cnt, int32_t *trow, double *tval);
+double vg_l0_forward_tiles_f(const int64_t *rp, const int32_t *rt, const float *rv,
+                             const double *rmax, const int64_t *idx, int64_t m, int64_t nin,
+                             const float *Wt, int64_t ldw, float *Z, int64_t nout,
+                             int64_t *cnt, int32_t *trow, float *tval);
 void vg_l0_wgrad_sparse_d(const int64_t *cnt, const int32_t *trow, const double *tval, int64_t m,
                           int64_t nin, const double *D, int64_t nout, double alpha, double beta,
                           double *G);

@@ -324,12 +324,121 @@ def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
         assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
 
 
+@pytest.fixture
+def tiles_on():
+    before = _core._set_tiles(True)
+    yield
+    _core._set_tiles(before)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("bs,opt", [
+    (100, lambda: vgfast.Adam(3e-3)),
+    (300, lambda: vgfast.SGD(0.5, momentum=0.9)),  # chunks of 150 rows, offsets into idx
+    (130, lambda: vgfast.Adam(3e-3, eps_hat=True)),  # a last batch of 80 rows
+    (560, lambda: vgfast.SGD(0.5)),  # a last batch of 40 rows: gathered, through BLAS
+])
+def test_rows_compacted_once_train_as_the_scan_bit_for_bit(dtype, bs, opt, direct_on, tiles_on):
+    """train() over several epochs compacts X's rows once (TileRows) and the sparse first layer
+    lists each mini-batch's tiles from them: the same parameters, bit for bit, as the scan of X's
+    rows at every step (_set_tiles(False)); one epoch, nothing is compacted."""
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+    out = {}
+    for on in (True, False):
+        _core._set_tiles(on)
+        net = vgfast.Network([45, 70, 5], dtype=dtype, seed=1)
+        o = opt()
+        vgfast.train(net, X, y, epochs=3, batch_size=bs, optimizer=o, lmbda=1.0, seed=2,
+                     monitor=False)
+        out[on] = net.params.copy(), net._engine.first_layer, net._engine.first_layer_tiles
+    assert out[True][1:] == ("sparse", True) and out[False][1:] == ("sparse", False)
+    assert np.array_equal(out[True][0], out[False][0])
+    vgfast.train(net, X, y, epochs=1, batch_size=bs, monitor=False)
+    assert not net._engine.first_layer_tiles
+
+
+def test_compacted_rows_are_what_the_epoch_reads(direct_on):
+    """train(_x_tiles=TileRows(X)) (vgfast.sklearn's call) reads the compacted rows, not X: X
+    changed after they were built trains as the X they were built from. Rows compacted from
+    another array than the X given are not used."""
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+    tiles = _core.TileRows(X)
+    X0 = X.copy()
+    X[::3, 10] = 0.5  # behind the compacted rows' back (still mostly zeros)
+    out = []
+    for Xa, t in ((X0, None), (X, tiles), (X, _core.TileRows(X0)), (X, None)):
+        net = vgfast.Network([45, 70, 5], seed=1)
+        vgfast.train(net, Xa, y, epochs=1, batch_size=100, optimizer=vgfast.Adam(3e-3), seed=2,
+                     monitor=False, _x_tiles=t)
+        out.append((net.params.copy(), net._engine.first_layer_tiles))
+    assert out[1][1] and not out[2][1]
+    assert np.array_equal(out[0][0], out[1][0])  # the X the tiles were built from
+    assert np.array_equal(out[2][0], out[3][0])  # another array's tiles: X itself
+    assert not np.array_equal(out[0][0], out[3][0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_tile_rows_hold_each_rows_nonzero_tiles(dtype):
+    """TileRows against numpy: each row's tiles of 4 columns with a nonzero (-0.0 is zero, NaN
+    is not), in order, their 4 values (zero past the last column), max |x| of the row (-1 for
+    NaN/Inf); on both instruction sets; bad arguments refused."""
+    rng = np.random.default_rng(5)
+    before = _core.get_isa()
+    try:
+        for isa in _isas_to_try():
+            _core.set_isa(isa)
+            for n_in in (1, 4, 13, 37, 64, 101):
+                X = rng.standard_normal((40, n_in)).astype(dtype)
+                X[rng.random(X.shape) < 0.7] = 0
+                X[3] = 0
+                X[4, -1] = -0.0
+                X[5, 0], X[6, -1], X[7, n_in // 2] = np.nan, np.inf, -np.inf
+                t = _core.TileRows(X)
+                nt = (n_in + 3) // 4
+                P = np.zeros((40, 4 * nt), dtype)
+                P[:, :n_in] = X
+                P = P.reshape(40, nt, 4)
+                keep = (P != 0).any(axis=2)
+                assert np.array_equal(t.rp, np.concatenate([[0], np.cumsum(keep.sum(1))]))
+                assert np.array_equal(t.rt, np.nonzero(keep)[1]) if keep.any() else True
+                assert np.array_equal(t.rv.reshape(-1, 4)[:keep.sum()], P[keep], equal_nan=True)
+                with np.errstate(invalid="ignore"):
+                    mx = np.where(np.isfinite(X).all(1), np.abs(X).max(1), -1.0)
+                assert np.array_equal(t.rmax, mx), isa
+                assert t.nbytes >= t.rv.nbytes > 0
+    finally:
+        _core.set_isa(before)
+    for bad in (np.zeros(5), np.zeros((4, 3), np.int64), np.zeros((4, 6))[:, ::2]):
+        with pytest.raises(ValueError, match="TileRows: X must be a C-contiguous 2-D float64"):
+            _core.TileRows(bad)
+
+
+def test_the_estimator_compacts_its_rows_once_per_fit(direct_on, tiles_on):
+    """vgfast.sklearn's fit builds TileRows of its training rows once and hands them to every
+    epoch: the same fit, bit for bit, as without them."""
+    pytest.importorskip("sklearn")
+    from vgfast.sklearn import MLPClassifier
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+    fits = {}
+    for on in (True, False):
+        _core._set_tiles(on)
+        est = MLPClassifier(hidden_layer_sizes=(70,), batch_size=100, max_iter=3,
+                            random_state=0).fit(X, y)
+        fits[on] = est
+        assert est._net._engine.first_layer_tiles == on
+    for a, b in zip(fits[True].coefs_ + fits[True].intercepts_,
+                    fits[False].coefs_ + fits[False].intercepts_):
+        assert np.array_equal(a, b)
+    assert fits[True].loss_curve_ == fits[False].loss_curve_
+
+
 def _isas_to_try():
     return ["avx512", "baseline"] if _core.isa_supported() == "avx512" else ["baseline"]
 
 
 @pytest.mark.parametrize("sparse,group_rows", [(False, None), (True, None), (True, 0),
-                                               (True, 4), (True, 12)])
+                                               (True, 4), (True, 12), ("tiles", None),
+                                               ("tiles", 4)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
     """Each kernel (the AVX-512 tiles and the portable loops the baseline selects) against numpy
@@ -337,7 +446,8 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
     of a vector, inputs not a multiple of a vector, bands of zero columns; repeated rows in idx;
     beta = 0 does not read G (NaN there stays out); max |x| exact. The sparse forward product
     with its rows in one group (0), in groups of 4 rows and of 12 (rounded to balanced groups,
-    a last one shorter), and the default."""
+    a last one shorter), and the default. With "tiles", the rows compacted once (TileRows) feed
+    the sparse kernels instead of X: the same results as the scan of X's rows, bit for bit."""
     rng = np.random.default_rng(11)
     before = _core.get_isa()
     rows_before = _core._sparse_group_rows(group_rows)
@@ -359,7 +469,12 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
                 for beta in (0.0, 0.5):
                     G0 = rng.standard_normal((n_out, n_in)).astype(dtype)
                     G = np.full_like(G0, np.nan) if beta == 0 else G0.copy()
-                    Z, mx = _core.first_layer_products(X, idx, W, D, G, -0.3, beta, sparse)
+                    Z, mx = _core.first_layer_products(X, idx, W, D, G, -0.3, beta,
+                                                       bool(sparse), sparse == "tiles")
+                    if sparse == "tiles":  # the lists the scan of X's rows makes
+                        G1 = G0.copy() if beta else np.full_like(G0, np.nan)
+                        Z1, mx1 = _core.first_layer_products(X, idx, W, D, G1, -0.3, beta, True)
+                        assert np.array_equal(Z, Z1) and np.array_equal(G, G1) and mx == mx1
                     Zr = A @ W.astype(np.float64).T
                     Gr = -0.3 * D.astype(np.float64).T @ A + beta * G0.astype(np.float64)
                     assert mx == np.abs(A).max()
@@ -369,7 +484,7 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
                     Xb = X.copy()
                     Xb[idx[-1], n_in - 1] = bad
                     assert _core.first_layer_products(Xb, idx, W, D, G0.copy(), 1.0, 0.0,
-                                                      sparse)[1] == -1.0
+                                                      bool(sparse), sparse == "tiles")[1] == -1.0
     finally:
         _core.set_isa(before)
         _core._sparse_group_rows(rows_before)

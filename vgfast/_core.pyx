@@ -112,6 +112,15 @@ cdef extern from "vg_kernels.h" nogil:
                                   int64_t, double*, int64_t, int64_t*, int32_t*, double*)
     double vg_l0_forward_sparse_f(const float*, const int64_t*, int64_t, int64_t, const float*,
                                   int64_t, float*, int64_t, int64_t*, int32_t*, float*)
+    int64_t vg_tile_rows_d(const double*, int64_t, int64_t, int64_t*, int32_t*, double*,
+                           double*)
+    int64_t vg_tile_rows_f(const float*, int64_t, int64_t, int64_t*, int32_t*, float*, double*)
+    double vg_l0_forward_tiles_d(const int64_t*, const int32_t*, const double*, const double*,
+                                 const int64_t*, int64_t, int64_t, const double*, int64_t,
+                                 double*, int64_t, int64_t*, int32_t*, double*)
+    double vg_l0_forward_tiles_f(const int64_t*, const int32_t*, const float*, const double*,
+                                 const int64_t*, int64_t, int64_t, const float*, int64_t,
+                                 float*, int64_t, int64_t*, int32_t*, float*)
     void vg_l0_wgrad_sparse_d(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
                               const double*, int64_t, double, double, double*)
     void vg_l0_wgrad_sparse_f(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
@@ -308,6 +317,8 @@ cdef int64_t DIRECT_MIN_ROWS = 64
 cdef int64_t DIRECT_MAX_VECTORS = 4
 cdef bint _direct_on = True
 cdef bint _sparse_on = True
+# Engine.tile_rows builds TileRows (switched off by tests and benchmarks: _set_tiles)
+cdef bint _tiles_on = True
 cdef bint _adam_t_on = True
 # Inputs judged sparse (at most this fraction nonzero over the first rows) go through the sparse
 # kernels (float64; float32 when the first layer is too wide for the dense kernels)
@@ -359,6 +370,12 @@ cdef struct Plan:
     int64_t* tcnt
     int32_t* trow
     void* tval
+    # X's rows compacted once (TileRows, vg_tile_rows): when set, the sparse forward product
+    # reads these instead of X (NULL: it scans X's rows)
+    const int64_t* xrp
+    const int32_t* xrt
+    const void* xrv
+    const double* xrmax
 
 
 cdef inline void pack_t(const floating* w, int64_t nout, int64_t nin, floating* wt,
@@ -385,6 +402,15 @@ cdef inline double l0_forward_rows(Plan* p, const floating* X, int64_t r0, int64
     if not p.sparse:
         return l0_forward(X, p.didx + r0, m, p.sizes[0], <const floating*>p.wt, p.ldw, z,
                           p.sizes[1])
+    if p.xrp != NULL:
+        if floating is double:
+            return vg_l0_forward_tiles_d(p.xrp, p.xrt, <const double*>p.xrv, p.xrmax,
+                                         p.didx + r0, m, p.sizes[0], <const double*>p.wt,
+                                         p.ldw, z, p.sizes[1], p.tcnt, p.trow, <double*>p.tval)
+        else:
+            return vg_l0_forward_tiles_f(p.xrp, p.xrt, <const float*>p.xrv, p.xrmax,
+                                         p.didx + r0, m, p.sizes[0], <const float*>p.wt,
+                                         p.ldw, z, p.sizes[1], p.tcnt, p.trow, <float*>p.tval)
     if floating is double:
         md = vg_l0_forward_sparse_d(X, p.didx + r0, m, p.sizes[0], <const double*>p.wt, p.ldw, z,
                                     p.sizes[1], p.tcnt, p.trow, <double*>p.tval)
@@ -974,8 +1000,11 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 return fail(p, rb, s)
             xmax = max(xmax, md)
             # the rows wanted next (this batch's next chunk, or the next batch's first rows)
-            # start on their way to cache while this chunk computes
-            if k + 1 < nch:
+            # start on their way to cache while this chunk computes (not X's rows when the
+            # first layer reads them compacted: vg_l0_forward_tiles prefetches those)
+            if p.xrp != NULL and p.didx != NULL:
+                pass
+            elif k + 1 < nch:
                 prefetch_rows(X, idx + (k + 1) * m // nch, min(mc + 1, m - (k + 1) * m // nch),
                               p.sizes[0])
             elif start + m < n:
@@ -1328,6 +1357,51 @@ cdef inline void* ptr(cnp.ndarray a):
     return cnp.PyArray_DATA(a) if a is not None else NULL
 
 
+cdef class TileRows:
+    """The rows of a mostly-zero X compacted once for the sparse first layer (csrc/vg_direct.c's
+    vg_tile_rows): each row's tiles of 4 adjacent columns that hold a nonzero, with their values,
+    and each row's max |x| (-1 for NaN/Inf). An epoch given them (Engine.train_epoch's `tiles`)
+    lists a mini-batch's tiles from these instead of scanning every column of its rows: the same
+    lists, so the same results bit for bit. It serves the array it was built from (`source`,
+    compared by identity) and only while that array's contents stay as they were: train() and the
+    vgfast.sklearn estimators build one per call, over which X does not change."""
+    cdef readonly object source
+    cdef readonly cnp.ndarray rp, rt, rv, rmax
+
+    def __init__(self, cnp.ndarray X not None):
+        if X.ndim != 2 or not X.flags.c_contiguous or X.dtype not in (np.float64, np.float32):
+            raise ValueError("TileRows: X must be a C-contiguous 2-D float64 or float32 array")
+        cdef int64_t n = X.shape[0], nin = X.shape[1], total
+        if nin >= 2 ** 31:
+            raise ValueError("TileRows: X has too many columns (at most 2**31 - 1)")
+        self.rp = np.empty(n + 1, np.int64)
+        cdef void* x = ptr(X)
+        cdef int64_t* rp = <int64_t*>ptr(self.rp)
+        cdef bint dbl = X.dtype == np.float64
+        with nogil:
+            if dbl:
+                total = vg_tile_rows_d(<double*>x, n, nin, rp, NULL, NULL, NULL)
+            else:
+                total = vg_tile_rows_f(<float*>x, n, nin, rp, NULL, NULL, NULL)
+        self.rt = np.empty(max(total, 1), np.int32)
+        self.rv = np.empty(4 * max(total, 1), X.dtype)
+        self.rmax = np.empty(max(n, 1), np.float64)
+        cdef int32_t* rt = <int32_t*>ptr(self.rt)
+        cdef void* rv = ptr(self.rv)
+        cdef double* rmax = <double*>ptr(self.rmax)
+        with nogil:
+            if dbl:
+                vg_tile_rows_d(<double*>x, n, nin, rp, rt, <double*>rv, rmax)
+            else:
+                vg_tile_rows_f(<float*>x, n, nin, rp, rt, <float*>rv, rmax)
+        self.source = X
+
+    @property
+    def nbytes(self):
+        """Bytes held (beside the source array)."""
+        return self.rp.nbytes + self.rt.nbytes + self.rv.nbytes + self.rmax.nbytes
+
+
 cdef class Engine:
     """The compiled engine for one architecture and dtype; owns the workspace.
 
@@ -1349,6 +1423,8 @@ cdef class Engine:
     # how the last train_epoch ran the first layer: "blas" (gathered rows, BLAS), "direct"
     # (rows read in place by the AVX-512 kernels) or "sparse" (their nonzeros only)
     cdef readonly str first_layer
+    # whether that first layer read X's rows compacted once (TileRows) rather than X itself
+    cdef readonly bint first_layer_tiles
     cdef int cost
     cdef Plan plan
 
@@ -1488,6 +1564,17 @@ cdef class Engine:
             self.sparse_key = key
         return self.sparse_verdict
 
+    def tile_rows(self, cnp.ndarray X not None, int64_t batch_size):
+        """TileRows(X) for epochs over X in mini-batches of batch_size rows when the sparse first
+        layer would read them (see train_epoch), else None: built by callers that run several
+        epochs over one unchanging X (train(), the vgfast.sklearn estimators)."""
+        if (_tiles_on and X.ndim == 2 and X.flags.c_contiguous and X.dtype == self.dtype and
+                X.shape[1] == self.sizes[0] and batch_size >= DIRECT_MIN_ROWS and
+                min(batch_size, SPARSE_CHUNK_ROWS) <= SPARSE_MAX_ROWS and
+                self._sparse_input(X)):
+            return TileRows(X)
+        return None
+
     cdef void _point_wt(self, Plan* p):
         """p.wt, p.ldw: the buffer of W^0 transposed (vg_pack_t's layout)."""
         lanes = 8 if self.dtype == np.float64 else 16
@@ -1623,7 +1710,8 @@ cdef class Engine:
                     double max_norm_c, keep, uint64_t seed, uint64_t counter,
                     int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
                     cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None,
-                    bint fused=True, tuple carry=None, bint epoch_end=True):
+                    bint fused=True, tuple carry=None, bint epoch_end=True,
+                    TileRows tiles=None):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
         The rows of X are checked for NaN/Inf as they are gathered, or, when the first layer
@@ -1640,6 +1728,10 @@ cdef class Engine:
         sums between calls over consecutive segments of one epoch (the record arrays given are
         then the ones still to be written); epoch_end says whether this call ends the epoch
         (and so closes the open record). Segments give bitwise the results of one call.
+
+        tiles: X's rows compacted (TileRows(X), or tile_rows()), read by the sparse first layer
+        instead of X when it runs (ignored otherwise, or if built from another array). The same
+        results bit for bit.
         """
         cdef int64_t n = perm.shape[0], steps
         cdef int L = self.L
@@ -1729,6 +1821,7 @@ cdef class Engine:
         lanes = 8 if self.dtype == np.float64 else 16
         p.dx = NULL
         p.didx = NULL
+        p.xrp = NULL
         # (the gradient-noise recordings read the gathered rows: they keep the gather)
         p.sparse = 0
         p.chunk_rows = CHUNK_ROWS
@@ -1751,7 +1844,13 @@ cdef class Engine:
             if p.sparse:
                 p.chunk_rows = chunk = sparse_chunk
                 self._point_sparse(p, chunk)
+                if tiles is not None and tiles.source is X:
+                    p.xrp = <int64_t*>ptr(tiles.rp)
+                    p.xrt = <int32_t*>ptr(tiles.rt)
+                    p.xrv = ptr(tiles.rv)
+                    p.xrmax = <double*>ptr(tiles.rmax)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
+        self.first_layer_tiles = p.xrp != NULL
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
@@ -1764,6 +1863,7 @@ cdef class Engine:
                               &ctr, a, <float*>SC, <float*>RB, BD, RQ, cn, epoch_end)
         p.dx = NULL  # every other entry point runs the first layer through BLAS
         p.didx = NULL
+        p.xrp = NULL
         gacc[8 + 4 * L] = r.ecost
         cnt[1] = r.ecorrect
         cnt[2] = r.erows
@@ -1939,6 +2039,16 @@ def _set_adam_t(bint on):
     return before
 
 
+def _set_tiles(bint on):
+    """(For tests and benchmarks) let Engine.tile_rows compact the rows of X (on, the default),
+    or not (off: the sparse first layer scans X's rows at every step). Returns the previous
+    setting."""
+    global _tiles_on
+    before = bool(_tiles_on)
+    _tiles_on = on
+    return before
+
+
 def _sparse_group_rows(rows=None):
     """(For benchmarks) the rows per group of the sparse forward product (0: one group);
     sets it when rows is given. Returns the previous value."""
@@ -1977,11 +2087,11 @@ cdef double _first_layer(Plan* q, const floating* X, const floating* W, const fl
 
 def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
                          cnp.ndarray W not None, cnp.ndarray D not None, cnp.ndarray G not None,
-                         double alpha, double beta, bint sparse=False):
+                         double alpha, double beta, bint sparse=False, bint tiles=False):
     """The first-layer kernels of csrc/vg_direct.c on their own (for tests): with the rows
     X[idx], returns (Z = X[idx] W^T, max |x| of those rows or -1 for NaN/Inf) and sets
     G <- alpha D^T X[idx] + beta G in place, by the dense kernels or, with sparse, the
-    compressed-row ones. The AVX-512 variants when selected (set_isa), else portable loops.
+    compressed-row ones (with tiles, from TileRows(X) rather than from X's rows). The AVX-512 variants when selected (set_isa), else portable loops.
     X (n, k), W and G (j, k), D (m, j): C-contiguous, one float dtype; idx int64 in [0, n)."""
     dt = X.dtype
     if dt not in (np.float64, np.float32):
@@ -2015,6 +2125,14 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     q.wt = ptr(Wt)
     q.ldw = ldw
     q.sparse = sparse
+    q.xrp = NULL
+    cdef TileRows tr
+    if sparse and tiles:
+        tr = TileRows(X)
+        q.xrp = <int64_t*>ptr(tr.rp)
+        q.xrt = <int32_t*>ptr(tr.rt)
+        q.xrv = ptr(tr.rv)
+        q.xrmax = <double*>ptr(tr.rmax)
     point_sparse(&q, bufs)
     cdef double mx
     if dt == np.float64:

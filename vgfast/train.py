@@ -176,7 +176,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
           max_norm=None, dropout=None, early_stopping=None, monitor="running", shuffle=True,
           callback=None, checkpoint=None, checkpoint_every=1, resume=None,
-          probe_every="epoch", instrument_options=None, _x_finite=False):
+          probe_every="epoch", instrument_options=None, _x_finite=False, _x_tiles=None):
     """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
 
     The objective is the mean cost over the mini-batch + (lmbda / 2n) sum ||W||^2 +
@@ -356,6 +356,14 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     gns_ema = np.array([*hist.gns_state, opts["gns_beta"]], np.float64)  # carried over epochs
     if snapshot is None and not _x_finite and _core.data_bound(X) < 0:
         check_finite_rows(X, "X")
+    # When the sparse first layer reads X (mostly zeros, large batches) over several epochs, its
+    # rows are compacted once (their nonzero tiles, _core.TileRows) rather than scanned at every
+    # step: the same results bit for bit. (_x_tiles: built by the caller, for one epoch per call,
+    # as vgfast.sklearn's estimators do; X stays as it is for the whole call.)
+    tiles = _x_tiles
+    if (tiles is None and epochs - first >= 2 and keep[0] == 1.0
+            and not want.intersection(_core.GRAD_STATS + ("gns",))):
+        tiles = net._engine.tile_rows(X, batch_size)
     for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))
@@ -404,7 +412,7 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
                     clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k,
                     part(rec_gb), part(rec_gw), part(rec_c), part(rec_p),
                     {key: v if key in ("theta0", "gns_ema") else part(v)
-                     for key, v in rec_more.items()}, _FUSED, carry, b == steps)
+                     for key, v in rec_more.items()}, _FUSED, carry, b == steps, tiles)
             # (the engine carries the epoch's cost, right and rows sums across segments)
             done, nr, cost_sum, correct, rows, fused = (done + d, nr + k, c, right, r,
                                                         fused + f)

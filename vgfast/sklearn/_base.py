@@ -328,13 +328,19 @@ class BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         if self._records is None:
             self._records = {"lr": [], "steps": 0}
+        # X_train's rows compacted once for the fit's epochs when the sparse first layer reads
+        # them (not for partial_fit's one epoch; nor with a short last batch: the epoch then
+        # reads a reordered copy)
+        tiles = (self._net._engine.tile_rows(X_train, batch_size)
+                 if not incremental and self.max_iter > 1 and n_samples % batch_size == 0
+                 else None)
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
                 self.loss_ = self._epoch(X_train, T_train, sample_idx if self.shuffle else None,
-                                         batch_size)
+                                         batch_size, tiles)
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
@@ -365,7 +371,7 @@ class BaseMLP(BaseEstimator):
         if early_stopping:
             self._net.params[...] = self._best_params  # the best epoch's parameters
 
-    def _epoch(self, X, T, perm, batch_size):
+    def _epoch(self, X, T, perm, batch_size, tiles=None):
         """One epoch over the rows of X in the order perm (None: as they are); returns
         scikit-learn's loss_ for it: the mean over the epoch's mini-batches of the mini-batch
         loss (data term + 0.5 alpha ||W||^2 / rows), weighted by their rows.
@@ -397,7 +403,7 @@ class BaseMLP(BaseEstimator):
             # network against a bad row)
             h = train(net, Xc, Tc, epochs=1, batch_size=bs, optimizer=opt, lmbda=lmbda,
                       record=record, record_every="step", monitor=False, shuffle=order, seed=0,
-                      _x_finite=True)
+                      _x_finite=True, _x_tiles=tiles if Xc is X else None)
             rows = np.full(len(h.cost), bs, dtype=np.float64)
             rows[-1] = Xc.shape[0] - bs * (len(h.cost) - 1)
             data_sum += float(np.dot(h.cost, rows))
