@@ -14,6 +14,7 @@ import importlib
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -420,10 +421,13 @@ def test_the_estimator_compacts_its_rows_once_per_fit(direct_on, tiles_on):
     from vgfast.sklearn import MLPClassifier
     X, y = make_data(600, 45, 5, 0.15, seed=4)
     fits = {}
+    from sklearn.exceptions import ConvergenceWarning
     for on in (True, False):
         _core._set_tiles(on)
-        est = MLPClassifier(hidden_layer_sizes=(70,), batch_size=100, max_iter=3,
-                            random_state=0).fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 3 epochs do not converge
+            est = MLPClassifier(hidden_layer_sizes=(70,), batch_size=100, max_iter=3,
+                                random_state=0).fit(X, y)
         fits[on] = est
         assert est._net._engine.first_layer_tiles == on
     for a, b in zip(fits[True].coefs_ + fits[True].intercepts_,
