@@ -358,6 +358,26 @@ def test_rows_compacted_once_train_as_the_scan_bit_for_bit(dtype, bs, opt, direc
     assert not net._engine.first_layer_tiles
 
 
+def test_a_callback_that_changes_x_in_place_is_read_afresh(direct_on, tiles_on):
+    """With a callback (which may change X in place between epochs, as an augmentation does),
+    train() compacts nothing: each epoch reads X as it is then, as without compacted rows."""
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+    out = []
+    for on in (True, False):
+        _core._set_tiles(on)
+        Xa = X.copy()
+
+        def shift(epoch, net, hist):
+            Xa[::2, 5 + epoch] = 0.25  # a new column of nonzeros each epoch
+
+        net = vgfast.Network([45, 70, 5], seed=1)
+        vgfast.train(net, Xa, y, epochs=3, batch_size=100, optimizer=vgfast.Adam(3e-3), seed=2,
+                     monitor=False, callback=shift)
+        out.append(net.params.copy())
+        assert net._engine.first_layer == "sparse" and not net._engine.first_layer_tiles
+    assert np.array_equal(out[0], out[1])
+
+
 def test_compacted_rows_are_what_the_epoch_reads(direct_on):
     """train(_x_tiles=TileRows(X)) (vgfast.sklearn's call) reads the compacted rows, not X: X
     changed after they were built trains as the X they were built from. Rows compacted from

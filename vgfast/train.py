@@ -358,10 +358,11 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
         check_finite_rows(X, "X")
     # When the sparse first layer reads X (mostly zeros, large batches) over several epochs, its
     # rows are compacted once (their nonzero tiles, _core.TileRows) rather than scanned at every
-    # step: the same results bit for bit. (_x_tiles: built by the caller, for one epoch per call,
-    # as vgfast.sklearn's estimators do; X stays as it is for the whole call.)
+    # step: the same results bit for bit. Not with a callback, which may change X in place between
+    # epochs (augmentation): X is then read afresh every epoch. (_x_tiles: built by the caller,
+    # for one epoch per call, as vgfast.sklearn's estimators do; X does not change meanwhile.)
     tiles = _x_tiles
-    if (tiles is None and epochs - first >= 2 and keep[0] == 1.0
+    if (tiles is None and epochs - first >= 2 and keep[0] == 1.0 and callback is None
             and not want.intersection(_core.GRAD_STATS + ("gns",))):
         tiles = net._engine.tile_rows(X, batch_size)
     for epoch in range(first, epochs):
