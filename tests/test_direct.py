@@ -29,11 +29,17 @@ pytestmark = pytest.mark.skipif(not _core.direct_available(),
                                 reason="the direct first layer needs the AVX-512 kernels")
 
 
+def _switched_on(setter):
+    """A fixture's body: a switch of _core (set_direct, _set_adam_t, _set_tiles) on for the test,
+    then back as it was."""
+    before = setter(True)
+    yield
+    setter(before)
+
+
 @pytest.fixture
 def direct_on():
-    before = _core.set_direct(True)
-    yield
-    _core.set_direct(before)
+    yield from _switched_on(_core.set_direct)
 
 
 def make_data(n, n_in, n_out, density, seed=0):
@@ -209,9 +215,7 @@ def test_the_sparsity_verdict_follows_the_array(direct_on):
 
 @pytest.fixture
 def adam_t():
-    before = _core._set_adam_t(True)
-    yield
-    _core._set_adam_t(before)
+    yield from _switched_on(_core._set_adam_t)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -327,9 +331,7 @@ def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
 
 @pytest.fixture
 def tiles_on():
-    before = _core._set_tiles(True)
-    yield
-    _core._set_tiles(before)
+    yield from _switched_on(_core._set_tiles)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
