@@ -349,11 +349,21 @@ static double DSFX(tfwd_avx512)(const int64_t *rp, const int32_t *rt, const REAL
 }
 
 /* row x's tiles with a nonzero, as sscan lists them: their indices to rt and WPT values each to
- * rv (rt NULL: only counted); returns the count, and max |x| (-1 for NaN/Inf) in *mx */
+ * rv (rt NULL: only counted, without branches, *mx not set); returns the count, and max |x| (-1
+ * for NaN/Inf) in *mx */
 static int64_t DSFX(tile_row_avx512)(const REAL *x, int64_t nin, int32_t *rt, REAL *rv,
                                      double *mx) {
     const int64_t nt = (nin + WPT - 1) / WPT;
     const VMASK klast = (VMASK)((1u << (nin % LANES)) - 1);
+    if (!rt) {
+        int64_t n = 0;
+        for (int64_t k = 0; k < nin; k += LANES) {
+            const VMASK km = nin - k >= LANES ? (VMASK)~0u : klast;
+            const VMASK nz = V_NONZERO(V_MASKZ_LOADU(km, x + k)) & km;
+            for (int h = 0; h < LANES / WPT; h++) n += ((nz >> (WPT * h)) & ((1u << WPT) - 1)) != 0;
+        }
+        return n;
+    }
     VINT top = _mm512_setzero_si512();
     int64_t c = 0;
     for (int64_t k = 0; k < nin; k += LANES) {
