@@ -364,7 +364,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     tiles = _x_tiles
     if (tiles is None and epochs - first >= 2 and keep[0] == 1.0 and callback is None
             and not want.intersection(_core.GRAD_STATS + ("gns",))):
-        tiles = net._engine.tile_rows(X, batch_size)
+        with net._using() as eng:
+            tiles = eng.tile_rows(X, batch_size)
     for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))

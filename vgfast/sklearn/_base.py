@@ -331,9 +331,10 @@ class BaseMLP(BaseEstimator):
         # X_train's rows compacted once for the fit's epochs when the sparse first layer reads
         # them (not for partial_fit's one epoch; nor with a short last batch: the epoch then
         # reads a reordered copy)
-        tiles = (self._net._engine.tile_rows(X_train, batch_size)
-                 if not incremental and self.max_iter > 1 and n_samples % batch_size == 0
-                 else None)
+        tiles = None
+        if not incremental and self.max_iter > 1 and n_samples % batch_size == 0:
+            with self._net._using() as eng:
+                tiles = eng.tile_rows(X_train, batch_size)
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
