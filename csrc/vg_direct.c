@@ -527,30 +527,22 @@ void vg_l0_wgrad_sparse_f(const int64_t *cnt, const int32_t *trow, const float *
  * With rt NULL only rp is filled (rp[n]: the entries in all). The sparse forward product reads
  * these instead of X (vg_l0_forward_tiles): no scan of the zeros at every step. */
 #define VG_TILE_ROWS(T, S)                                                                      \
+static int64_t tile_row##S(const T *x, int64_t nin, int32_t *rt, T *rv, double *mx)            \
+    { VG_PICK(tile_row, S, (x, nin, rt, rv, mx)); }                                             \
 int64_t vg_tile_rows##S(const T *X, int64_t n, int64_t nin, int64_t *rp, int32_t *rt, T *rv,   \
                         double *rmax) {                                                         \
     double mx;                                                                                  \
     if (!rt) rp[0] = 0;                                                                         \
     for (int64_t r = 0; r < n; r++) {                                                           \
-        int32_t *t = rt ? rt + rp[r] : NULL;                                                    \
-        T *v = rt ? rv + WPT * rp[r] : NULL;                                                    \
-        int64_t c;                                                                              \
-        VG_TILE_ROW_AVX(S);                                                                     \
-        else c = tile_row_portable##S(X + r * nin, nin, t, v, &mx);                             \
+        const int64_t c = tile_row##S(X + r * nin, nin, rt ? rt + rp[r] : NULL,                 \
+                                      rt ? rv + WPT * rp[r] : NULL, &mx);                       \
         if (!rt) rp[r + 1] = rp[r] + c;                                                         \
         else rmax[r] = mx;                                                                      \
     }                                                                                           \
     return rp[n];                                                                               \
 }
-#if VG_DIRECT_AVX512
-#define VG_TILE_ROW_AVX(S) \
-    if (vg_direct_available()) c = tile_row_avx512##S(X + r * nin, nin, t, v, &mx)
-#else
-#define VG_TILE_ROW_AVX(S) if (0) c = 0
-#endif
 VG_TILE_ROWS(double, _d)
 VG_TILE_ROWS(float, _f)
-#undef VG_TILE_ROW_AVX
 #undef VG_TILE_ROWS
 
 /* vg_l0_forward_sparse from rows compacted by vg_tile_rows (X itself is not read) */
@@ -572,19 +564,16 @@ double vg_l0_forward_tiles_f(const int64_t *rp, const int32_t *rt, const float *
  * unspecified). old (NULL: not kept) gets W before the step. Returns 1 if a value written is not
  * finite. */
 #define VG_ADAM_T(T, S)                                                                         \
-int vg_adam_t##S(T *W, T *G, T *S1, T *S2, int64_t nout, int64_t nin, const double *h,         \
-                 int64_t t, double l2, T *old, T *Wt, int64_t ldw) {                            \
-    VG_ADAM_T_AVX(S);                                                                           \
+static int adam_t_portable##S(T *W, T *G, T *S1, T *S2, int64_t nout, int64_t nin,             \
+                              const double *h, int64_t t, double l2, T *old, T *Wt,             \
+                              int64_t ldw) {                                                    \
     if (l2 != 0) vg_add_l2_l1##S(G, W, nout * nin, (T)l2, 0);                                   \
     int bad = vg_opt_step##S(VG_OPT_ADAM, W, G, S1, S2, nout * nin, h, t, old);                 \
     vg_pack_t##S(W, nout, nin, Wt, ldw);                                                        \
     return bad;                                                                                 \
-}
-#if VG_DIRECT_AVX512
-#define VG_ADAM_T_AVX(S) \
-    if (vg_direct_available()) return adam_t_avx512##S(W, G, S1, S2, nout, nin, h, t, l2, old, Wt, ldw)
-#else
-#define VG_ADAM_T_AVX(S) (void)0
-#endif
+}                                                                                               \
+int vg_adam_t##S(T *W, T *G, T *S1, T *S2, int64_t nout, int64_t nin, const double *h,         \
+                 int64_t t, double l2, T *old, T *Wt, int64_t ldw)                              \
+    { VG_PICK(adam_t, S, (W, G, S1, S2, nout, nin, h, t, l2, old, Wt, ldw)); }
 VG_ADAM_T(double, _d)
 VG_ADAM_T(float, _f)

@@ -376,10 +376,8 @@ static int64_t DSFX(tile_row_avx512)(const REAL *x, int64_t nin, int32_t *rt, RE
             const int64_t t = k / WPT + h;
             if (t >= nt) break;
             if (!((nz >> (WPT * h)) & ((1u << WPT) - 1))) continue;
-            if (rt) {
-                rt[c] = (int32_t)t;
-                DSFX(put_tile)(rv + WPT * c, v, h);
-            }
+            rt[c] = (int32_t)t;
+            DSFX(put_tile)(rv + WPT * c, v, h);
             c++;
         }
     }

@@ -380,6 +380,22 @@ def test_a_callback_that_changes_x_in_place_is_read_afresh(direct_on, tiles_on):
     assert np.array_equal(out[0], out[1])
 
 
+def test_rows_are_compacted_only_where_the_sparse_kernels_read_them(direct_on, tiles_on):
+    """Engine.tile_rows builds TileRows on the conditions train_epoch's sparse path has: mostly
+    zeros, batches of 64 rows or more, no input dropout, no gradient-noise recording, X of the
+    network's dtype and width."""
+    X, _ = make_data(600, 45, 5, 0.15, seed=4)
+    eng = vgfast.Network([45, 70, 5], seed=1)._engine
+    assert isinstance(eng.tile_rows(X, 100), _core.TileRows)
+    assert eng.tile_rows(X, 100, 1.0, ("cost", "grad_norms")).source is X
+    for args in ((X, 10), (X, 100, 0.8), (X, 100, 1.0, ("trace_cov",)), (X, 100, 1.0, ("gns",)),
+                 (make_data(600, 45, 5, 1.0)[0], 100), (X.astype(np.float32), 100),
+                 (X[:, :40].copy(), 100)):
+        assert eng.tile_rows(*args) is None
+    _core._set_tiles(False)
+    assert eng.tile_rows(X, 100) is None
+
+
 def test_compacted_rows_are_what_the_epoch_reads(direct_on):
     """train(_x_tiles=TileRows(X)) (vgfast.sklearn's call) reads the compacted rows, not X: X
     changed after they were built trains as the X they were built from. Rows compacted from

@@ -458,6 +458,14 @@ def sparse_buffers(int64_t m, int64_t nin, dtype):
     return np.zeros(n[0], np.int64), np.zeros(n[1], np.int32), np.zeros(n[2], dtype)
 
 
+cdef void point_tiles(Plan* p, TileRows t):
+    """p's compacted-row pointers into t (the sparse forward product then reads these)."""
+    p.xrp = <int64_t*>ptr(t.rp)
+    p.xrt = <int32_t*>ptr(t.rt)
+    p.xrv = ptr(t.rv)
+    p.xrmax = <double*>ptr(t.rmax)
+
+
 cdef void point_sparse(Plan* p, tuple bufs):
     """p's sparse operand pointers into the arrays of sparse_buffers()."""
     p.tcnt = <int64_t*>ptr(bufs[0])
@@ -1002,13 +1010,13 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             # the rows wanted next (this batch's next chunk, or the next batch's first rows)
             # start on their way to cache while this chunk computes (not X's rows when the
             # first layer reads them compacted: vg_l0_forward_tiles prefetches those)
-            if p.xrp != NULL and p.didx != NULL:
-                pass
-            elif k + 1 < nch:
-                prefetch_rows(X, idx + (k + 1) * m // nch, min(mc + 1, m - (k + 1) * m // nch),
-                              p.sizes[0])
-            elif start + m < n:
-                prefetch_rows(X, idx + m, min(min(bs, p.chunk_rows), n - start - m), p.sizes[0])
+            if p.xrp == NULL:
+                if k + 1 < nch:
+                    prefetch_rows(X, idx + (k + 1) * m // nch,
+                                  min(mc + 1, m - (k + 1) * m // nch), p.sizes[0])
+                elif start + m < n:
+                    prefetch_rows(X, idx + m, min(min(bs, p.chunk_rows), n - start - m),
+                                  p.sizes[0])
             if Y != NULL:
                 yb = ws + p.y_off
                 gather_rows(Y, idx + r0, mc, p.sizes[L], yb + r0 * p.sizes[L])
@@ -1564,14 +1572,35 @@ cdef class Engine:
             self.sparse_key = key
         return self.sparse_verdict
 
-    def tile_rows(self, cnp.ndarray X not None, int64_t batch_size):
-        """TileRows(X) for epochs over X in mini-batches of batch_size rows when the sparse first
-        layer would read them (see train_epoch), else None: built by callers that run several
-        epochs over one unchanging X (train(), the vgfast.sklearn estimators)."""
+    cdef bint _direct_rows(self, int64_t batch_size, double keep_input, dict more):
+        """Whether train_epoch may read the first layer's rows in place (no gather): AVX-512 and
+        the direct kernels on, batches of DIRECT_MIN_ROWS or more, no input dropout, no
+        gradient-noise recording (more: the recordings asked for, by name)."""
+        return (_direct_on and vg_direct_available() and keep_input == 1.0
+                and batch_size >= DIRECT_MIN_ROWS
+                and all(more.get(k) is None for k in GRAD_STATS + ("gns",)))
+
+    cdef bint _chunkable(self, dict more):
+        """Whether a large batch may go in chunks of rows (not with batch norm or dead-unit
+        counts, which need the whole batch)."""
+        return not self.bn.any() and more.get("dead_fraction") is None
+
+    cdef bint _sparse_rows(self, cnp.ndarray X, int64_t batch_size, bint chunkable):
+        """Whether the sparse kernels take rows read in place (_direct_rows) from X: mostly
+        zeros (_sparse_input), chunks of at most SPARSE_MAX_ROWS rows."""
+        return ((min(batch_size, SPARSE_CHUNK_ROWS) if chunkable else batch_size)
+                <= SPARSE_MAX_ROWS and self._sparse_input(X))
+
+    def tile_rows(self, cnp.ndarray X not None, int64_t batch_size, double keep_input=1.0,
+                  records=()):
+        """TileRows(X) for epochs over X in mini-batches of batch_size rows (input keep
+        probability keep_input, the named recordings) when train_epoch's sparse first layer
+        would read them, else None: built by callers that run several epochs over one
+        unchanging X (train(), the vgfast.sklearn estimators)."""
+        more = {name: True for name in records}
         if (_tiles_on and X.ndim == 2 and X.flags.c_contiguous and X.dtype == self.dtype and
-                X.shape[1] == self.sizes[0] and batch_size >= DIRECT_MIN_ROWS and
-                min(batch_size, SPARSE_CHUNK_ROWS) <= SPARSE_MAX_ROWS and
-                self._sparse_input(X)):
+                X.shape[1] == self.sizes[0] and self._direct_rows(batch_size, keep_input, more)
+                and self._sparse_rows(X, batch_size, self._chunkable(more))):
             return TileRows(X)
         return None
 
@@ -1825,30 +1854,25 @@ cdef class Engine:
         # (the gradient-noise recordings read the gathered rows: they keep the gather)
         p.sparse = 0
         p.chunk_rows = CHUNK_ROWS
-        if (_direct_on and vg_direct_available() and self.keep[0] == 1.0
-                and batch_size >= DIRECT_MIN_ROWS
-                and all(more.get(k) is None for k in GRAD_STATS + ("gns",))):
+        if self._direct_rows(batch_size, self.keep[0], more):
             # rows compressed at a time: one chunk (epoch() runs a chunk's weight gradient
             # before it reads the next chunk), the whole batch when it cannot be chunked
-            chunkable = not self.bn.any() and more.get("dead_fraction") is None
+            chunkable = self._chunkable(more)
             chunk = min(batch_size, CHUNK_ROWS) if chunkable else batch_size
-            sparse_chunk = min(batch_size, SPARSE_CHUNK_ROWS) if chunkable else batch_size
             # (measured on MNIST, one epoch, bench/direct_first_layer.py and the A/B runs in
             # bench/README.md: the sparse kernels beat BLAS at [784, 100] by 1.4x in float64 and
             # 1.13x in float32, and the dense kernels at [784, 30] by 1.10x in float64; in float32
             # the dense kernels win where they apply, 1.13x)
-            p.sparse = sparse_chunk <= SPARSE_MAX_ROWS and self._sparse_input(X)
+            p.sparse = self._sparse_rows(X, batch_size, chunkable)
             if p.sparse or self.sizes[1] <= DIRECT_MAX_VECTORS * lanes:
                 self._point_wt(p)
                 p.dx = xs
             if p.sparse:
-                p.chunk_rows = chunk = sparse_chunk
+                chunk = min(batch_size, SPARSE_CHUNK_ROWS) if chunkable else batch_size
+                p.chunk_rows = chunk
                 self._point_sparse(p, chunk)
                 if tiles is not None and tiles.source is X:
-                    p.xrp = <int64_t*>ptr(tiles.rp)
-                    p.xrt = <int32_t*>ptr(tiles.rt)
-                    p.xrv = ptr(tiles.rv)
-                    p.xrmax = <double*>ptr(tiles.rmax)
+                    point_tiles(p, tiles)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
         self.first_layer_tiles = p.xrp != NULL
         if self.dtype == np.float64:
@@ -2091,7 +2115,8 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     """The first-layer kernels of csrc/vg_direct.c on their own (for tests): with the rows
     X[idx], returns (Z = X[idx] W^T, max |x| of those rows or -1 for NaN/Inf) and sets
     G <- alpha D^T X[idx] + beta G in place, by the dense kernels or, with sparse, the
-    compressed-row ones (with tiles, from TileRows(X) rather than from X's rows). The AVX-512 variants when selected (set_isa), else portable loops.
+    compressed-row ones (with tiles, from TileRows(X) rather than from X's rows). The AVX-512
+    variants when selected (set_isa), else portable loops.
     X (n, k), W and G (j, k), D (m, j): C-contiguous, one float dtype; idx int64 in [0, n)."""
     dt = X.dtype
     if dt not in (np.float64, np.float32):
@@ -2126,13 +2151,9 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     q.ldw = ldw
     q.sparse = sparse
     q.xrp = NULL
-    cdef TileRows tr
-    if sparse and tiles:
-        tr = TileRows(X)
-        q.xrp = <int64_t*>ptr(tr.rp)
-        q.xrt = <int32_t*>ptr(tr.rt)
-        q.xrv = ptr(tr.rv)
-        q.xrmax = <double*>ptr(tr.rmax)
+    tr = TileRows(X) if sparse and tiles else None
+    if tr is not None:
+        point_tiles(&q, tr)
     point_sparse(&q, bufs)
     cdef double mx
     if dt == np.float64:

@@ -362,10 +362,9 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     # epochs (augmentation): X is then read afresh every epoch. (_x_tiles: built by the caller,
     # for one epoch per call, as vgfast.sklearn's estimators do; X does not change meanwhile.)
     tiles = _x_tiles
-    if (tiles is None and epochs - first >= 2 and keep[0] == 1.0 and callback is None
-            and not want.intersection(_core.GRAD_STATS + ("gns",))):
+    if tiles is None and epochs - first >= 2 and callback is None:
         with net._using() as eng:
-            tiles = eng.tile_rows(X, batch_size)
+            tiles = eng.tile_rows(X, batch_size, keep[0], want)
     for epoch in range(first, epochs):
         if callable(shuffle):
             perm = np.asarray(shuffle(epoch, n))

@@ -334,7 +334,7 @@ class BaseMLP(BaseEstimator):
         tiles = None
         if not incremental and self.max_iter > 1 and n_samples % batch_size == 0:
             with self._net._using() as eng:
-                tiles = eng.tile_rows(X_train, batch_size)
+                tiles = eng.tile_rows(X_train, batch_size, 1.0, self._record_names())
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -372,6 +372,11 @@ class BaseMLP(BaseEstimator):
         if early_stopping:
             self._net.params[...] = self._best_params  # the best epoch's parameters
 
+    def _record_names(self):
+        """What each epoch's train() records: the cost, then `record`'s names."""
+        return ("cost",) + tuple(x for x in ((self.record,) if isinstance(self.record, str)
+                                             else self.record) if x != "cost")
+
     def _epoch(self, X, T, perm, batch_size, tiles=None):
         """One epoch over the rows of X in the order perm (None: as they are); returns
         scikit-learn's loss_ for it: the mean over the epoch's mini-batches of the mini-batch
@@ -396,8 +401,7 @@ class BaseMLP(BaseEstimator):
             head = k * batch_size
             calls = [(X[:head], T[:head], batch_size, self.alpha * k, False),
                      (X[head:], T[head:], r, self.alpha, False)]
-        record = ("cost",) + tuple(x for x in ((self.record,) if isinstance(self.record, str)
-                                               else self.record) if x != "cost")
+        record = self._record_names()
         data_sum = 0.0
         for Xc, Tc, bs, lmbda, order in calls:
             # (X passed scikit-learn's validation: finite, so train() need not snapshot the
