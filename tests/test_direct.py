@@ -142,7 +142,8 @@ def test_environment_switches_the_direct_first_layer_off(tmp_path):
 @pytest.mark.parametrize("density", [1.0, 0.2])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("bs", [100, 300])
-def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, bs, direct_on):
+def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, bs, direct_on,
+                                                                 tiles_on):
     X, y = make_data(600, 50, 3, density, seed=2)
     X[437, 49] = bad  # the last column: the masked tail of the row
     net = vgfast.Network([50, 6 if density == 1.0 else 40, 3], seed=0)
@@ -152,6 +153,7 @@ def test_a_bad_row_is_refused_with_its_index_and_nothing_changes(density, bad, b
     p, t, v = net.params.copy(), opt.t, opt.state["s1"].copy()
     with pytest.raises(ValueError, match=r"X contains NaN or Inf \(first at row 437, column 49\)"):
         vgfast.train(net, X, y, epochs=3, batch_size=bs, optimizer=opt, seed=1)
+    assert net._engine.first_layer_tiles == (density < 1.0)  # the bad row's compacted -1
     assert np.array_equal(net.params, p) and opt.t == t and np.array_equal(opt.state["s1"], v)
 
 
@@ -330,7 +332,16 @@ def test_batch_norm_and_the_whole_batch_in_one_chunk(sparse, direct_on):
 
 
 @pytest.fixture
-def tiles_on():
+def tiles_on(monkeypatch):
+    """Compacted rows on, and built from 2 epochs on (train(), the estimators) so that short
+    runs take them."""
+    monkeypatch.setattr(T, "TILES_MIN_EPOCHS", 2)
+    try:
+        base = importlib.import_module("vgfast.sklearn._base")
+    except ImportError:  # scikit-learn absent: no estimator to set
+        base = None
+    if base is not None:
+        monkeypatch.setattr(base, "TILES_MIN_EPOCHS", 2)
     yield from _switched_on(_core._set_tiles)
 
 
@@ -378,6 +389,16 @@ def test_a_callback_that_changes_x_in_place_is_read_afresh(direct_on, tiles_on):
         out.append(net.params.copy())
         assert net._engine.first_layer == "sparse" and not net._engine.first_layer_tiles
     assert np.array_equal(out[0], out[1])
+
+
+def test_train_compacts_rows_from_tiles_min_epochs_on(direct_on):
+    """train() builds compacted rows only for runs of TILES_MIN_EPOCHS epochs or more (below,
+    the build costs more than it saves: bench/epochs.py)."""
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+    net = vgfast.Network([45, 70, 5], seed=1)
+    for epochs, want in ((T.TILES_MIN_EPOCHS - 1, False), (T.TILES_MIN_EPOCHS, True)):
+        vgfast.train(net, X, y, epochs=epochs, batch_size=100, monitor=False)
+        assert net._engine.first_layer_tiles == want
 
 
 def test_rows_are_compacted_only_where_the_sparse_kernels_read_them(direct_on, tiles_on):

@@ -41,6 +41,11 @@ MONITOR_MODES = ("running", "full")
 # The engine's fused SGD update (see vgfast/_core.pyx, epoch()). Tests set this to False to run
 # the general path on the same problems and compare the two.
 _FUSED = True
+# train() compacts X's rows for the sparse first layer (_core.TileRows) when it runs at least
+# this many epochs: building them costs about a third of an epoch's scan of X, each epoch then
+# saves a little more than that (bench/epochs.py: 3% of a 10-epoch run is the build; at 5 epochs
+# it did not pay, at 10-15 it saves up to 7%)
+TILES_MIN_EPOCHS = 8
 
 
 def _monitor_spec(monitor):
@@ -356,13 +361,13 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     gns_ema = np.array([*hist.gns_state, opts["gns_beta"]], np.float64)  # carried over epochs
     if snapshot is None and not _x_finite and _core.data_bound(X) < 0:
         check_finite_rows(X, "X")
-    # When the sparse first layer reads X (mostly zeros, large batches) over several epochs, its
+    # When the sparse first layer reads X (mostly zeros, large batches) over many epochs, its
     # rows are compacted once (their nonzero tiles, _core.TileRows) rather than scanned at every
     # step: the same results bit for bit. Not with a callback, which may change X in place between
     # epochs (augmentation): X is then read afresh every epoch. (_x_tiles: built by the caller,
     # for one epoch per call, as vgfast.sklearn's estimators do; X does not change meanwhile.)
     tiles = _x_tiles
-    if tiles is None and epochs - first >= 2 and callback is None:
+    if tiles is None and epochs - first >= TILES_MIN_EPOCHS and callback is None:
         with net._using() as eng:
             tiles = eng.tile_rows(X, batch_size, keep[0], want)
     for epoch in range(first, epochs):

@@ -35,7 +35,7 @@ from ..fullbatch import fit_lbfgs
 from ..history import History
 from ..network import Network
 from ..optim import SGD, Adam, Constant
-from ..train import DivergenceError, train
+from ..train import TILES_MIN_EPOCHS, DivergenceError, train
 from . import _params
 
 #: out_activation_ -> (vgfast output layer, cost)
@@ -329,10 +329,11 @@ class BaseMLP(BaseEstimator):
         if self._records is None:
             self._records = {"lr": [], "steps": 0}
         # X_train's rows compacted once for the fit's epochs when the sparse first layer reads
-        # them (not for partial_fit's one epoch; nor with a short last batch: the epoch then
-        # reads a reordered copy)
+        # them (not for partial_fit's one epoch, nor for fewer epochs than pay for it; nor with
+        # a short last batch: the epoch then reads a reordered copy)
         tiles = None
-        if not incremental and self.max_iter > 1 and n_samples % batch_size == 0:
+        if (not incremental and self.max_iter >= TILES_MIN_EPOCHS
+                and n_samples % batch_size == 0):
             with self._net._using() as eng:
                 tiles = eng.tile_rows(X_train, batch_size, 1.0, self._record_names())
         try:
