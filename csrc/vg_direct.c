@@ -79,6 +79,8 @@ VG_TGATHER(float, _f)
 #define V_SET1(x) _mm512_set1_pd(x)
 #define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define V_MUL(a, b) _mm512_mul_pd(a, b)
+#define V_ADD(a, b) _mm512_add_pd(a, b)
+#define V_SUB(a, b) _mm512_sub_pd(a, b)
 #define V_STOREU(p, v) _mm512_storeu_pd(p, v)
 #define V_MASK_STOREU(p, k, v) _mm512_mask_storeu_pd(p, k, v)
 #define VINT __m512i
@@ -227,6 +229,8 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #undef V_SET1
 #undef V_FMA
 #undef V_MUL
+#undef V_ADD
+#undef V_SUB
 #undef V_STOREU
 #undef V_MASK_STOREU
 #undef V_ABSBITS_MAX
@@ -248,6 +252,8 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #define V_SET1(x) _mm512_set1_ps(x)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_SUB(a, b) _mm512_sub_ps(a, b)
 #define V_STOREU(p, v) _mm512_storeu_ps(p, v)
 #define V_MASK_STOREU(p, k, v) _mm512_mask_storeu_ps(p, k, v)
 #define UINT uint32_t
@@ -363,6 +369,24 @@ static void wgrad_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t
             for (int64_t k = 0; k < nin; k++) g[k] += d * x[k];                                 \
         }                                                                                       \
     }                                                                                           \
+}                                                                                            \
+static void wgrad_sgd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,      \
+                                  const T *D, int64_t nout, T alpha, T *W, T *V, T lr, T l2,   \
+                                  T mu, T f, int nesterov) {                                   \
+    for (int64_t j = 0; j < nout; j++)                                                          \
+        for (int64_t k = 0; k < nin; k++) {                                                     \
+            T acc = 0; /* wgrad_portable's sum */                                               \
+            for (int64_t i = 0; i < m; i++)                                                     \
+                acc += alpha * D[i * nout + j] * X[(idx ? idx[i] : i) * nin + k];               \
+            const T w = W[j * nin + k], g = acc + l2 * w;                                       \
+            T step = g;                                                                         \
+            if (mu != 0) {                                                                      \
+                const T v = mu * V[j * nin + k] + g;                                            \
+                V[j * nin + k] = v;                                                             \
+                step = nesterov ? g + mu * v : v;                                               \
+            }                                                                                   \
+            W[j * nin + k] = f * w - lr * step;                                                 \
+        }                                                                                       \
 }
 
 VG_DIRECT_PORTABLE(double, _d, DBL_MAX)
@@ -399,6 +423,18 @@ void vg_l0_wgrad_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, 
 void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
                    int64_t nout, float alpha, float beta, float *G)
     { VG_PICKV(wgrad, _f, (X, idx, m, nin, D, nout, alpha, beta, G)); }
+
+/* vg_sgd_apply's step on W (nout x nin) and its velocity V with the gradient G = alpha D^T X[idx]
+ * (idx NULL: X's first m rows, contiguous) summed as vg_l0_wgrad sums it: each block of G
+ * goes from the registers into the step, so G is never stored nor read back */
+void vg_wgrad_sgd_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, const double *D,
+                    int64_t nout, double alpha, double *W, double *V, double lr, double l2,
+                    double mu, double f, int nesterov)
+    { VG_PICKV(wgrad_sgd, _d, (X, idx, m, nin, D, nout, alpha, W, V, lr, l2, mu, f, nesterov)); }
+void vg_wgrad_sgd_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
+                    int64_t nout, float alpha, float *W, float *V, float lr, float l2, float mu,
+                    float f, int nesterov)
+    { VG_PICKV(wgrad_sgd, _f, (X, idx, m, nin, D, nout, alpha, W, V, lr, l2, mu, f, nesterov)); }
 
 /* the AVX-512 kernels' operands and order of sums, in plain loops */
 #define VG_SPARSE_PORTABLE(T, S, TMAX)                                                          \

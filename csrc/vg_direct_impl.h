@@ -104,27 +104,67 @@ static double DSFX(fwd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int
     return (double)best;
 }
 
-/* rows [j0, j0 + JR) of G x vectors [0, KV) from column k0 */
+/* The SGD step that vg_wgrad_sgd takes on W with the gradient as it leaves the registers: the
+ * constants of vg_sgd_apply (g' = g + l2 w; v <- mu v + g'; w <- f w - lr v, or - lr (g' + mu v)
+ * for Nesterov, or - lr g' when mu = 0), its operations in its order */
+typedef struct {
+    REAL *W, *V;
+    VEC lr, l2, mu, f;
+    int mom, nesterov;
+} DSFX(sgd_c);
+
+/* rows [j0, j0 + JR) of G x vectors [0, KV) from column k0; u not NULL: instead of G, the SGD
+ * step u on the same rows and columns of W (and V) */
 static inline __attribute__((always_inline)) void DSFX(wgrad_tile)(
         const REAL *X, const int64_t *idx, int64_t m, int64_t nin, int64_t k0, const REAL *D,
         int64_t ldd, int64_t j0, const int JR, const int KV, VMASK last, REAL alpha, REAL beta,
-        REAL *G) {
+        REAL *G, const DSFX(sgd_c) *u) {
     VEC acc[DTILE][4];
+#pragma GCC unroll 8
     for (int j = 0; j < JR; j++)
+#pragma GCC unroll 4
         for (int v = 0; v < KV; v++) acc[j][v] = V_ZERO();
     for (int64_t i = 0; i < m; i++) {
-        const REAL *xr = X + idx[i] * nin + k0;
+        const REAL *xr = X + (idx ? idx[i] : i) * nin + k0;
         VEC x[4];
+#pragma GCC unroll 4
         for (int v = 0; v < KV; v++)
             x[v] = v < KV - 1 ? V_LOADU(xr + LANES * v) : V_MASKZ_LOADU(last, xr + LANES * v);
         const REAL *dr = D + i * ldd + j0;
+#pragma GCC unroll 8
         for (int j = 0; j < JR; j++) {
             VEC d = V_SET1(dr[j]);
+#pragma GCC unroll 4
             for (int v = 0; v < KV; v++) acc[j][v] = V_FMA(d, x[v], acc[j][v]);
         }
     }
-    VEC a = V_SET1(alpha), b = V_SET1(beta);
+    const VEC a = V_SET1(alpha);
+    if (u) {  /* the step, its operands held in locals (W and V may not alias u) */
+        REAL *const W = u->W, *const V = u->V;
+        const VEC lr = u->lr, l2 = u->l2, mu = u->mu, f = u->f;
+        const int mom = u->mom, nesterov = u->nesterov;
+#pragma GCC unroll 8
+        for (int j = 0; j < JR; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < KV; v++) {
+                const int64_t o = (j0 + j) * nin + k0 + LANES * v;
+                const VMASK mk = v < KV - 1 ? (VMASK)~0u : last;
+                const VEC w = V_MASKZ_LOADU(mk, W + o);
+                const VEC g = V_ADD(V_MUL(a, acc[j][v]), V_MUL(l2, w));
+                VEC step = g;
+                if (mom) {
+                    const VEC vel = V_ADD(V_MUL(mu, V_MASKZ_LOADU(mk, V + o)), g);
+                    V_MASK_STOREU(V + o, mk, vel);
+                    step = nesterov ? V_ADD(g, V_MUL(mu, vel)) : vel;
+                }
+                V_MASK_STOREU(W + o, mk, V_SUB(V_MUL(f, w), V_MUL(lr, step)));
+            }
+        return;
+    }
+    const VEC b = V_SET1(beta);
+#pragma GCC unroll 8
     for (int j = 0; j < JR; j++)
+#pragma GCC unroll 4
         for (int v = 0; v < KV; v++) {
             REAL *g = G + (j0 + j) * nin + k0 + LANES * v;
             VMASK mk = v < KV - 1 ? (VMASK)~0u : last;
@@ -134,25 +174,54 @@ static inline __attribute__((always_inline)) void DSFX(wgrad_tile)(
         }
 }
 
+/* the tile of rows [j0, j0 + DTILE) and columns [k0, k0 + 4 LANES) of G (or of u's step), cut
+ * to nout x nin */
+static void DSFX(wgrad_at)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                           const REAL *D, int64_t nout, REAL alpha, REAL beta, REAL *G,
+                           const DSFX(sgd_c) *u, int64_t k0, int64_t j0) {
+    const int64_t kw = nin - k0 < 4 * LANES ? nin - k0 : 4 * LANES;
+    const int KV = (int)((kw + LANES - 1) / LANES);
+    const int64_t rem = kw - LANES * (KV - 1);
+    const VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
+    const int JR = nout - j0 < DTILE ? (int)(nout - j0) : DTILE;
+    switch (JR * 8 + KV) {
+#define C(R_, K_) case R_ * 8 + K_: \
+    DSFX(wgrad_tile)(X, idx, m, nin, k0, D, nout, j0, R_, K_, last, alpha, beta, G, u); break;
+        C(6, 4) C(6, 3) C(6, 2) C(6, 1) C(5, 4) C(5, 3) C(5, 2) C(5, 1)
+        C(4, 4) C(4, 3) C(4, 2) C(4, 1) C(3, 4) C(3, 3) C(3, 2) C(3, 1)
+        C(2, 4) C(2, 3) C(2, 2) C(2, 1) C(1, 4) C(1, 3) C(1, 2) C(1, 1)
+#undef C
+    }
+}
+
+/* G = alpha D^T X[idx] + beta G (idx NULL: X's first m rows): the tiles down G's columns, so
+ * that the block of X's rows they read stays in L1; or with u the SGD step u on W, the tiles
+ * along W's rows, which W and V then stream through once */
+static void DSFX(wgrad_blocks)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                               const REAL *D, int64_t nout, REAL alpha, REAL beta, REAL *G,
+                               const DSFX(sgd_c) *u) {
+    if (u) {
+        for (int64_t j0 = 0; j0 < nout; j0 += DTILE)
+            for (int64_t k0 = 0; k0 < nin; k0 += 4 * LANES)
+                DSFX(wgrad_at)(X, idx, m, nin, D, nout, alpha, beta, G, u, k0, j0);
+    } else {
+        for (int64_t k0 = 0; k0 < nin; k0 += 4 * LANES)
+            for (int64_t j0 = 0; j0 < nout; j0 += DTILE)
+                DSFX(wgrad_at)(X, idx, m, nin, D, nout, alpha, beta, G, u, k0, j0);
+    }
+}
+
 static void DSFX(wgrad_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
                                const REAL *D, int64_t nout, REAL alpha, REAL beta, REAL *G) {
-    for (int64_t k0 = 0; k0 < nin; k0 += 4 * LANES) {
-        int64_t kw = nin - k0 < 4 * LANES ? nin - k0 : 4 * LANES;
-        int KV = (int)((kw + LANES - 1) / LANES);
-        int64_t rem = kw - LANES * (KV - 1);
-        VMASK last = (VMASK)(rem >= LANES ? ~0u : (1u << rem) - 1);
-        for (int64_t j0 = 0; j0 < nout; j0 += DTILE) {
-            int JR = nout - j0 < DTILE ? (int)(nout - j0) : DTILE;
-            switch (JR * 8 + KV) {
-#define C(R_, K_) case R_ * 8 + K_: \
-    DSFX(wgrad_tile)(X, idx, m, nin, k0, D, nout, j0, R_, K_, last, alpha, beta, G); break;
-                C(6, 4) C(6, 3) C(6, 2) C(6, 1) C(5, 4) C(5, 3) C(5, 2) C(5, 1)
-                C(4, 4) C(4, 3) C(4, 2) C(4, 1) C(3, 4) C(3, 3) C(3, 2) C(3, 1)
-                C(2, 4) C(2, 3) C(2, 2) C(2, 1) C(1, 4) C(1, 3) C(1, 2) C(1, 1)
-#undef C
-            }
-        }
-    }
+    DSFX(wgrad_blocks)(X, idx, m, nin, D, nout, alpha, beta, G, NULL);
+}
+
+static void DSFX(wgrad_sgd_avx512)(const REAL *X, const int64_t *idx, int64_t m, int64_t nin,
+                                   const REAL *D, int64_t nout, REAL alpha, REAL *W, REAL *V,
+                                   REAL lr, REAL l2, REAL mu, REAL f, int nesterov) {
+    const DSFX(sgd_c) u = {W, V, V_SET1(lr), V_SET1(l2), V_SET1(mu), V_SET1(f), mu != 0,
+                           nesterov};
+    DSFX(wgrad_blocks)(X, idx, m, nin, D, nout, alpha, 0, NULL, &u);
 }
 
 /* The sparse first layer (inputs mostly zero), by tiles of WPT adjacent columns (pixels).

@@ -77,6 +77,12 @@ void vg_l0_wgrad_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, 
                    int64_t nout, double alpha, double beta, double *G);
 void vg_l0_wgrad_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
                    int64_t nout, float alpha, float beta, float *G);
+void vg_wgrad_sgd_d(const double *X, const int64_t *idx, int64_t m, int64_t nin, const double *D,
+                    int64_t nout, double alpha, double *W, double *V, double lr, double l2,
+                    double mu, double f, int nesterov);
+void vg_wgrad_sgd_f(const float *X, const int64_t *idx, int64_t m, int64_t nin, const float *D,
+                    int64_t nout, float alpha, float *W, float *V, float lr, float l2, float mu,
+                    float f, int nesterov);
 extern int64_t vg_sparse_group_rows;
 void vg_l0_sparse_sizes(int64_t m, int64_t nin, int64_t *sizes);
 double vg_l0_forward_sparse_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,

@@ -553,6 +553,70 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
         _core._sparse_group_rows(rows_before)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_sgd_step_from_the_registers_is_the_gradient_then_the_step(dtype):
+    """vg_wgrad_sgd (the SGD step taking alpha D^T X[idx] straight from the weight-gradient
+    kernel's registers) against numpy on shapes that exercise every tail (units not a multiple of
+    the 6-row tile, inputs not a multiple of 4 vectors), rows through idx or the first m rows,
+    plain SGD, heavy ball and Nesterov, with L2 and decay: within rounding of the float64
+    formulas; and bit for bit the direct kernel's gradient G followed by vg_sgd_apply's
+    operations in their order (numpy rounds each as C does), on each instruction set."""
+    rng = np.random.default_rng(5)
+    before = _core.get_isa()
+    tol = 1e-13 if dtype == "float64" else 2e-5
+    try:
+        for isa in _isas_to_try():
+            _core.set_isa(isa)
+            for n_in, n_out, m in [(1, 1, 1), (7, 3, 5), (37, 29, 13), (64, 33, 64), (100, 70, 7),
+                                   (17, 130, 9), (784, 100, 10)]:
+                X = rng.standard_normal((20 + m, n_in)).astype(dtype)
+                X[rng.random(X.shape) < 0.5] = 0
+                D = rng.standard_normal((m, n_out)).astype(dtype)
+                W0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+                V0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+                for idx in (None, rng.integers(0, X.shape[0], m).astype(np.int64)):
+                    rows = np.arange(m, dtype=np.int64) if idx is None else idx
+                    for mu, nesterov, l2, f in [(0.0, False, 0.0, 1.0), (0.9, False, 0.3, 1.0),
+                                                (0.9, True, 0.3, 0.99), (0.5, True, 0.0, 1.0)]:
+                        alpha, lr = 1.0 / m, 0.05
+                        W, V = W0.copy(), V0.copy()
+                        _core.wgrad_sgd_step(X, idx, D, W, V, alpha, lr, l2, mu, f, nesterov)
+                        # the same kernel's gradient, then the step as vg_sgd_apply takes it
+                        G = np.empty_like(W0)
+                        _core.first_layer_products(X, rows, W0, D, G, alpha, 0.0)
+                        c = [np.asarray(v, dtype) for v in (l2, mu, f, lr)]
+                        g = G + c[0] * W0
+                        v = c[1] * V0 + g if mu else V0
+                        step = (g + c[1] * v if nesterov else v) if mu else g
+                        assert np.array_equal(W, c[2] * W0 - c[3] * step), (isa, n_in, mu)
+                        assert np.array_equal(V, v), (isa, n_in, mu)
+                        # and the float64 formulas
+                        A = X[rows].astype(np.float64)
+                        gr = alpha * D.astype(np.float64).T @ A + l2 * W0.astype(np.float64)
+                        vr = mu * V0.astype(np.float64) + gr if mu else V0.astype(np.float64)
+                        sr = (gr + mu * vr if nesterov else vr) if mu else gr
+                        wr = f * W0.astype(np.float64) - lr * sr
+                        assert np.max(np.abs(W - wr)) <= tol * max(1.0, np.abs(wr).max())
+                        assert np.max(np.abs(V - vr)) <= tol * max(1.0, np.abs(vr).max())
+    finally:
+        _core.set_isa(before)
+
+
+def test_the_sgd_step_hook_refuses_bad_arguments():
+    X, D, W, V = np.zeros((4, 3)), np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 3))
+    with pytest.raises(ValueError, match="fewer rows than D"):
+        _core.wgrad_sgd_step(X[:1], None, D, W, V, 1.0, 0.1, 0.0, 0.9, 1.0, True)
+    with pytest.raises(ValueError, match="idx must be int64 row indices"):
+        _core.wgrad_sgd_step(X, np.array([0, 4]), D, W, V, 1.0, 0.1, 0.0, 0.9, 1.0, True)
+    with pytest.raises(ValueError, match="V must be a C-contiguous"):
+        _core.wgrad_sgd_step(X, None, D, W, V.T, 1.0, 0.1, 0.0, 0.9, 1.0, True)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        _core.wgrad_sgd_step(X, None, D, np.zeros((2, 4)), V, 1.0, 0.1, 0.0, 0.9, 1.0, True)
+    W.flags.writeable = False
+    with pytest.raises(ValueError, match="W must be writeable"):
+        _core.wgrad_sgd_step(X, None, D, W, V, 1.0, 0.1, 0.0, 0.9, 1.0, True)
+
+
 def test_the_kernel_hook_refuses_bad_arguments():
     X = np.zeros((4, 3))
     W, D, G = np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 3))

@@ -1,8 +1,9 @@
 """The fast paths of the engine (issue 9) held to independent references.
 
-- the fused SGD update (the weight-gradient GEMM writing into W or the velocity) and the general
-  path both equal _reference.sgd_epoch, with and without L2, momentum and Nesterov, in
-  chunked (large) and plain mini-batches;
+- the fused SGD update (the weight-gradient GEMM writing into W or the velocity; for Nesterov the
+  step taking each weight gradient from the kernels' registers, or from a formed gradient) and
+  the general path all equal _reference.sgd_epoch, with and without L2, momentum and Nesterov,
+  in chunked (large) and plain mini-batches;
 - the divergence contract on the fused path: a non-finite gradient or an overflowing update
   stops at that step with the parameters bitwise those of the last finite step;
 - X's NaN/Inf check riding on the row gather: refused with the row named, state untouched;
@@ -51,10 +52,19 @@ CASES = [  # (batch, lr, lmbda, momentum, nesterov)
 ]
 
 
+@pytest.fixture(params=[True, False], ids=["in_registers", "formed"])
+def wgrad_sgd(request):
+    """Nesterov's fused step with each weight gradient from the kernels' registers
+    (vg_wgrad_sgd, the default) or formed first."""
+    before = _core._set_wgrad_sgd(request.param)
+    yield request.param
+    _core._set_wgrad_sgd(before)
+
+
 @pytest.mark.parametrize("bs,lr,lmbda,momentum,nesterov", CASES)
 @pytest.mark.parametrize("fused", [True, False])
 def test_fused_and_general_paths_equal_the_reference(bs, lr, lmbda, momentum, nesterov, fused,
-                                                     monkeypatch):
+                                                     wgrad_sgd, monkeypatch):
     net = vgfast.Network([30, 20, 12, 5], seed=1)
     X, y = data(600, 30, 5)
     p0 = net.params.copy()
@@ -69,8 +79,10 @@ def test_fused_and_general_paths_equal_the_reference(bs, lr, lmbda, momentum, ne
     assert h.fused_steps == (steps if fused and bs <= 128 else 0)
 
 
+@pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_fused_path_with_dropout_and_max_norm_equals_general_path(dtype, monkeypatch):
+def test_fused_path_with_dropout_and_max_norm_equals_general_path(dtype, nesterov, wgrad_sgd,
+                                                                   monkeypatch):
     """Same masks, same maths: the two paths agree to rounding (they round differently)."""
     X, y = data(200, 16, 4, seed=2)
     out = {}
@@ -79,7 +91,7 @@ def test_fused_path_with_dropout_and_max_norm_equals_general_path(dtype, monkeyp
         monkeypatch.setattr(T, "_FUSED", fused)
         h = vgfast.train(net, X, y, epochs=2, batch_size=8, seed=5, dropout=(0.9, 0.7),
                          max_norm=1.5, lmbda=0.5, monitor=False,
-                         optimizer=vgfast.SGD(0.05, momentum=0.8))
+                         optimizer=vgfast.SGD(0.05, momentum=0.8, nesterov=nesterov))
         out[fused] = net.params.astype(np.float64)
         assert h.fused_steps == (50 if fused else 0)
     tol = 1e-12 if dtype == "float64" else 2e-5

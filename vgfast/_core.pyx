@@ -106,6 +106,10 @@ cdef extern from "vg_kernels.h" nogil:
                        double, double, double*)
     void vg_l0_wgrad_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
                        float, float, float*)
+    void vg_wgrad_sgd_d(const double*, const int64_t*, int64_t, int64_t, const double*, int64_t,
+                        double, double*, double*, double, double, double, double, int)
+    void vg_wgrad_sgd_f(const float*, const int64_t*, int64_t, int64_t, const float*, int64_t,
+                        float, float*, float*, float, float, float, float, int)
     int64_t vg_sparse_group_rows
     void vg_l0_sparse_sizes(int64_t, int64_t, int64_t*)
     double vg_l0_forward_sparse_d(const double*, const int64_t*, int64_t, int64_t, const double*,
@@ -320,6 +324,9 @@ cdef bint _sparse_on = True
 # Engine.tile_rows builds TileRows (switched off by tests and benchmarks: _set_tiles)
 cdef bint _tiles_on = True
 cdef bint _adam_t_on = True
+# SGD steps whose gradient only the step reads take it from the registers (vg_wgrad_sgd; tests
+# and benchmarks switch it: _set_wgrad_sgd)
+cdef bint _wgrad_sgd_on = True
 # Inputs judged sparse (at most this fraction nonzero over the first rows) go through the sparse
 # kernels (float64; float32 when the first layer is too wide for the dense kernels)
 cdef double SPARSE_MAX_DENSITY = 0.3
@@ -577,10 +584,31 @@ cdef inline void weight_product(Plan* p, floating* ws, int l, int64_t r0, int64_
                 ws + p.a_off[l] + r0 * nin, <int>nin, <floating>beta, out, <int>nin)
 
 
+cdef inline void wgrad_sgd(Plan* p, floating* ws, int l, int64_t m, double lr, double l2,
+                           double mu, double f, bint nesterov, floating* w,
+                           floating* v) noexcept nogil:
+    """sgd_apply's step on W^l (and its velocity v) with dC/dW^l = D_{l+1}^T A_l / m summed as
+    the direct kernels sum it, straight from their registers: never stored (vg_wgrad_sgd). A_l
+    as weight_product reads it: X's rows in place for l = 0 read directly (not sparse), else the
+    gathered rows or the activations."""
+    cdef int64_t nin = p.sizes[l], nout = p.sizes[l + 1]
+    cdef const floating* D = ws + p.d_off[l + 1]
+    cdef const floating* A = ws + p.a_off[l]
+    cdef const int64_t* idx = NULL
+    if l == 0 and p.didx != NULL:
+        A = <const floating*>p.dx
+        idx = p.didx
+    if floating is double:
+        vg_wgrad_sgd_d(A, idx, m, nin, D, nout, 1.0 / m, w, v, lr, l2, mu, f, nesterov)
+    else:
+        vg_wgrad_sgd_f(A, idx, m, nin, D, nout, <float>(1.0 / m), w, v, <float>lr, <float>l2,
+                       <float>mu, <float>f, nesterov)
+
+
 cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double gscale,
-                       int acc, int64_t r0=0) noexcept nogil:
+                       int acc, int64_t r0=0, uint64_t only_b=0) noexcept nogil:
     """After deltas(), rows r0 .. r0 + m: grad gets gscale * sum over those rows of dC/dW^l and
-    dC/db^l (added when acc)."""
+    dC/db^l (added when acc); only dC/db^l for the layers l of the bits of only_b."""
     cdef int l
     cdef int64_t nin, nout
     cdef floating* D
@@ -589,7 +617,8 @@ cdef void weight_grads(Plan* p, floating* ws, floating* grad, int64_t m, double 
         nout = p.sizes[l + 1]
         D = ws + p.d_off[l + 1] + r0 * nout
         # dC/dW^l = gscale * D.T @ A
-        weight_product(p, ws, l, r0, m, gscale, 1.0 if acc else 0.0, grad + p.w_off[l])
+        if not (only_b >> l) & 1:
+            weight_product(p, ws, l, r0, m, gscale, 1.0 if acc else 0.0, grad + p.w_off[l])
         # dC/db^l = gscale * D.sum(axis=0)
         colsum(D, m, nout, gscale, grad + p.b_off[l], acc)
 
@@ -945,6 +974,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     # (Nesterov's step reads the gradient itself: it always takes that form)
     cdef bint with_grad = (want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or
                            r.dist != NULL or nesterov)
+    # ... Nesterov's alone: its step is then the only reader of dC/dW (see wgrad_sgd)
+    cdef bint step_only = (_wgrad_sgd_on and vg_direct_available() and nesterov and not (
+        want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or r.dist != NULL))
+    cdef uint64_t in_regs = 0
     cdef double d2
     cdef bint can_chunk = r.dead == NULL
     # Adam on W^0 by vg_adam_t (the L2 term, the step and the next step's W^0 transposed, in one
@@ -1113,7 +1146,14 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             # deltas and the activations
             o.t += 1
             r.fused_steps += 1
-            weight_grads(p, ws, grad, m, 1.0 / m, 0)
+            # the layers whose weight gradient only their step reads: small batches, or the
+            # first layer read in place (dense), where the direct kernels sum it
+            in_regs = 0
+            if step_only:
+                for l in range(L):
+                    if m < DIRECT_MIN_ROWS or (l == 0 and p.didx != NULL and not p.sparse):
+                        in_regs |= (<uint64_t>1) << l
+            weight_grads(p, ws, grad, m, 1.0 / m, 0, 0, in_regs)
             record_norms(p, grad, r)
             # (max-norm rescales W after the pass: then the distance takes a pass of its own)
             fuse_dist = r.dist != NULL and o.max_norm == 0
@@ -1126,10 +1166,14 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                 nin = p.sizes[l]
                 nout = p.sizes[l + 1]
                 lsum[0] = lsum[1] = lsum[2] = 0
-                sgd_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l], nin * nout,
-                          lr, o.l2, mu, fdec, nesterov,
-                          <const floating*>r.theta0 + p.w_off[l] if fuse_dist else NULL,
-                          lsum if sums_on else NULL)
+                if (in_regs >> l) & 1:
+                    wgrad_sgd(p, ws, l, m, lr, o.l2, mu, fdec, nesterov, params + p.w_off[l],
+                              s1 + p.w_off[l])
+                else:
+                    sgd_apply(params + p.w_off[l], grad + p.w_off[l], s1 + p.w_off[l],
+                              nin * nout, lr, o.l2, mu, fdec, nesterov,
+                              <const floating*>r.theta0 + p.w_off[l] if fuse_dist else NULL,
+                              lsum if sums_on else NULL)
                 sgd_apply(params + p.b_off[l], grad + p.b_off[l], s1 + p.b_off[l], nout,
                           lr, 0.0, mu, 1.0, nesterov,
                           <const floating*>r.theta0 + p.b_off[l] if fuse_dist else NULL,
@@ -2063,6 +2107,16 @@ def _set_adam_t(bint on):
     return before
 
 
+def _set_wgrad_sgd(bint on):
+    """(For tests and benchmarks) let SGD steps whose weight gradient only the step reads take
+    it from the direct kernels' registers (vg_wgrad_sgd, the default), or form it first (a
+    GEMM or the direct kernel, then vg_sgd_apply). Returns the previous setting."""
+    global _wgrad_sgd_on
+    before = bool(_wgrad_sgd_on)
+    _wgrad_sgd_on = on
+    return before
+
+
 def _set_tiles(bint on):
     """(For tests and benchmarks) let Engine.tile_rows compact the rows of X (on, the default),
     or not (off: the sparse first layer scans X's rows at every step). Returns the previous
@@ -2109,6 +2163,30 @@ cdef double _first_layer(Plan* q, const floating* X, const floating* W, const fl
     return mx
 
 
+def _check_first_layer(str name, cnp.ndarray X, cnp.ndarray idx, cnp.ndarray W,
+                       cnp.ndarray D, cnp.ndarray G, str gname="G"):
+    """The test hooks' arguments: X (n, k), W and G (j, k), D (m, j) C-contiguous of one float
+    dtype, G (named gname) writeable; idx int64 in [0, n), m >= 1 of them. Returns m."""
+    dt = X.dtype
+    if dt not in (np.float64, np.float32):
+        raise TypeError(f"{name}: X must be float64 or float32")
+    for what, a in (("X", X), ("W", W), ("D", D), (gname, G)):
+        if a.dtype != dt or a.ndim != 2 or not a.flags.c_contiguous:
+            raise ValueError(f"{name}: {what} must be a C-contiguous 2-D array of X's dtype")
+    if not G.flags.writeable:
+        raise ValueError(f"{name}: {gname} must be writeable")
+    cdef int64_t n = X.shape[0], nin = X.shape[1], nout = W.shape[0], m = idx.shape[0]
+    if (idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous or
+            (m and (idx.min() < 0 or idx.max() >= n))):
+        raise ValueError(f"{name}: idx must be int64 row indices of X")
+    if W.shape[1] != nin or D.shape[0] != m or D.shape[1] != nout or G.shape[0] != nout \
+            or G.shape[1] != nin:
+        raise ValueError(f"{name}: shapes do not match")
+    if m == 0:
+        raise ValueError(f"{name}: idx must select at least one row")
+    return m
+
+
 def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
                          cnp.ndarray W not None, cnp.ndarray D not None, cnp.ndarray G not None,
                          double alpha, double beta, bint sparse=False, bint tiles=False):
@@ -2119,23 +2197,8 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     variants when selected (set_isa), else portable loops.
     X (n, k), W and G (j, k), D (m, j): C-contiguous, one float dtype; idx int64 in [0, n)."""
     dt = X.dtype
-    if dt not in (np.float64, np.float32):
-        raise TypeError("first_layer_products: X must be float64 or float32")
-    for name, a in (("X", X), ("W", W), ("D", D), ("G", G)):
-        if a.dtype != dt or a.ndim != 2 or not a.flags.c_contiguous:
-            raise ValueError(f"first_layer_products: {name} must be a C-contiguous 2-D array of "
-                             f"X's dtype")
-    if not G.flags.writeable:
-        raise ValueError("first_layer_products: G must be writeable")
-    cdef int64_t n = X.shape[0], nin = X.shape[1], nout = W.shape[0], m = idx.shape[0]
-    if (idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous or
-            (m and (idx.min() < 0 or idx.max() >= n))):
-        raise ValueError("first_layer_products: idx must be int64 row indices of X")
-    if W.shape[1] != nin or D.shape[0] != m or D.shape[1] != nout or G.shape[0] != nout \
-            or G.shape[1] != nin:
-        raise ValueError("first_layer_products: shapes do not match")
-    if m == 0:
-        raise ValueError("first_layer_products: idx must select at least one row")
+    cdef int64_t m = _check_first_layer("first_layer_products", X, idx, W, D, G)
+    cdef int64_t nin = X.shape[1], nout = W.shape[0]
     lanes = 8 if dt == np.float64 else 16
     cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
     Wt = np.zeros(nin * ldw, dt)
@@ -2163,6 +2226,31 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
         mx = _first_layer(&q, <float*>ptr(X), <float*>ptr(W), <float*>ptr(D), <float*>ptr(Z),
                           <float*>ptr(G), m, alpha, beta)
     return Z, mx
+
+
+def wgrad_sgd_step(cnp.ndarray X not None, idx, cnp.ndarray D not None,
+                   cnp.ndarray W not None, cnp.ndarray V not None, double alpha, double lr,
+                   double l2, double mu, double f, bint nesterov):
+    """vg_wgrad_sgd on its own (for tests): the SGD step of vg_sgd_apply on W (j, k) and its
+    velocity V in place, with the gradient alpha D^T X[idx] (idx None: X's first m rows, m =
+    len(D)) summed as the first-layer kernels sum it and never stored. The AVX-512 kernel when
+    selected (set_isa), else the portable loops."""
+    if idx is None and D.shape[0] > X.shape[0]:
+        raise ValueError("wgrad_sgd_step: X has fewer rows than D")
+    cdef cnp.ndarray ix = (np.arange(D.shape[0], dtype=np.int64) if idx is None
+                           else np.asarray(idx))
+    cdef int64_t m = _check_first_layer("wgrad_sgd_step", X, ix, W, D, V, "V")
+    if not W.flags.writeable:
+        raise ValueError("wgrad_sgd_step: W must be writeable")
+    cdef const int64_t* pi = NULL if idx is None else <int64_t*>ptr(ix)
+    cdef int64_t nin = X.shape[1], nout = W.shape[0]
+    if X.dtype == np.float64:
+        vg_wgrad_sgd_d(<double*>ptr(X), pi, m, nin, <double*>ptr(D), nout, alpha,
+                       <double*>ptr(W), <double*>ptr(V), lr, l2, mu, f, nesterov)
+    else:
+        vg_wgrad_sgd_f(<float*>ptr(X), pi, m, nin, <float*>ptr(D), nout, <float>alpha,
+                       <float*>ptr(W), <float*>ptr(V), <float>lr, <float>l2, <float>mu,
+                       <float>f, nesterov)
 
 
 def data_bound(cnp.ndarray X not None):
