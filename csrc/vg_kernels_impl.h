@@ -82,8 +82,9 @@ static void SFX(softplus_row)(const REAL *z, REAL *out, int64_t n) {
 }
 
 /* Softmax of one row. Infinite logits have a limit: the +inf entries share the mass equally;
- * a row of -inf only is uniform. NaN propagates. */
-static void SFX(softmax_row)(const REAL *zr, REAL *ar, int64_t n) {
+ * a row of -inf only is uniform. NaN propagates. sr (not NULL) gets the row's exp(z - max z),
+ * which vg_output_delta's log-likelihood then reads instead of taking them again. */
+static void SFX(softmax_row)(const REAL *zr, REAL *ar, REAL *sr, int64_t n) {
     REAL mx = zr[0];
     for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
     if (!(mx - mx == 0) && mx == mx) { /* mx is +inf or -inf */
@@ -91,16 +92,18 @@ static void SFX(softmax_row)(const REAL *zr, REAL *ar, int64_t n) {
         for (int64_t j = 0; j < n; j++) cnt += zr[j] == mx;
         for (int64_t j = 0; j < n; j++) ar[j] = zr[j] == mx ? (REAL)1 / cnt : (REAL)0;
         for (int64_t j = 0; j < n; j++) if (zr[j] != zr[j]) ar[j] = zr[j]; /* NaN stays */
+        if (sr) for (int64_t j = 0; j < n; j++) sr[j] = EXP(zr[j] - mx);
         return;
     }
     REAL sum = 0;
     for (int64_t j = 0; j < n; j++) { ar[j] = EXP(zr[j] - mx); sum += ar[j]; }
+    if (sr) for (int64_t j = 0; j < n; j++) sr[j] = ar[j];
     REAL inv = (REAL)1 / sum;
     for (int64_t j = 0; j < n; j++) ar[j] *= inv;
 }
 
 /* z <- z + b (row broadcast; b may be NULL); a <- f(z); s <- f'(z) when s is not NULL (softmax:
- * not formed, its Jacobian is not diagonal). z, a and s are (m, n), not aliased.
+ * not formed, its Jacobian is not diagonal; s gets each row's exp(z - max z) instead). z, a and s are (m, n), not aliased.
  * f' is taken where it is exact: sigma' from the exponential (see sigmoid_row), tanh' = 1 - a^2,
  * elu' = a + alpha for z <= 0, softplus' = sigma(z), and from z for the piecewise-linear ones. */
 VG_API void SFX(vg_bias_act)(REAL *z, REAL *a, REAL *s, const REAL *b, int64_t m, int64_t n,
@@ -146,7 +149,7 @@ VG_API void SFX(vg_bias_act)(REAL *z, REAL *a, REAL *s, const REAL *b, int64_t m
         if (s) for (int64_t j = 0; j < len; j++) s[j] = SFX(sigmoid)(z[j]);
         break;
     case VG_SOFTMAX:
-        for (int64_t i = 0; i < m; i++) SFX(softmax_row)(z + i * n, a + i * n, n);
+        for (int64_t i = 0; i < m; i++) SFX(softmax_row)(z + i * n, a + i * n, s ? s + i * n : 0, n);
         break;
     default: break;
     }
@@ -199,8 +202,10 @@ VG_API double SFX(vg_maxabs)(const REAL *x, int64_t len) {
  *   sigmoid + cross_entropy:  C = sum_j softplus(z_j) - y_j z_j,   d = a - y
  *   softmax + log_likelihood: C = sum_j y_j (lse(z) - z_j),       d = (sum_j y_j) a - y
  *   quadratic:                C = 0.5 ||a - y||^2,                d = J_f(z)^T (a - y)
- * y is (m, n) targets, or NULL with lab (m,) integer labels meaning one-hot rows. s holds f'(z)
- * from vg_bias_act (read only by the quadratic cost with an elementwise output).
+ * y is (m, n) targets, or NULL with lab (m,) integer labels meaning one-hot rows. s (may be NULL)
+ * is what vg_bias_act wrote there for these z: f'(z), read by the quadratic cost with an
+ * elementwise output; for softmax the rows' exp(z - max z), which lse(z) then sums (NULL: it
+ * takes them again, the same numbers).
  * correct, when not NULL, is increased by the number of rows whose first argmax of a equals the
  * label (the first argmax of the target row when y is given), as np.argmax counts them. */
 /* Sum over the m rows of the cross-entropy of sigmoid outputs,
@@ -251,7 +256,10 @@ VG_API double SFX(vg_output_delta)(REAL *d, const REAL *z, const REAL *a, const 
             REAL mx = zr[0];
             for (int64_t j = 1; j < n; j++) if (zr[j] > mx) mx = zr[j];
             double se = 0;
-            for (int64_t j = 0; j < n; j++) se += (double)EXP(zr[j] - mx);
+            if (act == VG_SOFTMAX && s) /* the forward pass's exp(z - max z) (softmax_row) */
+                for (int64_t j = 0; j < n; j++) se += (double)s[i * n + j];
+            else
+                for (int64_t j = 0; j < n; j++) se += (double)EXP(zr[j] - mx);
             double lse = (double)mx + log(se);
             REAL ysum = 0;
             for (int64_t j = 0; j < n; j++) {

@@ -178,6 +178,20 @@ def test_bad_row_in_X_is_refused_with_its_index_and_nothing_changes(bs):
         vgfast.train(net, X, y, epochs=0, batch_size=bs)  # no epoch: still checked
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_recorded_softmax_cost_is_the_evaluated_one_bit_for_bit(dtype):
+    """The log-likelihood's lse(z) from the exponentials the forward pass's softmax left in its
+    buffer (training) or taken again (evaluation): the same cost, bit for bit."""
+    net = vgfast.Network([20, 16, 5], output="softmax", cost="log_likelihood", seed=2,
+                         dtype=dtype)
+    X, y = data(64, 20, 5, seed=4)
+    X *= 8  # logits far apart: every exponential counts
+    c0 = net.cost(X, y)
+    h = vgfast.train(net, X, y, epochs=1, batch_size=64, shuffle=False, record=("cost",),
+                     record_every="step", monitor=False, optimizer=vgfast.SGD(0.1))
+    assert h.cost[0] == c0 and np.isfinite(c0)
+
+
 def test_running_monitor_equals_an_explicit_loop():
     """History.train_cost/train_accuracy by default: each mini-batch's cost and accuracy at the
     parameters before its update, averaged over the rows, plus the penalty at the end."""
