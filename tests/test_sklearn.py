@@ -458,3 +458,60 @@ def test_verbose_prints_scikit_learn_lines(capsys):
     MLPClassifier(solver="lbfgs", max_iter=3, verbose=True, random_state=0).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2", "Iteration 3"]
+
+
+ONE_CALL_CASES = [  # batches that divide the rows: the fit's epochs in one train() call
+    ("adam defaults", MLPClassifier, multiclass, dict(batch_size=30, max_iter=12)),
+    ("adam, stops on tol", MLPClassifier, multiclass,
+     dict(batch_size=50, max_iter=40, tol=1e-2, n_iter_no_change=3)),
+    ("sgd nesterov", MLPClassifier, multiclass,
+     dict(solver="sgd", batch_size=30, learning_rate_init=0.05, max_iter=9, alpha=1e-3)),
+    ("sgd invscaling", MLPClassifier, multiclass,
+     dict(solver="sgd", learning_rate="invscaling", power_t=0.3, learning_rate_init=0.2,
+          batch_size=25, max_iter=8)),
+    ("sgd adaptive", MLPClassifier, multiclass,
+     dict(solver="sgd", learning_rate="adaptive", tol=0.5, n_iter_no_change=2,
+          batch_size=50, max_iter=20)),
+    ("early stopping", MLPClassifier, binary,
+     dict(solver="sgd", batch_size=13, early_stopping=True, validation_fraction=0.2,
+          max_iter=30, tol=1e-3)),
+    ("no shuffle, verbose", MLPClassifier, multiclass,
+     dict(shuffle=False, batch_size=15, max_iter=5, verbose=True)),
+    ("regressor, two targets", MLPRegressor, lambda: regression(2),
+     dict(solver="sgd", learning_rate_init=0.01, batch_size=35, max_iter=8, alpha=1e-2)),
+]
+
+
+@pytest.mark.parametrize("name, cls, data, kw", ONE_CALL_CASES,
+                         ids=[c[0] for c in ONE_CALL_CASES])
+def test_epochs_in_one_train_call_equal_one_call_per_epoch(name, cls, data, kw, monkeypatch,
+                                                           capsys):
+    """A fit of equal mini-batches runs its epochs in one train() call, scikit-learn's
+    bookkeeping in the call's callback: the same fit as one call per epoch, bit for bit (the
+    parameters, the optimiser's state, the loss curve and scores, the stopping epoch, the
+    per-step records, what verbose prints)."""
+    from vgfast.sklearn import _base
+
+    X, y = data()
+    fits, printed = {}, {}
+    for one_call in (True, False):
+        monkeypatch.setattr(_base, "_ONE_CALL", one_call)
+        fits[one_call] = cls(random_state=0, **kw).fit(X, y)
+        printed[one_call] = capsys.readouterr().out
+    a, b = fits[True], fits[False]
+    assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    assert 0 < a.n_iter_ <= kw["max_iter"]
+    for u, v in zip(params(a), params(b)):
+        np.testing.assert_array_equal(u, v)
+    assert a.loss_curve_ == b.loss_curve_ and a.loss_ == b.loss_
+    assert a.best_loss_ == b.best_loss_ and a.validation_scores_ == b.validation_scores_
+    assert a._optimizer.learning_rate == b._optimizer.learning_rate
+    for key in b._optimizer.opt.state:
+        np.testing.assert_array_equal(a._optimizer.opt.state[key], b._optimizer.opt.state[key])
+    np.testing.assert_array_equal(a.history_.cost, b.history_.cost)
+    assert a.history_.lr.tolist() == b.history_.lr.tolist()
+    assert np.array_equal(a.history_.record_steps, b.history_.record_steps)
+    assert a.history_.steps_per_epoch == b.history_.steps_per_epoch
+    assert printed[True] == printed[False]
+    if "stops" in name or "adaptive" in name or "early" in name:
+        assert a.n_iter_ < kw["max_iter"]  # they stop within the call (adaptive: lr cut first)

@@ -42,6 +42,9 @@ from . import _params
 OUTPUTS = {"softmax": ("softmax", "log_likelihood"), "logistic": ("sigmoid", "cross_entropy"),
            "identity": ("linear", "quadratic")}
 _STOCHASTIC = ("sgd", "adam")
+# a fit's epochs of equal mini-batches in one train() call (_epochs_in_one_call); tests switch it
+# off to compare with one call per epoch
+_ONE_CALL = True
 
 
 def _shuffle(a, random_state):
@@ -336,42 +339,95 @@ class BaseMLP(BaseEstimator):
                 and n_samples % batch_size == 0):
             with self._net._using() as eng:
                 tiles = eng.tile_rows(X_train, batch_size, 1.0, self._record_names())
+        stopped = False
         try:
             self.n_iter_ = 0
-            for it in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = _shuffle(sample_idx, self._random_state)
-                self.loss_ = self._epoch(X_train, T_train, sample_idx if self.shuffle else None,
-                                         batch_size, tiles)
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
-                self._optimizer.iteration_ends(self.t_)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    if self._optimizer.trigger_stopping(msg, self.verbose):
+            if _ONE_CALL and not incremental and n_samples % batch_size == 0:
+                stopped = self._epochs_in_one_call(X_train, T_train, sample_idx, batch_size,
+                                                   tiles, early_stopping, X_val, y_val)
+            else:
+                for it in range(self.max_iter):
+                    if self.shuffle:
+                        sample_idx = _shuffle(sample_idx, self._random_state)
+                    loss = self._epoch(X_train, T_train, sample_idx if self.shuffle else None,
+                                       batch_size, tiles)
+                    stopped = self._epoch_ends(loss, n_samples, early_stopping, X_val, y_val)
+                    if stopped or incremental:
                         break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                                  "optimization hasn't converged yet." % self.max_iter,
-                                  ConvergenceWarning, stacklevel=3)
+            if not incremental and not stopped and self.n_iter_ == self.max_iter:
+                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                              "optimization hasn't converged yet." % self.max_iter,
+                              ConvergenceWarning, stacklevel=3)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         finally:
             self.history_ = self._history()
         if early_stopping:
             self._net.params[...] = self._best_params  # the best epoch's parameters
+
+    def _epoch_ends(self, loss, n_samples, early_stopping, X_val, y_val):
+        """scikit-learn's bookkeeping after an epoch whose loss_ is loss: the loss curve, the
+        no-improvement count, the learning-rate schedule; True when it stops the fit."""
+        self.loss_ = loss
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        self._update_no_improvement_count(early_stopping, X_val, y_val)
+        self._optimizer.iteration_ends(self.t_)
+        if self._no_improvement_count > self.n_iter_no_change:
+            if early_stopping:
+                msg = ("Validation score did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (self.tol, self.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (self.tol, self.n_iter_no_change))
+            if self._optimizer.trigger_stopping(msg, self.verbose):
+                return True
+            self._no_improvement_count = 0
+        return False
+
+    def _epochs_in_one_call(self, X, T, sample_idx, batch_size, tiles, early_stopping, X_val,
+                            y_val):
+        """Up to max_iter epochs of equal mini-batches in one train() call, whose callback does
+        after each epoch what the loop of _epoch calls does between them (the loss, the
+        records, _epoch_ends, the next epoch's learning rate) and stops the call when
+        scikit-learn stops: the same draws, steps and parameters, bit for bit, without a call's
+        set-up per epoch. Returns whether the fit stopped before max_iter."""
+        n = X.shape[0]
+        k = n // batch_size
+        record = self._record_names()
+        rows = np.full(k, batch_size, dtype=np.float64)
+        order = {"idx": sample_idx}
+        state = {"sq": self._weight_sq(), "stopped": False}
+
+        def shuffle(epoch, n_rows):
+            order["idx"] = _shuffle(order["idx"], self._random_state)
+            return order["idx"]
+
+        def epoch_ends(epoch, net, hist):
+            costs = np.asarray(hist.cost[-k:])
+            for name in record:
+                self._records.setdefault(name, []).extend(
+                    np.asarray(getattr(hist, name)[-k:]).tolist())
+            self._records["steps"] += k
+            self._records["lr"].append(float(self._optimizer.learning_rate))
+            sq_after = self._weight_sq()
+            loss = self._epoch_loss(0.0 + float(np.dot(costs, rows)), k, state["sq"], sq_after, n)
+            state["sq"] = sq_after
+            state["stopped"] = self._epoch_ends(loss, n, early_stopping, X_val, y_val)
+            if not state["stopped"] and epoch + 1 < self.max_iter:
+                self._optimizer.before_epoch()
+            return state["stopped"]
+
+        self._optimizer.before_epoch()
+        # (X passed scikit-learn's validation: finite, and it does not change during the call)
+        train(self._net, X, T, epochs=self.max_iter, batch_size=batch_size,
+              optimizer=self._optimizer.opt, lmbda=self.alpha * k, record=record,
+              record_every="step", monitor=False, shuffle=shuffle if self.shuffle else False,
+              seed=0, callback=epoch_ends, _x_finite=True, _x_tiles=tiles)
+        return state["stopped"]
 
     def _record_names(self):
         """What each epoch's train() records: the cost, then `record`'s names."""
@@ -417,10 +473,14 @@ class BaseMLP(BaseEstimator):
                 self._records.setdefault(name, []).extend(np.asarray(getattr(h, name)).tolist())
             self._records["steps"] += len(h.cost)
         self._records["lr"].append(float(self._optimizer.learning_rate))
+        return self._epoch_loss(data_sum, k + (r > 0), sq_before, self._weight_sq(), n)
+
+    def _epoch_loss(self, data_sum, steps, sq_before, sq_after, n):
+        """loss_ of an epoch of n rows in `steps` mini-batches: data_sum is the sum of the
+        mini-batch costs weighted by their rows; ||W||^2 was sq_before before the epoch and
+        sq_after after it (see _epoch)."""
         if self.out_activation_ == "identity":
             data_sum /= self.n_outputs_  # scikit-learn's squared error is averaged over outputs
-        steps = k + (r > 0)
-        sq_after = self._weight_sq()
         # sum over the epoch's steps s = 0..S-1 of ||W_s||^2, W_S being the parameters after it
         sq_sum = steps * sq_before + (sq_after - sq_before) * (steps - 1) / 2.0
         return (data_sum + 0.5 * self.alpha * sq_sum) / n
