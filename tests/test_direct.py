@@ -495,6 +495,11 @@ def test_the_estimator_compacts_its_rows_once_per_fit(direct_on, tiles_on):
     assert fits[True].loss_curve_ == fits[False].loss_curve_
 
 
+#: (inputs, units, rows) that exercise every tail of the first-layer kernels: rows not a
+#: multiple of the tile, units not a multiple of a vector, inputs not a multiple of a vector
+TAIL_SHAPES = [(1, 1, 1), (7, 3, 5), (37, 29, 13), (64, 33, 64), (100, 70, 7), (17, 130, 9)]
+
+
 def _isas_to_try():
     return ["avx512", "baseline"] if _core.isa_supported() == "avx512" else ["baseline"]
 
@@ -518,8 +523,7 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
     try:
         for isa in _isas_to_try():
             _core.set_isa(isa)
-            for n_in, n_out, m in [(1, 1, 1), (7, 3, 5), (37, 29, 13), (64, 33, 64), (100, 70, 7),
-                                   (17, 130, 9), (784, 30, 125)]:
+            for n_in, n_out, m in TAIL_SHAPES + [(784, 30, 125)]:
                 X = rng.standard_normal((50 + m, n_in)).astype(dtype)
                 X[rng.random(X.shape) < 0.6] = 0
                 X[:, : n_in // 4] = 0  # bands of zero columns (MNIST's borders): empty tiles
@@ -567,8 +571,7 @@ def test_the_sgd_step_from_the_registers_is_the_gradient_then_the_step(dtype):
     try:
         for isa in _isas_to_try():
             _core.set_isa(isa)
-            for n_in, n_out, m in [(1, 1, 1), (7, 3, 5), (37, 29, 13), (64, 33, 64), (100, 70, 7),
-                                   (17, 130, 9), (784, 100, 10)]:
+            for n_in, n_out, m in TAIL_SHAPES + [(784, 100, 10)]:
                 X = rng.standard_normal((20 + m, n_in)).astype(dtype)
                 X[rng.random(X.shape) < 0.5] = 0
                 D = rng.standard_normal((m, n_out)).astype(dtype)
