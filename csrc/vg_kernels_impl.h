@@ -103,7 +103,8 @@ static void SFX(softmax_row)(const REAL *zr, REAL *ar, REAL *sr, int64_t n) {
 }
 
 /* z <- z + b (row broadcast; b may be NULL); a <- f(z); s <- f'(z) when s is not NULL (softmax:
- * not formed, its Jacobian is not diagonal; s gets each row's exp(z - max z) instead). z, a and s are (m, n), not aliased.
+ * not formed, its Jacobian is not diagonal; s gets each row's exp(z - max z) instead). z, a and
+ * s are (m, n), not aliased.
  * f' is taken where it is exact: sigma' from the exponential (see sigmoid_row), tanh' = 1 - a^2,
  * elu' = a + alpha for z <= 0, softplus' = sigma(z), and from z for the piecewise-linear ones. */
 VG_API void SFX(vg_bias_act)(REAL *z, REAL *a, REAL *s, const REAL *b, int64_t m, int64_t n,
@@ -149,7 +150,8 @@ VG_API void SFX(vg_bias_act)(REAL *z, REAL *a, REAL *s, const REAL *b, int64_t m
         if (s) for (int64_t j = 0; j < len; j++) s[j] = SFX(sigmoid)(z[j]);
         break;
     case VG_SOFTMAX:
-        for (int64_t i = 0; i < m; i++) SFX(softmax_row)(z + i * n, a + i * n, s ? s + i * n : 0, n);
+        for (int64_t i = 0; i < m; i++)
+            SFX(softmax_row)(z + i * n, a + i * n, s ? s + i * n : 0, n);
         break;
     default: break;
     }
