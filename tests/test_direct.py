@@ -438,36 +438,32 @@ def test_compacted_rows_are_what_the_epoch_reads(direct_on):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_tile_rows_hold_each_rows_nonzero_tiles(dtype):
+def test_tile_rows_hold_each_rows_nonzero_tiles(dtype, isas):
     """TileRows against numpy: each row's tiles of 4 columns with a nonzero (-0.0 is zero, NaN
     is not), in order, their 4 values (zero past the last column), max |x| of the row (-1 for
     NaN/Inf); on both instruction sets; bad arguments refused."""
     rng = np.random.default_rng(5)
-    before = _core.get_isa()
-    try:
-        for isa in _isas_to_try():
-            _core.set_isa(isa)
-            for n_in in (1, 4, 13, 37, 64, 101):
-                X = rng.standard_normal((40, n_in)).astype(dtype)
-                X[rng.random(X.shape) < 0.7] = 0
-                X[3] = 0
-                X[4, -1] = -0.0
-                X[5, 0], X[6, -1], X[7, n_in // 2] = np.nan, np.inf, -np.inf
-                t = _core.TileRows(X)
-                nt = (n_in + 3) // 4
-                P = np.zeros((40, 4 * nt), dtype)
-                P[:, :n_in] = X
-                P = P.reshape(40, nt, 4)
-                keep = (P != 0).any(axis=2)
-                assert np.array_equal(t.rp, np.concatenate([[0], np.cumsum(keep.sum(1))]))
-                assert np.array_equal(t.rt, np.nonzero(keep)[1]) if keep.any() else True
-                assert np.array_equal(t.rv.reshape(-1, 4)[:keep.sum()], P[keep], equal_nan=True)
-                with np.errstate(invalid="ignore"):
-                    mx = np.where(np.isfinite(X).all(1), np.abs(X).max(1), -1.0)
-                assert np.array_equal(t.rmax, mx), isa
-                assert t.nbytes >= t.rv.nbytes > 0
-    finally:
-        _core.set_isa(before)
+    for isa in isas:
+        _core.set_isa(isa)
+        for n_in in (1, 4, 13, 37, 64, 101):
+            X = rng.standard_normal((40, n_in)).astype(dtype)
+            X[rng.random(X.shape) < 0.7] = 0
+            X[3] = 0
+            X[4, -1] = -0.0
+            X[5, 0], X[6, -1], X[7, n_in // 2] = np.nan, np.inf, -np.inf
+            t = _core.TileRows(X)
+            nt = (n_in + 3) // 4
+            P = np.zeros((40, 4 * nt), dtype)
+            P[:, :n_in] = X
+            P = P.reshape(40, nt, 4)
+            keep = (P != 0).any(axis=2)
+            assert np.array_equal(t.rp, np.concatenate([[0], np.cumsum(keep.sum(1))]))
+            assert np.array_equal(t.rt, np.nonzero(keep)[1]) if keep.any() else True
+            assert np.array_equal(t.rv.reshape(-1, 4)[:keep.sum()], P[keep], equal_nan=True)
+            with np.errstate(invalid="ignore"):
+                mx = np.where(np.isfinite(X).all(1), np.abs(X).max(1), -1.0)
+            assert np.array_equal(t.rmax, mx), isa
+            assert t.nbytes >= t.rv.nbytes > 0
     for bad in (np.zeros(5), np.zeros((4, 3), np.int64), np.zeros((4, 6))[:, ::2]):
         with pytest.raises(ValueError, match="TileRows: X must be a C-contiguous 2-D float64"):
             _core.TileRows(bad)
@@ -500,6 +496,15 @@ def test_the_estimator_compacts_its_rows_once_per_fit(direct_on, tiles_on):
 TAIL_SHAPES = [(1, 1, 1), (7, 3, 5), (37, 29, 13), (64, 33, 64), (100, 70, 7), (17, 130, 9)]
 
 
+@pytest.fixture
+def isas():
+    """The instruction sets a kernel test runs on (it selects each with _core.set_isa); the
+    selection as it was after the test."""
+    before = _core.get_isa()
+    yield _isas_to_try()
+    _core.set_isa(before)
+
+
 def _isas_to_try():
     return ["avx512", "baseline"] if _core.isa_supported() == "avx512" else ["baseline"]
 
@@ -508,7 +513,7 @@ def _isas_to_try():
                                                (True, 4), (True, 12), ("tiles", None),
                                                ("tiles", 4)])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
+def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows, isas):
     """Each kernel (the AVX-512 tiles and the portable loops the baseline selects) against numpy
     on shapes that exercise every tail: rows not a multiple of the tile, units not a multiple
     of a vector, inputs not a multiple of a vector, bands of zero columns; repeated rows in idx;
@@ -517,11 +522,10 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
     a last one shorter), and the default. With "tiles", the rows compacted once (TileRows) feed
     the sparse kernels instead of X: the same results as the scan of X's rows, bit for bit."""
     rng = np.random.default_rng(11)
-    before = _core.get_isa()
     rows_before = _core._sparse_group_rows(group_rows)
     tol = 1e-13 if dtype == "float64" else 2e-5
     try:
-        for isa in _isas_to_try():
+        for isa in isas:
             _core.set_isa(isa)
             for n_in, n_out, m in TAIL_SHAPES + [(784, 30, 125)]:
                 X = rng.standard_normal((50 + m, n_in)).astype(dtype)
@@ -553,12 +557,11 @@ def test_the_kernels_alone_equal_numpy(dtype, sparse, group_rows):
                     assert _core.first_layer_products(Xb, idx, W, D, G0.copy(), 1.0, 0.0,
                                                       bool(sparse), sparse == "tiles")[1] == -1.0
     finally:
-        _core.set_isa(before)
         _core._sparse_group_rows(rows_before)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_sgd_step_from_the_registers_is_the_gradient_then_the_step(dtype):
+def test_the_sgd_step_from_the_registers_is_the_gradient_then_the_step(dtype, isas):
     """vg_wgrad_sgd (the SGD step taking alpha D^T X[idx] straight from the weight-gradient
     kernel's registers) against numpy on shapes that exercise every tail (units not a multiple of
     the 6-row tile, inputs not a multiple of 4 vectors), rows through idx or the first m rows,
@@ -566,43 +569,39 @@ def test_the_sgd_step_from_the_registers_is_the_gradient_then_the_step(dtype):
     formulas; and bit for bit the direct kernel's gradient G followed by vg_sgd_apply's
     operations in their order (numpy rounds each as C does), on each instruction set."""
     rng = np.random.default_rng(5)
-    before = _core.get_isa()
     tol = 1e-13 if dtype == "float64" else 2e-5
-    try:
-        for isa in _isas_to_try():
-            _core.set_isa(isa)
-            for n_in, n_out, m in TAIL_SHAPES + [(784, 100, 10)]:
-                X = rng.standard_normal((20 + m, n_in)).astype(dtype)
-                X[rng.random(X.shape) < 0.5] = 0
-                D = rng.standard_normal((m, n_out)).astype(dtype)
-                W0 = rng.standard_normal((n_out, n_in)).astype(dtype)
-                V0 = rng.standard_normal((n_out, n_in)).astype(dtype)
-                for idx in (None, rng.integers(0, X.shape[0], m).astype(np.int64)):
-                    rows = np.arange(m, dtype=np.int64) if idx is None else idx
-                    for mu, nesterov, l2, f in [(0.0, False, 0.0, 1.0), (0.9, False, 0.3, 1.0),
-                                                (0.9, True, 0.3, 0.99), (0.5, True, 0.0, 1.0)]:
-                        alpha, lr = 1.0 / m, 0.05
-                        W, V = W0.copy(), V0.copy()
-                        _core.wgrad_sgd_step(X, idx, D, W, V, alpha, lr, l2, mu, f, nesterov)
-                        # the same kernel's gradient, then the step as vg_sgd_apply takes it
-                        G = np.empty_like(W0)
-                        _core.first_layer_products(X, rows, W0, D, G, alpha, 0.0)
-                        c = [np.asarray(v, dtype) for v in (l2, mu, f, lr)]
-                        g = G + c[0] * W0
-                        v = c[1] * V0 + g if mu else V0
-                        step = (g + c[1] * v if nesterov else v) if mu else g
-                        assert np.array_equal(W, c[2] * W0 - c[3] * step), (isa, n_in, mu)
-                        assert np.array_equal(V, v), (isa, n_in, mu)
-                        # and the float64 formulas
-                        A = X[rows].astype(np.float64)
-                        gr = alpha * D.astype(np.float64).T @ A + l2 * W0.astype(np.float64)
-                        vr = mu * V0.astype(np.float64) + gr if mu else V0.astype(np.float64)
-                        sr = (gr + mu * vr if nesterov else vr) if mu else gr
-                        wr = f * W0.astype(np.float64) - lr * sr
-                        assert np.max(np.abs(W - wr)) <= tol * max(1.0, np.abs(wr).max())
-                        assert np.max(np.abs(V - vr)) <= tol * max(1.0, np.abs(vr).max())
-    finally:
-        _core.set_isa(before)
+    for isa in isas:
+        _core.set_isa(isa)
+        for n_in, n_out, m in TAIL_SHAPES + [(784, 100, 10)]:
+            X = rng.standard_normal((20 + m, n_in)).astype(dtype)
+            X[rng.random(X.shape) < 0.5] = 0
+            D = rng.standard_normal((m, n_out)).astype(dtype)
+            W0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+            V0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+            for idx in (None, rng.integers(0, X.shape[0], m).astype(np.int64)):
+                rows = np.arange(m, dtype=np.int64) if idx is None else idx
+                for mu, nesterov, l2, f in [(0.0, False, 0.0, 1.0), (0.9, False, 0.3, 1.0),
+                                            (0.9, True, 0.3, 0.99), (0.5, True, 0.0, 1.0)]:
+                    alpha, lr = 1.0 / m, 0.05
+                    W, V = W0.copy(), V0.copy()
+                    _core.wgrad_sgd_step(X, idx, D, W, V, alpha, lr, l2, mu, f, nesterov)
+                    # the same kernel's gradient, then the step as vg_sgd_apply takes it
+                    G = np.empty_like(W0)
+                    _core.first_layer_products(X, rows, W0, D, G, alpha, 0.0)
+                    c = [np.asarray(v, dtype) for v in (l2, mu, f, lr)]
+                    g = G + c[0] * W0
+                    v = c[1] * V0 + g if mu else V0
+                    step = (g + c[1] * v if nesterov else v) if mu else g
+                    assert np.array_equal(W, c[2] * W0 - c[3] * step), (isa, n_in, mu)
+                    assert np.array_equal(V, v), (isa, n_in, mu)
+                    # and the float64 formulas
+                    A = X[rows].astype(np.float64)
+                    gr = alpha * D.astype(np.float64).T @ A + l2 * W0.astype(np.float64)
+                    vr = mu * V0.astype(np.float64) + gr if mu else V0.astype(np.float64)
+                    sr = (gr + mu * vr if nesterov else vr) if mu else gr
+                    wr = f * W0.astype(np.float64) - lr * sr
+                    assert np.max(np.abs(W - wr)) <= tol * max(1.0, np.abs(wr).max())
+                    assert np.max(np.abs(V - vr)) <= tol * max(1.0, np.abs(vr).max())
 
 
 def test_the_sgd_step_hook_refuses_bad_arguments():

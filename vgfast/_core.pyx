@@ -969,14 +969,15 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                          r.gns != NULL)
     cdef bint want_io = r.gs[6] != NULL or r.gs[7] != NULL
     cdef bint want_gsnr = r.gs[8] != NULL or r.gs[9] != NULL
-    # recordings that read the formed gradient or the step: the fused path forms dC/dW then
     cdef bint nesterov = o.h[2] != 0
+    # recordings that read the formed gradient or the step: the fused path forms dC/dW then
+    cdef bint records_grad = (want_gs or want_io or want_gsnr or r.gw != NULL or
+                              r.usz != NULL or r.dist != NULL)
     # (Nesterov's step reads the gradient itself: it always takes that form)
-    cdef bint with_grad = (want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or
-                           r.dist != NULL or nesterov)
+    cdef bint with_grad = records_grad or nesterov
     # ... Nesterov's alone: its step is then the only reader of dC/dW (see wgrad_sgd)
-    cdef bint step_only = (_wgrad_sgd_on and vg_direct_available() and nesterov and not (
-        want_gs or want_io or want_gsnr or r.gw != NULL or r.usz != NULL or r.dist != NULL))
+    cdef bint step_only = (_wgrad_sgd_on and vg_direct_available() and nesterov and
+                           not records_grad)
     cdef uint64_t in_regs = 0
     cdef double d2
     cdef bint can_chunk = r.dead == NULL

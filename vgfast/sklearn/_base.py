@@ -408,10 +408,7 @@ class BaseMLP(BaseEstimator):
 
         def epoch_ends(epoch, net, hist):
             costs = np.asarray(hist.cost[-k:])
-            for name in record:
-                self._records.setdefault(name, []).extend(
-                    np.asarray(getattr(hist, name)[-k:]).tolist())
-            self._records["steps"] += k
+            self._keep_records(hist, record, k)
             self._records["lr"].append(float(self._optimizer.learning_rate))
             sq_after = self._weight_sq()
             loss = self._epoch_loss(0.0 + float(np.dot(costs, rows)), k, state["sq"], sq_after, n)
@@ -469,11 +466,17 @@ class BaseMLP(BaseEstimator):
             rows = np.full(len(h.cost), bs, dtype=np.float64)
             rows[-1] = Xc.shape[0] - bs * (len(h.cost) - 1)
             data_sum += float(np.dot(h.cost, rows))
-            for name in record:
-                self._records.setdefault(name, []).extend(np.asarray(getattr(h, name)).tolist())
-            self._records["steps"] += len(h.cost)
+            self._keep_records(h, record, len(h.cost))
         self._records["lr"].append(float(self._optimizer.learning_rate))
         return self._epoch_loss(data_sum, k + (r > 0), sq_before, self._weight_sq(), n)
+
+    def _keep_records(self, hist, record, steps):
+        """The last `steps` steps' records of the names in `record` from the History of a train()
+        call, added to the fit's."""
+        for name in record:
+            self._records.setdefault(name, []).extend(
+                np.asarray(getattr(hist, name)[-steps:]).tolist())
+        self._records["steps"] += steps
 
     def _epoch_loss(self, data_sum, steps, sq_before, sq_after, n):
         """loss_ of an epoch of n rows in `steps` mini-batches: data_sum is the sum of the
