@@ -59,6 +59,32 @@ VG_TGATHER(double, _d)
 VG_TGATHER(float, _f)
 #undef VG_TGATHER
 
+/* Adam's constants for one step as vg_opt_step and vg_add_l2_l1 round them (h, t and l2 as
+ * vg_adam_t takes them): the transposing steps' (vg_adam_t, vg_swgrad_adam) on every ISA */
+#define VG_ADAM_K(T, S)                                                                         \
+typedef struct {                                                                                \
+    T l2, f, b1, b2, c1, c2, eps, step, bc2s;                                                   \
+    int has_l2, decay, eps_hat;                                                                 \
+} adam_k##S;                                                                                    \
+static void adam_consts##S(const double *h, int64_t t, double l2, adam_k##S *k) {              \
+    const double bc1 = 1.0 - pow(h[1], (double)t), bc2 = 1.0 - pow(h[2], (double)t);           \
+    k->l2 = (T)l2;                                                                              \
+    k->f = (T)(1.0 - h[0] * h[4]);                                                              \
+    k->b1 = (T)h[1];                                                                            \
+    k->b2 = (T)h[2];                                                                            \
+    k->c1 = (T)1 - k->b1;                                                                       \
+    k->c2 = (T)1 - k->b2;                                                                       \
+    k->eps = (T)h[3];                                                                           \
+    k->eps_hat = h[6] != 0;                                                                     \
+    k->step = k->eps_hat ? (T)(h[0] * sqrt(bc2) / bc1) : (T)(h[0] / bc1);                      \
+    k->bc2s = (T)sqrt(bc2);                                                                     \
+    k->has_l2 = k->l2 != 0;                                                                     \
+    k->decay = h[4] != 0;                                                                       \
+}
+VG_ADAM_K(double, _d)
+VG_ADAM_K(float, _f)
+#undef VG_ADAM_K
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(VG_NO_DISPATCH)
 #define VG_DIRECT_AVX512 1
 #pragma GCC push_options
@@ -81,6 +107,10 @@ VG_TGATHER(float, _f)
 #define V_MUL(a, b) _mm512_mul_pd(a, b)
 #define V_ADD(a, b) _mm512_add_pd(a, b)
 #define V_SUB(a, b) _mm512_sub_pd(a, b)
+#define V_DIV(a, b) _mm512_div_pd(a, b)
+#define V_SQRT(a) _mm512_sqrt_pd(a)
+#define V_MASK_ADD(s, k, a, b) _mm512_mask_add_pd(s, k, a, b)
+#define V_ALL_ZERO(v) (_mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_EQ_OQ) == 0xFF)
 #define V_STOREU(p, v) _mm512_storeu_pd(p, v)
 #define V_MASK_STOREU(p, k, v) _mm512_mask_storeu_pd(p, k, v)
 #define VINT __m512i
@@ -133,6 +163,24 @@ static void pack_t_avx512_d(const double *W, int64_t nout, int64_t nin, double *
     PACK_T_EDGES();
 }
 
+/* W[j, k] = Wt[k, j]: vg_pack_t undone, by the same 8 x 8 blocks, 8 rows of W at a time (W lies
+ * out of cache after an epoch on Wt: 8 streams of stores rather than one line in each of W's
+ * rows); what the blocks leave element by element */
+#define UNPACK_T_EDGES()                                                                        \
+    for (int64_t j = 0; j < nout; j++)                                                          \
+        for (int64_t k = j < j8 ? k8 : 0; k < nin; k++) W[j * nin + k] = Wt[k * ldw + j];
+static void unpack_t_avx512_d(const double *Wt, int64_t ldw, int64_t nout, int64_t nin,
+                              double *W) {
+    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
+    for (int64_t j0 = 0; j0 < j8; j0 += 8)
+        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
+            __m512d r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(Wt + (k0 + i) * ldw + j0);
+            store_t8_d(r, W + j0 * nin + k0, nin, 8);
+        }
+    UNPACK_T_EDGES();
+}
+
 /* the 8 x 8 block of floats r[0..8) transposed into Wt[c * ldw + 0..8), c < nc */
 static inline void store_t8_f(const __m256 r[8], float *Wt, int64_t ldw, int nc) {
     __m256 t[8], u[8];
@@ -165,6 +213,19 @@ static void pack_t_avx512_f(const float *W, int64_t nout, int64_t nin, float *Wt
     PACK_T_EDGES();
 }
 #undef PACK_T_EDGES
+
+static void unpack_t_avx512_f(const float *Wt, int64_t ldw, int64_t nout, int64_t nin,
+                              float *W) {
+    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
+    for (int64_t j0 = 0; j0 < j8; j0 += 8)
+        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(Wt + (k0 + i) * ldw + j0);
+            store_t8_f(r, W + j0 * nin + k0, nin, 8);
+        }
+    UNPACK_T_EDGES();
+}
+#undef UNPACK_T_EDGES
 
 /* the WPT (= 4) lanes 4 h .. 4 h + 3 of v to p */
 static inline void put_tile_d(double *p, __m512d v, int h) {
@@ -231,6 +292,10 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #undef V_MUL
 #undef V_ADD
 #undef V_SUB
+#undef V_DIV
+#undef V_SQRT
+#undef V_MASK_ADD
+#undef V_ALL_ZERO
 #undef V_STOREU
 #undef V_MASK_STOREU
 #undef V_ABSBITS_MAX
@@ -254,6 +319,10 @@ static inline void store_tile_d(const double *buf, int64_t ldb, int64_t nout, do
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
 #define V_ADD(a, b) _mm512_add_ps(a, b)
 #define V_SUB(a, b) _mm512_sub_ps(a, b)
+#define V_DIV(a, b) _mm512_div_ps(a, b)
+#define V_SQRT(a) _mm512_sqrt_ps(a)
+#define V_MASK_ADD(s, k, a, b) _mm512_mask_add_ps(s, k, a, b)
+#define V_ALL_ZERO(v) (_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_EQ_OQ) == 0xFFFF)
 #define V_STOREU(p, v) _mm512_storeu_ps(p, v)
 #define V_MASK_STOREU(p, k, v) _mm512_mask_storeu_ps(p, k, v)
 #define UINT uint32_t
@@ -339,6 +408,10 @@ static void pack_t_portable##S(const T *W, int64_t nout, int64_t nin, T *Wt, int
         for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
     }                                                                                           \
 }                                                                                               \
+static void unpack_t_portable##S(const T *Wt, int64_t ldw, int64_t nout, int64_t nin, T *W) { \
+    for (int64_t j = 0; j < nout; j++)                                                          \
+        for (int64_t k = 0; k < nin; k++) W[j * nin + k] = Wt[k * ldw + j];                     \
+}                                                                                               \
 static double fwd_portable##S(const T *X, const int64_t *idx, int64_t m, int64_t nin,          \
                               const T *Wt, int64_t ldw, T *Z, int64_t nout) {                   \
     double mx = 0;                                                                              \
@@ -406,6 +479,11 @@ void vg_pack_t_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t
     { VG_PICKV(pack_t, _d, (W, nout, nin, Wt, ldw)); }
 void vg_pack_t_f(const float *W, int64_t nout, int64_t nin, float *Wt, int64_t ldw)
     { VG_PICKV(pack_t, _f, (W, nout, nin, Wt, ldw)); }
+/* W[j, k] = Wt[k, j]: the nout x nin matrix back from vg_pack_t's layout */
+void vg_unpack_t_d(const double *Wt, int64_t ldw, int64_t nout, int64_t nin, double *W)
+    { VG_PICKV(unpack_t, _d, (Wt, ldw, nout, nin, W)); }
+void vg_unpack_t_f(const float *Wt, int64_t ldw, int64_t nout, int64_t nin, float *W)
+    { VG_PICKV(unpack_t, _f, (Wt, ldw, nout, nin, W)); }
 
 /* Z = X[idx] W^T for the m rows (Wt from vg_pack_t, ldw >= nout): returns max |x| over the
  * rows read, or -1 if one is NaN or Inf */
@@ -613,3 +691,43 @@ int vg_adam_t##S(T *W, T *G, T *S1, T *S2, int64_t nout, int64_t nin, const doub
     { VG_PICK(adam_t, S, (W, G, S1, S2, nout, nin, h, t, l2, old, Wt, ldw)); }
 VG_ADAM_T(double, _d)
 VG_ADAM_T(float, _f)
+
+/* Adam's step on the first layer (vg_adam_t's, without the transposed copy) with the weight
+ * gradient G = alpha D^T X[idx] summed from the sparse kernels' tile lists as
+ * vg_l0_wgrad_sparse sums it, on W^0 and its two moments kept transposed: Wt, Mt, Vt (nin x ldw,
+ * the forward product's layout; columns nout .. ldw are not touched). The AVX-512 kernel takes
+ * each tile's sums from its registers into the step (G is not written); the portable loops form
+ * G in G (nout x nin scratch) first. Returns 1 if a value written is not finite. */
+#define VG_SWADAM(T, S, SQRT)                                                                   \
+static int swadam_portable##S(const int64_t *cnt, const int32_t *trow, const T *tval,          \
+                              int64_t m, int64_t nin, const T *D, int64_t nout, T alpha,        \
+                              T *Wt, T *Mt, T *Vt, int64_t ldw, const double *h, int64_t t,     \
+                              double l2, T *G) {                                                \
+    adam_k##S k;                                                                                \
+    adam_consts##S(h, t, l2, &k);                                                               \
+    swgrad_portable##S(cnt, trow, tval, m, nin, D, nout, alpha, 0, G);                          \
+    int bad = 0;                                                                                \
+    for (int64_t q = 0; q < nin; q++)                                                           \
+        for (int64_t j = 0; j < nout; j++) {                                                    \
+            const int64_t o = q * ldw + j;                                                      \
+            T w = Wt[o], g = G[j * nin + q];                                                    \
+            if (k.has_l2) g += k.l2 * w;                                                        \
+            if (k.decay) w *= k.f;                                                              \
+            const T mo = k.b1 * Mt[o] + k.c1 * g, v = k.b2 * Vt[o] + k.c2 * g * g;              \
+            T r = SQRT(v);                                                                      \
+            if (!k.eps_hat) r = r / k.bc2s;                                                     \
+            w -= k.step * mo / (r + k.eps);                                                     \
+            Mt[o] = mo;                                                                         \
+            Vt[o] = v;                                                                          \
+            Wt[o] = w;                                                                          \
+            bad |= !isfinite(w) || !isfinite(mo) || !isfinite(v);                               \
+        }                                                                                       \
+    return bad;                                                                                 \
+}                                                                                               \
+int vg_swgrad_adam##S(const int64_t *cnt, const int32_t *trow, const T *tval, int64_t m,       \
+                      int64_t nin, const T *D, int64_t nout, T alpha, T *Wt, T *Mt, T *Vt,      \
+                      int64_t ldw, const double *h, int64_t t, double l2, T *G)                 \
+    { VG_PICK(swadam, S, (cnt, trow, tval, m, nin, D, nout, alpha, Wt, Mt, Vt, ldw, h, t, l2, G)); }
+VG_SWADAM(double, _d, sqrt)
+VG_SWADAM(float, _f, sqrtf)
+#undef VG_SWADAM

@@ -336,6 +336,24 @@ static inline __attribute__((always_inline)) void DSFX(sfwd_block)(
     }
 }
 
+/* acc[c][v] = the sums of tile t's WPT columns c for a block of JV vectors of units (D at its
+ * first unit), over the tile's ne listed rows (tr, tv) */
+static inline __attribute__((always_inline)) void DSFX(stile_sums)(
+        const int32_t *tr, const REAL *tv, int64_t ne, const REAL *D, int64_t nout, const int JV,
+        VMASK last, VEC acc[WPT][SBV]) {
+    for (int c = 0; c < WPT; c++)
+        for (int v = 0; v < JV; v++) acc[c][v] = V_ZERO();
+    for (int64_t e = 0; e < ne; e++) {
+        const REAL *d = D + (int64_t)tr[e] * nout;
+        VEC x[WPT];
+        for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * e + c]);
+        for (int v = 0; v < JV; v++) {
+            VEC a = v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v);
+            for (int c = 0; c < WPT; c++) acc[c][v] = V_FMA(x[c], a, acc[c][v]);
+        }
+    }
+}
+
 /* G[block, tile] = alpha (the tile's sums) + beta G, for a block of JV vectors of units (D, G at
  * its first unit, nj units) */
 static inline __attribute__((always_inline)) void DSFX(swgrad_block)(
@@ -345,21 +363,9 @@ static inline __attribute__((always_inline)) void DSFX(swgrad_block)(
     const int64_t nt = (nin + WPT - 1) / WPT;
     REAL buf[WPT * SBV * LANES] __attribute__((aligned(64)));
     for (int64_t t = 0; t < nt; t++) {
-        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT, ne = cnt[t];
+        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;
         VEC acc[WPT][SBV];
-        for (int c = 0; c < WPT; c++)
-            for (int v = 0; v < JV; v++) acc[c][v] = V_ZERO();
-        const int32_t *tr = trow + t * m;
-        const REAL *tv = tval + WPT * t * m;
-        for (int64_t e = 0; e < ne; e++) {
-            const REAL *d = D + (int64_t)tr[e] * nout;
-            VEC x[WPT];
-            for (int c = 0; c < WPT; c++) x[c] = V_SET1(tv[WPT * e + c]);
-            for (int v = 0; v < JV; v++) {
-                VEC a = v < JV - 1 ? V_LOADU(d + LANES * v) : V_MASKZ_LOADU(last, d + LANES * v);
-                for (int c = 0; c < WPT; c++) acc[c][v] = V_FMA(x[c], a, acc[c][v]);
-            }
-        }
+        DSFX(stile_sums)(trow + t * m, tval + WPT * t * m, cnt[t], D, nout, JV, last, acc);
         for (int c = 0; c < WPT; c++)
             for (int v = 0; v < JV; v++) V_STOREU(buf + c * SBV * LANES + LANES * v, acc[c][v]);
         DSFX(store_tile)(buf, SBV * LANES, nj, alpha, beta, G, nin, k0, nc);
@@ -467,7 +473,6 @@ static void DSFX(swgrad_avx512)(const int64_t *cnt, const int32_t *trow, const R
     SPARSE_BLOCKS(nout, C(1) C(2) C(3) C(4));
 #undef C
 }
-#undef SPARSE_BLOCKS
 
 
 /* Adam's step on the first layer's weights with the L2 term and the transposed copy (vg_adam_t in
@@ -501,22 +506,11 @@ static inline __attribute__((always_inline)) R8 DSFX(adam8)(
 static int DSFX(adam_t_avx512)(REAL *W, REAL *G, REAL *S1, REAL *S2, int64_t nout, int64_t nin,
                                const double *h, int64_t t, double l2, REAL *old, REAL *Wt,
                                int64_t ldw) {
-    /* the constants as vg_opt_step and vg_add_l2_l1 round them */
-    const double bc1 = 1.0 - pow(h[1], (double)t), bc2 = 1.0 - pow(h[2], (double)t);
-    const REAL b1 = (REAL)h[1], b2 = (REAL)h[2];
-    DSFX(adam_c) c;
-    c.l2 = R8_SET1((REAL)l2);
-    c.f = R8_SET1((REAL)(1.0 - h[0] * h[4]));
-    c.b1 = R8_SET1(b1);
-    c.b2 = R8_SET1(b2);
-    c.c1 = R8_SET1((REAL)1 - b1);
-    c.c2 = R8_SET1((REAL)1 - b2);
-    c.eps = R8_SET1((REAL)h[3]);
-    c.eps_hat = h[6] != 0;
-    c.step = R8_SET1(c.eps_hat ? (REAL)(h[0] * sqrt(bc2) / bc1) : (REAL)(h[0] / bc1));
-    c.bc2s = R8_SET1((REAL)sqrt(bc2));
-    c.has_l2 = (REAL)l2 != 0;
-    c.decay = h[4] != 0;
+    DSFX(adam_k) k;
+    DSFX(adam_consts)(h, t, l2, &k);
+    const DSFX(adam_c) c = {R8_SET1(k.l2), R8_SET1(k.f), R8_SET1(k.b1), R8_SET1(k.b2),
+                            R8_SET1(k.c1), R8_SET1(k.c2), R8_SET1(k.eps), R8_SET1(k.step),
+                            R8_SET1(k.bc2s), k.has_l2, k.decay, k.eps_hat};
     R8 chk = R8_ZERO();
     const int64_t j8 = nout / 8 * 8;
     for (int64_t j0 = 0; j0 < nout; j0 += 8)
@@ -538,3 +532,70 @@ static int DSFX(adam_t_avx512)(REAL *W, REAL *G, REAL *S1, REAL *S2, int64_t nou
         }
     return !R8_ALL_ZERO(chk);
 }
+
+/* Adam's step on the first layer from the sparse weight gradient's registers (vg_swgrad_adam in
+ * vg_direct.c): W^0 and its moments kept transposed (Wt, Mt, Vt: nin x ldw, the forward product's
+ * layout), so that a tile's WPT x (block) sums meet their weights and moments along rows of Wt:
+ * g = alpha (the sums), then adam8's operations in their order. G is never written. */
+typedef struct {
+    VEC alpha, l2, f, b1, b2, c1, c2, eps, step, bc2s;
+    int has_l2, decay, eps_hat;
+} DSFX(sadam_c);
+
+static inline __attribute__((always_inline)) void DSFX(sadam)(
+        VEC s, REAL *W, REAL *M, REAL *S, VMASK km, const DSFX(sadam_c) *c, VEC *chk) {
+    VEC w = V_MASKZ_LOADU(km, W), g = V_MUL(c->alpha, s);
+    if (c->has_l2) g = V_ADD(g, V_MUL(c->l2, w));             /* vg_add_l2_l1 */
+    if (c->decay) w = V_MUL(w, c->f);                           /* p *= f */
+    const VEC m = V_ADD(V_MUL(c->b1, V_MASKZ_LOADU(km, M)), V_MUL(c->c1, g));
+    const VEC v = V_ADD(V_MUL(c->b2, V_MASKZ_LOADU(km, S)), V_MUL(V_MUL(c->c2, g), g));
+    VEC r = V_SQRT(v);
+    if (!c->eps_hat) r = V_DIV(r, c->bc2s);
+    w = V_SUB(w, V_DIV(V_MUL(c->step, m), V_ADD(r, c->eps)));
+    V_MASK_STOREU(M, km, m);
+    V_MASK_STOREU(S, km, v);
+    V_MASK_STOREU(W, km, w);
+    *chk = V_MASK_ADD(*chk, km, *chk, V_ADD(V_SUB(w, w), V_ADD(V_SUB(m, m), V_SUB(v, v))));
+}
+
+/* the step for a block of JV vectors of units (D, Wt, Mt, Vt at its first unit) */
+static inline __attribute__((always_inline)) void DSFX(swadam_block)(
+        const int64_t *cnt, const int32_t *trow, const REAL *tval, int64_t m, int64_t nin,
+        const REAL *D, int64_t nout, REAL *Wt, REAL *Mt, REAL *Vt, int64_t ldw,
+        const DSFX(sadam_c) *ac, const int JV, VMASK last, VEC *chk) {
+    const int64_t nt = (nin + WPT - 1) / WPT;
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t k0 = WPT * t, nc = nin - k0 < WPT ? nin - k0 : WPT;
+        VEC acc[WPT][SBV];
+        DSFX(stile_sums)(trow + t * m, tval + WPT * t * m, cnt[t], D, nout, JV, last, acc);
+#pragma GCC unroll 4
+        for (int c = 0; c < WPT; c++) {
+            if (c >= nc) break;
+            const int64_t o = (k0 + c) * ldw;
+#pragma GCC unroll 4
+            for (int v = 0; v < JV; v++)
+                DSFX(sadam)(acc[c][v], Wt + o + LANES * v, Mt + o + LANES * v, Vt + o + LANES * v,
+                            v < JV - 1 ? (VMASK)~0u : last, ac, chk);
+        }
+    }
+}
+
+static int DSFX(swadam_avx512)(const int64_t *cnt, const int32_t *trow, const REAL *tval,
+                               int64_t m, int64_t nin, const REAL *D, int64_t nout, REAL alpha,
+                               REAL *Wt, REAL *Mt, REAL *Vt, int64_t ldw, const double *h,
+                               int64_t t, double l2, REAL *G) {
+    (void)G;
+    DSFX(adam_k) k;
+    DSFX(adam_consts)(h, t, l2, &k);
+    const DSFX(sadam_c) c = {V_SET1(alpha), V_SET1(k.l2), V_SET1(k.f), V_SET1(k.b1),
+                             V_SET1(k.b2), V_SET1(k.c1), V_SET1(k.c2), V_SET1(k.eps),
+                             V_SET1(k.step), V_SET1(k.bc2s), k.has_l2, k.decay, k.eps_hat};
+    VEC chk = V_ZERO();
+#define C(J_) case J_: DSFX(swadam_block)(cnt, trow, tval, m, nin, D + LANES * v0, nout,         \
+                                          Wt + LANES * v0, Mt + LANES * v0, Vt + LANES * v0,    \
+                                          ldw, &c, J_, last, &chk); break;
+    SPARSE_BLOCKS(nout, C(1) C(2) C(3) C(4));
+#undef C
+    return !V_ALL_ZERO(chk);
+}
+#undef SPARSE_BLOCKS

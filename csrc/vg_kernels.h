@@ -69,6 +69,8 @@ int vg_get_isa(void);
 int vg_direct_available(void);
 void vg_pack_t_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw);
 void vg_pack_t_f(const float *W, int64_t nout, int64_t nin, float *Wt, int64_t ldw);
+void vg_unpack_t_d(const double *Wt, int64_t ldw, int64_t nout, int64_t nin, double *W);
+void vg_unpack_t_f(const float *Wt, int64_t ldw, int64_t nout, int64_t nin, float *W);
 double vg_l0_forward_d(const double *X, const int64_t *idx, int64_t m, int64_t nin,
                        const double *Wt, int64_t ldw, double *Z, int64_t nout);
 double vg_l0_forward_f(const float *X, const int64_t *idx, int64_t m, int64_t nin,
@@ -113,4 +115,12 @@ int vg_adam_t_d(double *W, double *G, double *S1, double *S2, int64_t nout, int6
                 const double *h, int64_t t, double l2, double *old, double *Wt, int64_t ldw);
 int vg_adam_t_f(float *W, float *G, float *S1, float *S2, int64_t nout, int64_t nin,
                 const double *h, int64_t t, double l2, float *old, float *Wt, int64_t ldw);
+int vg_swgrad_adam_d(const int64_t *cnt, const int32_t *trow, const double *tval, int64_t m,
+                     int64_t nin, const double *D, int64_t nout, double alpha, double *Wt,
+                     double *Mt, double *Vt, int64_t ldw, const double *h, int64_t t, double l2,
+                     double *G);
+int vg_swgrad_adam_f(const int64_t *cnt, const int32_t *trow, const float *tval, int64_t m,
+                     int64_t nin, const float *D, int64_t nout, float alpha, float *Wt,
+                     float *Mt, float *Vt, int64_t ldw, const double *h, int64_t t, double l2,
+                     float *G);
 #endif

@@ -255,6 +255,49 @@ def test_adam_that_also_transposes_w0_is_the_three_passes_bit_for_bit(
     assert np.max(np.abs(out[True][0] - p0)) > 1e-3  # it trained
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("make_opt", [
+    lambda: vgfast.Adam(3e-3),
+    lambda: vgfast.Adam(3e-3, eps_hat=True),
+    lambda: vgfast.AdamW(3e-3, weight_decay=0.1),
+], ids=["adam", "adam-eps-hat", "adamw"])
+@pytest.mark.parametrize("n_in,width,bs,lmbda,record,in_regs", [
+    (45, 70, 100, 2.0, (), 6),     # 6 steps an epoch, each from the registers
+    # 9 steps of 64 rows, then 24 rows gathered (BLAS reads the flat W^0: written back first)
+    (37, 100, 64, 0.0, (), 9),
+    (64, 70, 300, 1.0, (), 0),     # 300 rows: two chunks summed, the formed gradient
+    (45, 70, 100, 2.0, ("weight_grad_norms",), 0),  # a recording reads dC/dW^0
+])
+def test_adam_on_w0_from_the_registers_is_the_formed_gradients_step_bit_for_bit(
+        dtype, make_opt, n_in, width, bs, lmbda, record, in_regs, direct_on, adam_t):
+    """W^0's Adam step from the sparse weight gradient's registers, on W^0 and its moments kept
+    transposed through the epoch (vg_swgrad_adam), leaves the parameters, the moments and the
+    recorded costs of the formed gradient's step (vg_adam_t) exactly, over three epochs; it is
+    taken on every full batch read in place, and not when a chunked batch sums its gradient or
+    a recording reads it."""
+    X, y = make_data(600, n_in, 5, 0.15, seed=4)
+    out = {}
+    try:
+        for on in (True, False):
+            _core._set_swgrad_adam(on)
+            net = vgfast.Network([n_in, width, 5], dtype=dtype, seed=1)
+            opt = make_opt()
+            h = vgfast.train(net, X, y, epochs=3, batch_size=bs, optimizer=opt, lmbda=lmbda,
+                             seed=2, monitor=False, record=("cost",) + record,
+                             record_every="step")
+            eng = net._engine
+            out[on] = (net.params.copy(), opt.state["s1"].copy(), opt.state["s2"].copy(),
+                       np.array(h.cost), eng.first_layer, eng.w0_steps_in_registers)
+    finally:
+        _core._set_swgrad_adam(True)
+    assert out[True][4] == out[False][4] == "sparse"
+    assert (out[True][5], out[False][5]) == (in_regs, 0)
+    for a, b in zip(out[True][:4], out[False][:4]):
+        assert np.array_equal(a, b)
+    p0 = vgfast.Network([n_in, width, 5], dtype=dtype, seed=1).params
+    assert np.max(np.abs(out[True][0] - p0)) > 1e-3  # it trained
+
+
 def _refused_step(dtype, activation, l2, prepare, huge, layer):
     """Train [40, 70, 3] with Adam for 4 steps (prepare(net) first), then put huge(net) in and
     train with the L2 coefficient l2: the 5th step must overflow in `layer` and be refused,
@@ -602,6 +645,89 @@ def test_the_sgd_step_from_the_registers_is_the_gradient_then_the_step(dtype, is
                     wr = f * W0.astype(np.float64) - lr * sr
                     assert np.max(np.abs(W - wr)) <= tol * max(1.0, np.abs(wr).max())
                     assert np.max(np.abs(V - vr)) <= tol * max(1.0, np.abs(vr).max())
+
+
+def _adam_numpy(G, W0, M0, V0, h, t, l2, dtype):
+    """vg_adam_t's operations on the formed gradient G, in their order, rounded as C rounds them
+    in dtype (its constants as vg_opt_step rounds them): (W, M, V) after the step."""
+    d = np.dtype(dtype).type
+    bc1, bc2 = 1.0 - h[1] ** t, 1.0 - h[2] ** t
+    b1, b2 = d(h[1]), d(h[2])
+    step = d(h[0] * np.sqrt(bc2) / bc1) if h[6] else d(h[0] / bc1)
+    g = G + d(l2) * W0 if d(l2) != 0 else G
+    w = W0 * d(1.0 - h[0] * h[4]) if h[4] != 0 else W0
+    m = b1 * M0 + (d(1) - b1) * g
+    v = b2 * V0 + (d(1) - b2) * g * g
+    r = np.sqrt(v) if h[6] else np.sqrt(v) / d(np.sqrt(bc2))
+    return w - step * m / (r + d(h[3])), m, v
+
+
+ADAM_STEPS = [  # (h = [lr, beta1, beta2, eps, weight decay, 0, eps_hat], t, l2)
+    ([1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, 1.0], 1, 0.0),      # scikit-learn's, first step
+    ([3e-3, 0.8, 0.99, 1e-6, 0.1, 0.0, 0.0], 7, 0.2),       # torch's form, decay and L2
+    ([1e-2, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0], 3, 1e-3),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_adam_step_from_the_sparse_registers_is_the_gradient_then_the_step(dtype, isas):
+    """vg_swgrad_adam (Adam's step on W^0 and its moments kept transposed, taking D^T X[idx] / m
+    straight from the sparse weight-gradient kernel's registers) on shapes that exercise every
+    tail (inputs not a multiple of the 4-column tile, units not a multiple of a vector, bands of
+    zero columns: empty tiles), with and without eps_hat, decay and L2: bit for bit the sparse
+    kernel's gradient followed by vg_adam_t's operations in their order, on each instruction set;
+    and within rounding of the float64 formulas."""
+    rng = np.random.default_rng(6)
+    tol = 1e-12 if dtype == "float64" else 1e-4
+    for isa in isas:
+        _core.set_isa(isa)
+        for n_in, n_out, m in TAIL_SHAPES + [(784, 100, 200)]:
+            X = rng.standard_normal((20 + m, n_in)).astype(dtype)
+            X[rng.random(X.shape) < 0.6] = 0
+            X[:, : n_in // 4] = 0
+            idx = rng.integers(0, X.shape[0], m).astype(np.int64)
+            D = rng.standard_normal((m, n_out)).astype(dtype)
+            W0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+            M0 = (0.1 * rng.standard_normal((n_out, n_in))).astype(dtype)
+            V0 = (0.1 * rng.random((n_out, n_in))).astype(dtype)
+            G = np.empty_like(W0)
+            _core.first_layer_products(X, idx, W0, D, G, 1.0 / m, 0.0, True)
+            for h, t, l2 in ADAM_STEPS:
+                W, M, V = W0.copy(), M0.copy(), V0.copy()
+                assert _core.swgrad_adam_step(X, idx, D, W, M, V, h, t, l2) == 0
+                for got, want in zip((W, M, V), _adam_numpy(G, W0, M0, V0, h, t, l2, dtype)):
+                    assert got.dtype == want.dtype and np.array_equal(got, want), (isa, n_in, h)
+                # and the float64 formulas
+                A = X[idx].astype(np.float64)
+                g = D.astype(np.float64).T @ A / m + l2 * W0.astype(np.float64)
+                mr = h[1] * M0.astype(np.float64) + (1 - h[1]) * g
+                vr = h[2] * V0.astype(np.float64) + (1 - h[2]) * g * g
+                bc1, bc2 = 1 - h[1] ** t, 1 - h[2] ** t
+                den = np.sqrt(vr) + h[3] if h[6] else np.sqrt(vr) / np.sqrt(bc2) + h[3]
+                lr = h[0] * np.sqrt(bc2) / bc1 if h[6] else h[0] / bc1
+                wr = (1 - h[0] * h[4]) * W0.astype(np.float64) - lr * mr / den
+                assert np.max(np.abs(W - wr)) <= tol * max(1.0, np.abs(wr).max()), (isa, n_in)
+            # a gradient whose square overflows the second moment: reported
+            W, M, V = W0.copy(), M0.copy(), V0.copy()
+            W[0, -1] = np.finfo(dtype).max / 4
+            assert _core.swgrad_adam_step(X, idx, D, W, M, V, ADAM_STEPS[0][0], 1, 10.0) == 1
+
+
+def test_the_adam_step_hook_refuses_bad_arguments():
+    X, D, W = np.zeros((4, 3)), np.zeros((2, 2)), np.zeros((2, 3))
+    M, V, idx = np.zeros((2, 3)), np.zeros((2, 3)), np.array([0, 3])
+    h = ADAM_STEPS[0][0]
+    with pytest.raises(ValueError, match="idx must be int64 row indices"):
+        _core.swgrad_adam_step(X, np.array([0, 4]), D, W, M, V, h, 1, 0.0)
+    with pytest.raises(ValueError, match="V must be a C-contiguous"):
+        _core.swgrad_adam_step(X, idx, D, W, M, V.astype(np.float32), h, 1, 0.0)
+    with pytest.raises(ValueError, match="h must be 7 finite numbers"):
+        _core.swgrad_adam_step(X, idx, D, W, M, V, h[:6], 1, 0.0)
+    with pytest.raises(ValueError, match="t must be >= 1"):
+        _core.swgrad_adam_step(X, idx, D, W, M, V, h, 0, 0.0)
+    M.flags.writeable = False
+    with pytest.raises(ValueError, match="M must be writeable"):
+        _core.swgrad_adam_step(X, idx, D, W, M, V, h, 1, 0.0)
 
 
 def test_the_sgd_step_hook_refuses_bad_arguments():

@@ -133,6 +133,14 @@ cdef extern from "vg_kernels.h" nogil:
                     double, double*, double*, int64_t)
     int vg_adam_t_f(float*, float*, float*, float*, int64_t, int64_t, const double*, int64_t,
                     double, float*, float*, int64_t)
+    int vg_swgrad_adam_d(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
+                         const double*, int64_t, double, double*, double*, double*, int64_t,
+                         const double*, int64_t, double, double*)
+    int vg_swgrad_adam_f(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
+                         const float*, int64_t, float, float*, float*, float*, int64_t,
+                         const double*, int64_t, double, float*)
+    void vg_unpack_t_d(const double*, int64_t, int64_t, int64_t, double*)
+    void vg_unpack_t_f(const float*, int64_t, int64_t, int64_t, float*)
 
 # ---------------------------------------------------------------- fused dispatch to the C kernels
 
@@ -324,6 +332,13 @@ cdef bint _sparse_on = True
 # Engine.tile_rows builds TileRows (switched off by tests and benchmarks: _set_tiles)
 cdef bint _tiles_on = True
 cdef bint _adam_t_on = True
+# ... and with the sparse first layer, the same step from the weight gradient's registers on W^0
+# and its moments kept transposed (vg_swgrad_adam; switched by tests and benchmarks:
+# _set_swgrad_adam)
+cdef bint _swgrad_adam_on = True
+cdef int64_t _dbg_sync = 0
+def _dbg():
+    return _dbg_sync
 # SGD steps whose gradient only the step reads take it from the registers (vg_wgrad_sgd; tests
 # and benchmarks switch it: _set_wgrad_sgd)
 cdef bint _wgrad_sgd_on = True
@@ -370,6 +385,13 @@ cdef struct Plan:
     const int64_t* didx     # this step's row indices when it does (else NULL)
     void* wt                # W^0 transposed, sizes[0] x ldw, zero padded (the params' dtype)
     int64_t ldw
+    # W^0's Adam moments in wt's layout, and whether wt, mt, vt hold W^0 and its moments in
+    # place of the flat parameters and optimiser state (epoch(): the sparse weight gradient's
+    # Adam step, swgrad_adam, works on these; t0_sync writes them back)
+    void* mt
+    void* vt
+    int t0_live
+    int64_t n_fused0        # epoch(): the steps that took it
     int sparse              # mostly-zero rows: compressed to their nonzeros first
     int64_t chunk_rows      # epoch(): a larger batch goes in chunks of at most this many rows
     # the sparse kernels' operands for one chunk (csrc/vg_direct_impl.h; sizes from
@@ -455,6 +477,41 @@ cdef inline int adam_t(Plan* p, floating* w, floating* g, floating* s1, floating
     else:
         return vg_adam_t_f(w, g, s1, s2, p.sizes[1], p.sizes[0], h, t, l2, old,
                            <float*>p.wt, p.ldw)
+
+
+cdef inline int swgrad_adam(Plan* p, floating* ws, int64_t m, const double* h, int64_t t,
+                            double l2, floating* g) noexcept nogil:
+    """adam_t's step on W^0 with dC/dW^0 = D_1^T X[rows] / m summed by the sparse kernels from
+    this step's tile lists, on wt, mt, vt (W^0 and its moments transposed; g: scratch for the
+    portable loops): returns 1 if a value is not finite."""
+    if floating is double:
+        return vg_swgrad_adam_d(p.tcnt, p.trow, <const double*>p.tval, m, p.sizes[0],
+                                ws + p.d_off[1], p.sizes[1], 1.0 / m, <double*>p.wt,
+                                <double*>p.mt, <double*>p.vt, p.ldw, h, t, l2, g)
+    else:
+        return vg_swgrad_adam_f(p.tcnt, p.trow, <const float*>p.tval, m, p.sizes[0],
+                                ws + p.d_off[1], p.sizes[1], <float>(1.0 / m), <float*>p.wt,
+                                <float*>p.mt, <float*>p.vt, p.ldw, h, t, l2, g)
+
+
+cdef inline void t0_sync(Plan* p, floating* params, floating* s1,
+                         floating* s2) noexcept nogil:
+    """When wt, mt, vt hold W^0 and its Adam moments (p.t0_live): written back into the flat
+    parameters and optimiser state, which hold them again."""
+    global _dbg_sync
+    if not p.t0_live:
+        return
+    _dbg_sync += 1
+    cdef int64_t nout = p.sizes[1], nin = p.sizes[0], w0 = p.w_off[0]
+    if floating is double:
+        vg_unpack_t_d(<double*>p.wt, p.ldw, nout, nin, params + w0)
+        vg_unpack_t_d(<double*>p.mt, p.ldw, nout, nin, s1 + w0)
+        vg_unpack_t_d(<double*>p.vt, p.ldw, nout, nin, s2 + w0)
+    else:
+        vg_unpack_t_f(<float*>p.wt, p.ldw, nout, nin, params + w0)
+        vg_unpack_t_f(<float*>p.mt, p.ldw, nout, nin, s1 + w0)
+        vg_unpack_t_f(<float*>p.vt, p.ldw, nout, nin, s2 + w0)
+    p.t0_live = 0
 
 
 def sparse_buffers(int64_t m, int64_t nin, dtype):
@@ -995,6 +1052,16 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
     cdef double a0w = 0, a0m = 0, a0v = 0
     cdef double a0n[3]
     cdef int64_t n0 = p.sizes[0] * p.sizes[1], keep0
+    # ... and, with the sparse first layer, that step taken from the weight gradient's registers
+    # on W^0 and its moments kept transposed (swgrad_adam): when only the step reads dC/dW^0.
+    # From its first such step the epoch's W^0 and moments live in wt, mt, vt (p.t0_live) until
+    # a step that reads the flat ones (t0_sync), or the caller, writes them back.
+    cdef bint fuse0_ok = _swgrad_adam_on and a0_ok and p.sparse and not records_grad
+    cdef bint fuse0 = False
+    cdef floating* w0p
+    cdef floating* m0p
+    cdef floating* v0p
+    cdef int64_t n0p
     cdef int64_t nch, k, r0, mc
     for l in range(L):
         if p.bn[l]:
@@ -1023,6 +1090,8 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         # the first layer reads the rows where they lie (no gather, no packing by BLAS): its
         # forward product returns max |x| of the rows it read, the gather's check
         p.didx = idx if (p.dx != NULL and m >= DIRECT_MIN_ROWS) else NULL
+        if p.t0_live and p.didx == NULL:  # this step's first layer reads the flat W^0 (BLAS)
+            t0_sync(p, params, s1, s2)
         fresh = wt_fresh
         wt_fresh = False  # until this step's update (below) writes it again
         if p.didx != NULL and not fresh:
@@ -1229,8 +1298,32 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
         else:
             # ---- the general path
             stale = True
+            # W^0's Adam step: its bounds (see a0_ok), from wherever W^0 and its moments live
+            w0_safe = False
+            if a0_ok:
+                h[4] = o.wd
+                if p.t0_live:
+                    w0p, m0p, v0p = <floating*>p.wt, <floating*>p.mt, <floating*>p.vt
+                    n0p = p.sizes[0] * p.ldw  # (the columns past W^0's units hold zeros)
+                else:
+                    w0p, m0p, v0p = params + p.w_off[0], s1 + p.w_off[0], s2 + p.w_off[0]
+                    n0p = n0
+                for i in range(2):
+                    if a0_stale:
+                        a0w = seg_max(w0p, n0p)
+                        a0m = seg_max(m0p, n0p)
+                        a0v = seg_max(v0p, n0p)
+                        a0_stale = False
+                    w0_safe = w0_bounds(h, o.t + 1, o.l2, mdl[0] * mal[0], a0w, a0m, a0v, lim,
+                                        <floating>h[3], a0n)
+                    if w0_safe or i == 1:
+                        break
+                    a0_stale = True  # the carried bounds may be loose: measure and try again
+            fuse0 = fuse0_ok and w0_safe and nch == 1 and p.didx != NULL and not risky
+            if p.t0_live and not fuse0:
+                t0_sync(p, params, s1, s2)
             if nch == 1:
-                weight_grads(p, ws, grad, m, 1.0 / m, 0)
+                weight_grads(p, ws, grad, m, 1.0 / m, 0, 0, 1 if fuse0 else 0)
             if want_gs or want_io:  # on the mean gradient before the penalties
                 grad_stats(p, ws, grad, m, r.gacc, xsq, r.exbuf if want_io else NULL, r.gns_ema,
                            NULL, r.rowbuf)
@@ -1267,20 +1360,6 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             # the update, W with decoupled decay, b without
             o.t += 1
             bad = 0
-            w0_safe = False
-            if a0_ok:
-                h[4] = o.wd
-                for i in range(2):
-                    if a0_stale:
-                        a0w = seg_max(params + p.w_off[0], n0)
-                        a0m = seg_max(s1 + p.w_off[0], n0)
-                        a0v = seg_max(s2 + p.w_off[0], n0)
-                        a0_stale = False
-                    w0_safe = w0_bounds(h, o.t, o.l2, mdl[0] * mal[0], a0w, a0m, a0v, lim,
-                                        <floating>h[3], a0n)
-                    if w0_safe or i == 1:
-                        break
-                    a0_stale = True  # the carried bounds may be loose: measure and try again
             # each update kernel saves the parameters it overwrites into scratch, so a step
             # whose update overflows is undone: the network always holds the last finite step
             # (W^0 under w0_safe: updated last, and proved unable to overflow)
@@ -1317,8 +1396,17 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
                                   sw) if sw > 0 else 0.0
             if w0_safe:
                 h[4] = o.wd
-                if adam_t(p, params + p.w_off[0], grad + p.w_off[0], s1 + p.w_off[0],
-                          s2 + p.w_off[0], h, o.t, o.l2, <floating*>NULL):
+                if fuse0:
+                    if not p.t0_live:  # (wt holds W^0: this step's forward product read it)
+                        pack_t(s1 + p.w_off[0], p.sizes[1], p.sizes[0], <floating*>p.mt, p.ldw)
+                        pack_t(s2 + p.w_off[0], p.sizes[1], p.sizes[0], <floating*>p.vt, p.ldw)
+                        p.t0_live = 1
+                    bad = swgrad_adam(p, ws, m, h, o.t, o.l2, grad + p.w_off[0])
+                    p.n_fused0 += 1
+                else:
+                    bad = adam_t(p, params + p.w_off[0], grad + p.w_off[0], s1 + p.w_off[0],
+                                 s2 + p.w_off[0], h, o.t, o.l2, <floating*>NULL)
+                if bad:
                     # (unreachable: the bounds exclude it) report the step, as on any overflow
                     memcpy(params + keep0, scratch + keep0, (bn0 - keep0) * sizeof(floating))
                     o.t -= 1
@@ -1466,7 +1554,7 @@ cdef class Engine:
     cdef cnp.ndarray sizes, w_off, b_off, act, alpha, a_off, z_off, d_off, s_off, keep, counters
     cdef cnp.ndarray ws, labbuf, bn, g_off, r_off, xh_off, st_off
     cdef readonly cnp.ndarray running
-    cdef cnp.ndarray scratch, rbk, wtbuf
+    cdef cnp.ndarray scratch, rbk, wtbuf, mtbuf, vtbuf
     cdef tuple sparse_bufs           # sparse_buffers() for sparse_rows rows
     cdef int64_t sparse_rows
     # the last sparsity verdict and the array it was taken on (data address, shape, strides,
@@ -1478,6 +1566,9 @@ cdef class Engine:
     cdef readonly str first_layer
     # whether that first layer read X's rows compacted once (TileRows) rather than X itself
     cdef readonly bint first_layer_tiles
+    # how many of the last train_epoch's steps took W^0's Adam step from the sparse weight
+    # gradient's registers (swgrad_adam)
+    cdef readonly int64_t w0_steps_in_registers
     cdef int cost
     cdef Plan plan
 
@@ -1655,8 +1746,12 @@ cdef class Engine:
         p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
         if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
             self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
+            self.mtbuf = np.zeros_like(self.wtbuf)
+            self.vtbuf = np.zeros_like(self.wtbuf)
             self.sparse_bufs = None
         p.wt = ptr(self.wtbuf)
+        p.mt = ptr(self.mtbuf)
+        p.vt = ptr(self.vtbuf)
 
     cdef void _point_sparse(self, Plan* p, int64_t chunk):
         """p's sparse operands, for chunks of up to `chunk` rows."""
@@ -1920,19 +2015,24 @@ cdef class Engine:
                     point_tiles(p, tiles)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
         self.first_layer_tiles = p.xrp != NULL
+        p.t0_live = 0
+        p.n_fused0 = 0
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
                               &ctr, a, <double*>SC, <double*>RB, BD, RQ, cn, epoch_end)
+                t0_sync(p, <double*>P, <double*>S1, <double*>S2)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
                               &ctr, a, <float*>SC, <float*>RB, BD, RQ, cn, epoch_end)
+                t0_sync(p, <float*>P, <float*>S1, <float*>S2)
         p.dx = NULL  # every other entry point runs the first layer through BLAS
         p.didx = NULL
         p.xrp = NULL
+        self.w0_steps_in_registers = p.n_fused0
         gacc[8 + 4 * L] = r.ecost
         cnt[1] = r.ecorrect
         cnt[2] = r.erows
@@ -2108,6 +2208,17 @@ def _set_adam_t(bint on):
     return before
 
 
+def _set_swgrad_adam(bint on):
+    """(For tests and benchmarks) let Adam's step on a sparse first layer take the weight
+    gradient from the sparse kernels' registers, on W^0 and its moments kept transposed
+    (vg_swgrad_adam, the default), or form the gradient first (then vg_adam_t). Returns the
+    previous setting."""
+    global _swgrad_adam_on
+    before = bool(_swgrad_adam_on)
+    _swgrad_adam_on = on
+    return before
+
+
 def _set_wgrad_sgd(bint on):
     """(For tests and benchmarks) let SGD steps whose weight gradient only the step reads take
     it from the direct kernels' registers (vg_wgrad_sgd, the default), or form it first (a
@@ -2252,6 +2363,70 @@ def wgrad_sgd_step(cnp.ndarray X not None, idx, cnp.ndarray D not None,
         vg_wgrad_sgd_f(<float*>ptr(X), pi, m, nin, <float*>ptr(D), nout, <float>alpha,
                        <float*>ptr(W), <float*>ptr(V), <float>lr, <float>l2, <float>mu,
                        <float>f, nesterov)
+
+
+cdef int _swadam_hook(Plan* q, const floating* X, floating* W, floating* M, floating* V,
+                      const floating* D, floating* Z, floating* G, int64_t m, const double* h,
+                      int64_t t, double l2) noexcept nogil:
+    cdef int64_t nout = q.sizes[1], nin = q.sizes[0]
+    pack_t(W, nout, nin, <floating*>q.wt, q.ldw)
+    pack_t(M, nout, nin, <floating*>q.mt, q.ldw)
+    pack_t(V, nout, nin, <floating*>q.vt, q.ldw)
+    l0_forward_rows(q, X, 0, m, Z)  # the tile lists of the rows X[idx]
+    q.t0_live = 1
+    cdef int bad = swgrad_adam(q, <floating*>D - q.d_off[1], m, h, t, l2, G)
+    t0_sync(q, W, M, V)  # (W^0's offset 0: the flat arrays are W, M, V themselves)
+    return bad
+
+
+def swgrad_adam_step(cnp.ndarray X not None, cnp.ndarray idx not None, cnp.ndarray D not None,
+                     cnp.ndarray W not None, cnp.ndarray M not None, cnp.ndarray V not None,
+                     h, int64_t t, double l2):
+    """vg_swgrad_adam on its own (for tests): Adam's step (vg_adam_t's: the L2 term l2 W, then
+    vg_opt_step's with the hyper-parameters h = [lr, beta1, beta2, eps, weight decay, 0,
+    eps_hat] at step t) on W (j, k) and its moments M, V in place, with the gradient D^T X[idx]
+    / m summed by the sparse kernels from the tile lists of the rows X[idx]; returns 1 if a
+    value written is not finite. The AVX-512 kernel when selected (set_isa), else the portable
+    loops."""
+    cdef int64_t m = _check_first_layer("swgrad_adam_step", X, idx, W, D, M, "M")
+    _check_first_layer("swgrad_adam_step", X, idx, W, D, V, "V")
+    if not W.flags.writeable:
+        raise ValueError("swgrad_adam_step: W must be writeable")
+    hv = np.zeros(8)
+    hh = np.asarray(h, np.float64).ravel()
+    if hh.shape[0] != 7 or not np.isfinite(hh).all():
+        raise ValueError("swgrad_adam_step: h must be 7 finite numbers")
+    hv[:7] = hh
+    if t < 1:
+        raise ValueError("swgrad_adam_step: t must be >= 1")
+    dt = X.dtype
+    cdef int64_t nin = X.shape[1], nout = W.shape[0]
+    lanes = 8 if dt == np.float64 else 16
+    cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
+    Wt, Mt, Vt = (np.zeros(nin * ldw, dt) for _ in range(3))
+    Z = np.zeros((m, nout), dt)
+    G = np.zeros((nout, nin), dt)
+    bufs = sparse_buffers(m, nin, dt)
+    sizes = np.array([nin, nout], np.int64)
+    offs = np.zeros(2, np.int64)  # d_off[1] = 0: D is the layer's delta
+    cdef Plan q
+    q.sizes = <int64_t*>ptr(sizes)
+    q.w_off = <int64_t*>ptr(offs)
+    q.d_off = <int64_t*>ptr(offs)
+    q.dx = ptr(X)
+    q.didx = <int64_t*>ptr(idx)
+    q.wt, q.mt, q.vt = ptr(Wt), ptr(Mt), ptr(Vt)
+    q.ldw = ldw
+    q.sparse = 1
+    q.xrp = NULL
+    point_sparse(&q, bufs)
+    if dt == np.float64:
+        return _swadam_hook(&q, <double*>ptr(X), <double*>ptr(W), <double*>ptr(M),
+                            <double*>ptr(V), <double*>ptr(D), <double*>ptr(Z), <double*>ptr(G),
+                            m, <double*>ptr(hv), t, l2)
+    return _swadam_hook(&q, <float*>ptr(X), <float*>ptr(W), <float*>ptr(M), <float*>ptr(V),
+                        <float*>ptr(D), <float*>ptr(Z), <float*>ptr(G), m, <double*>ptr(hv), t,
+                        l2)
 
 
 def data_bound(cnp.ndarray X not None):
