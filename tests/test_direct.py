@@ -298,6 +298,58 @@ def test_adam_on_w0_from_the_registers_is_the_formed_gradients_step_bit_for_bit(
     assert np.max(np.abs(out[True][0] - p0)) > 1e-3  # it trained
 
 
+def _adam_run(X, y, on, callback, **kw):
+    """Train [45, 70, 5] with Adam (scikit-learn's form) for up to 4 epochs, W^0's step from the
+    registers or not (on), with callback(epoch, net, history, optimiser); returns (network,
+    optimiser, the exception raised or None)."""
+    net = vgfast.Network([45, 70, 5], seed=1)
+    opt = vgfast.Adam(3e-3, eps_hat=True)
+    _core._set_swgrad_adam(on)
+    try:
+        vgfast.train(net, X, y, epochs=4, batch_size=100, optimizer=opt, seed=2, monitor=False,
+                     callback=lambda e, n, h: callback(e, n, h, opt), **kw)
+    except KeyboardInterrupt as e:
+        return net, opt, e
+    finally:
+        _core._set_swgrad_adam(True)
+    return net, opt, None
+
+
+def test_a_callback_reads_the_adam_moments_of_every_epoch(direct_on, adam_t):
+    """Between epochs the engine may keep W^0's moments transposed for the next epoch; a
+    callback (which may read the optimiser's state) sees them as they are, every epoch."""
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+    seen = {True: [], False: []}
+    for on in (True, False):
+        _adam_run(X, y, on, lambda e, n, h, opt: seen[on].append(
+            (opt.state["s1"].copy(), opt.state["s2"].copy())))
+    for (a1, a2), (b1, b2) in zip(seen[True], seen[False]):
+        assert np.array_equal(a1, b1) and np.array_equal(a2, b2)
+    assert len(seen[True]) == 4 and np.abs(seen[True][0][1]).max() > 0
+
+
+def test_held_adam_moments_go_back_when_training_is_interrupted(direct_on, adam_t):
+    """With a callback that does not read the optimiser's state (_callback_private, as the
+    scikit-learn estimators declare theirs) W^0's moments stay transposed from one epoch to the
+    next; training interrupted between epochs (KeyboardInterrupt) leaves the parameters and the
+    optimiser's state of the epochs done, as without that."""
+    X, y = make_data(600, 45, 5, 0.15, seed=4)
+
+    def stop(epoch, net, hist, opt):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    got = {}
+    for on in (True, False):
+        net, opt, e = _adam_run(X, y, on, stop, _callback_private=True)
+        assert isinstance(e, KeyboardInterrupt)
+        got[on] = (net.params.copy(), opt.state["s1"].copy(), opt.state["s2"].copy(), opt.t)
+    assert got[True][3] == got[False][3] == 12
+    for a, b in zip(got[True][:3], got[False][:3]):
+        assert np.array_equal(a, b)
+    assert np.abs(got[True][2]).max() > 0
+
+
 def _refused_step(dtype, activation, l2, prepare, huge, layer):
     """Train [40, 70, 3] with Adam for 4 steps (prepare(net) first), then put huge(net) in and
     train with the L2 coefficient l2: the 5th step must overflow in `layer` and be refused,

@@ -336,9 +336,6 @@ cdef bint _adam_t_on = True
 # and its moments kept transposed (vg_swgrad_adam; switched by tests and benchmarks:
 # _set_swgrad_adam)
 cdef bint _swgrad_adam_on = True
-cdef int64_t _dbg_sync = 0
-def _dbg():
-    return _dbg_sync
 # SGD steps whose gradient only the step reads take it from the registers (vg_wgrad_sgd; tests
 # and benchmarks switch it: _set_wgrad_sgd)
 cdef bint _wgrad_sgd_on = True
@@ -385,9 +382,10 @@ cdef struct Plan:
     const int64_t* didx     # this step's row indices when it does (else NULL)
     void* wt                # W^0 transposed, sizes[0] x ldw, zero padded (the params' dtype)
     int64_t ldw
-    # W^0's Adam moments in wt's layout, and whether wt, mt, vt hold W^0 and its moments in
-    # place of the flat parameters and optimiser state (epoch(): the sparse weight gradient's
-    # Adam step, swgrad_adam, works on these; t0_sync writes them back)
+    # W^0's Adam moments in wt's layout, and what wt, mt, vt hold in place of the flat
+    # parameters and optimiser state: 0 nothing, 1 W^0 and its moments, 2 the moments alone
+    # (epoch(): the sparse weight gradient's Adam step, swgrad_adam, works on these; t0_sync
+    # writes them back; between epochs the Engine may hold the moments, see held)
     void* mt
     void* vt
     int t0_live
@@ -494,24 +492,26 @@ cdef inline int swgrad_adam(Plan* p, floating* ws, int64_t m, const double* h, i
                                 <float*>p.mt, <float*>p.vt, p.ldw, h, t, l2, g)
 
 
-cdef inline void t0_sync(Plan* p, floating* params, floating* s1,
-                         floating* s2) noexcept nogil:
-    """When wt, mt, vt hold W^0 and its Adam moments (p.t0_live): written back into the flat
-    parameters and optimiser state, which hold them again."""
-    global _dbg_sync
-    if not p.t0_live:
-        return
-    _dbg_sync += 1
+cdef inline void t0_sync(Plan* p, floating* params, floating* s1, floating* s2,
+                         bint moments=True) noexcept nogil:
+    """What wt, mt, vt hold in place of the flat arrays (p.t0_live 1: W^0 and its Adam
+    moments, 2: the moments alone) written back into the flat parameters and optimiser state:
+    all of it (t0_live becomes 0), or W^0 alone when not moments (t0_live becomes 2)."""
     cdef int64_t nout = p.sizes[1], nin = p.sizes[0], w0 = p.w_off[0]
-    if floating is double:
-        vg_unpack_t_d(<double*>p.wt, p.ldw, nout, nin, params + w0)
-        vg_unpack_t_d(<double*>p.mt, p.ldw, nout, nin, s1 + w0)
-        vg_unpack_t_d(<double*>p.vt, p.ldw, nout, nin, s2 + w0)
-    else:
-        vg_unpack_t_f(<float*>p.wt, p.ldw, nout, nin, params + w0)
-        vg_unpack_t_f(<float*>p.mt, p.ldw, nout, nin, s1 + w0)
-        vg_unpack_t_f(<float*>p.vt, p.ldw, nout, nin, s2 + w0)
-    p.t0_live = 0
+    if p.t0_live == 1:
+        if floating is double:
+            vg_unpack_t_d(<double*>p.wt, p.ldw, nout, nin, params + w0)
+        else:
+            vg_unpack_t_f(<float*>p.wt, p.ldw, nout, nin, params + w0)
+        p.t0_live = 2
+    if p.t0_live == 2 and moments:
+        if floating is double:
+            vg_unpack_t_d(<double*>p.mt, p.ldw, nout, nin, s1 + w0)
+            vg_unpack_t_d(<double*>p.vt, p.ldw, nout, nin, s2 + w0)
+        else:
+            vg_unpack_t_f(<float*>p.mt, p.ldw, nout, nin, s1 + w0)
+            vg_unpack_t_f(<float*>p.vt, p.ldw, nout, nin, s2 + w0)
+        p.t0_live = 0
 
 
 def sparse_buffers(int64_t m, int64_t nin, dtype):
@@ -1397,10 +1397,10 @@ cdef int64_t epoch(Plan* p, floating* params, floating* grad, floating* ws, cons
             if w0_safe:
                 h[4] = o.wd
                 if fuse0:
-                    if not p.t0_live:  # (wt holds W^0: this step's forward product read it)
+                    if not p.t0_live:
                         pack_t(s1 + p.w_off[0], p.sizes[1], p.sizes[0], <floating*>p.mt, p.ldw)
                         pack_t(s2 + p.w_off[0], p.sizes[1], p.sizes[0], <floating*>p.vt, p.ldw)
-                        p.t0_live = 1
+                    p.t0_live = 1  # (wt holds W^0: this step's forward product read it)
                     bad = swgrad_adam(p, ws, m, h, o.t, o.l2, grad + p.w_off[0])
                     p.n_fused0 += 1
                 else:
@@ -1569,6 +1569,9 @@ cdef class Engine:
     # how many of the last train_epoch's steps took W^0's Adam step from the sparse weight
     # gradient's registers (swgrad_adam)
     cdef readonly int64_t w0_steps_in_registers
+    # (s1, s2) whose W^0 moments mtbuf, vtbuf hold in their place between two train_epoch calls
+    # (its `hold`), or None; release_moments() writes them back
+    cdef tuple held
     cdef int cost
     cdef Plan plan
 
@@ -1745,6 +1748,7 @@ cdef class Engine:
         lanes = 8 if self.dtype == np.float64 else 16
         p.ldw = (self.sizes[1] + lanes - 1) // lanes * lanes
         if self.wtbuf is None or self.wtbuf.shape[0] != self.sizes[0] * p.ldw:
+            self.release_moments()
             self.wtbuf = np.zeros(self.sizes[0] * p.ldw, self.dtype)
             self.mtbuf = np.zeros_like(self.wtbuf)
             self.vtbuf = np.zeros_like(self.wtbuf)
@@ -1752,6 +1756,21 @@ cdef class Engine:
         p.wt = ptr(self.wtbuf)
         p.mt = ptr(self.mtbuf)
         p.vt = ptr(self.vtbuf)
+
+    def release_moments(self):
+        """The W^0 Adam moments held since the last train_epoch (its `hold`) written back into
+        the optimiser state they belong to; nothing when none are held."""
+        if self.held is None:
+            return
+        cdef Plan* p = &self.plan
+        s1, s2 = self.held
+        self.held = None
+        if p.t0_live != 2:  # (unreachable: held moments are t0_live 2)
+            raise RuntimeError("release_moments: the held moments are not W^0's")
+        if self.dtype == np.float64:
+            t0_sync(p, <double*>NULL, <double*>ptr(s1), <double*>ptr(s2))
+        else:
+            t0_sync(p, <float*>NULL, <float*>ptr(s1), <float*>ptr(s2))
 
     cdef void _point_sparse(self, Plan* p, int64_t chunk):
         """p's sparse operands, for chunks of up to `chunk` rows."""
@@ -1880,7 +1899,7 @@ cdef class Engine:
                     int64_t rec_every, cnp.ndarray rec_gb, cnp.ndarray rec_gw,
                     cnp.ndarray rec_cost, cnp.ndarray rec_prenorm, dict rec_more=None,
                     bint fused=True, tuple carry=None, bint epoch_end=True,
-                    TileRows tiles=None):
+                    TileRows tiles=None, bint hold=False):
         """One epoch over X[perm] in mini-batches; see train.py for the meaning of each argument.
 
         The rows of X are checked for NaN/Inf as they are gathered, or, when the first layer
@@ -2015,20 +2034,28 @@ cdef class Engine:
                     point_tiles(p, tiles)
         self.first_layer = "blas" if p.dx == NULL else ("sparse" if p.sparse else "direct")
         self.first_layer_tiles = p.xrp != NULL
-        p.t0_live = 0
+        # W^0's moments held since the last call stay in mtbuf, vtbuf for this one when they
+        # are s1's and s2's and the sparse first layer reads X (else they go back first)
+        if self.held is not None and (self.held[0] is not s1 or self.held[1] is not s2 or
+                                      not p.sparse):
+            self.release_moments()
+        p.t0_live = 2 if self.held is not None else 0
+        self.held = None
         p.n_fused0 = 0
         if self.dtype == np.float64:
             with nogil:
                 steps = epoch(p, <double*>P, <double*>g, <double*>w, <double*>xs, <double*>ys,
                               lab, lb, pm, n, batch_size, &o, <double*>S1, <double*>S2, &r,
                               &ctr, a, <double*>SC, <double*>RB, BD, RQ, cn, epoch_end)
-                t0_sync(p, <double*>P, <double*>S1, <double*>S2)
+                t0_sync(p, <double*>P, <double*>S1, <double*>S2, not hold or r.bad_kind != 0)
         else:
             with nogil:
                 steps = epoch(p, <float*>P, <float*>g, <float*>w, <float*>xs, <float*>ys,
                               lab, lb, pm, n, batch_size, &o, <float*>S1, <float*>S2, &r,
                               &ctr, a, <float*>SC, <float*>RB, BD, RQ, cn, epoch_end)
-                t0_sync(p, <float*>P, <float*>S1, <float*>S2)
+                t0_sync(p, <float*>P, <float*>S1, <float*>S2, not hold or r.bad_kind != 0)
+        if p.t0_live == 2:  # held: the next call (or release_moments) takes them
+            self.held = (s1, s2)
         p.dx = NULL  # every other entry point runs the first layer through BLAS
         p.didx = NULL
         p.xrp = NULL

@@ -181,7 +181,8 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
           record=(), record_every="epoch", seed=None, progress=False, *, l1=0.0, clip=None,
           max_norm=None, dropout=None, early_stopping=None, monitor="running", shuffle=True,
           callback=None, checkpoint=None, checkpoint_every=1, resume=None,
-          probe_every="epoch", instrument_options=None, _x_finite=False, _x_tiles=None):
+          probe_every="epoch", instrument_options=None, _x_finite=False, _x_tiles=None,
+          _callback_private=False):
     """Train `net` in place by mini-batch gradient descent; one engine call per epoch.
 
     The objective is the mean cost over the mini-batch + (lmbda / 2n) sum ||W||^2 +
@@ -370,124 +371,135 @@ def train(net, X, Y, epochs=1, batch_size=10, optimizer=None, lmbda=0.0, validat
     if tiles is None and epochs - first >= TILES_MIN_EPOCHS and callback is None:
         with net._using() as eng:
             tiles = eng.tile_rows(X, batch_size, keep[0], want)
-    for epoch in range(first, epochs):
-        if callable(shuffle):
-            perm = np.asarray(shuffle(epoch, n))
-            if perm.shape != (n,) or perm.dtype.kind not in "iu" or perm.min() < 0 or \
-                    perm.max() >= n or np.bincount(perm, minlength=n).max() != 1:
-                raise ValueError(f"shuffle(epoch, n) must return a permutation of range({n})")
-        else:
-            perm = rng.permutation(n) if shuffle else np.arange(n)
-        perm = perm.astype(np.int64)
-        lr = _schedule_values(optimizer.lr, "learning-rate", optimizer.t, steps, optimizer.epoch)
-        mom = (_schedule_values(optimizer.momentum, "momentum", optimizer.t, steps,
-                                optimizer.epoch) if optimizer.momentum is not None else None)
-        if not np.isfinite(lr).all() or (lr < 0).any():
-            raise ValueError("the learning-rate schedule gave a negative or non-finite value")
-        if mom is not None and not (np.isfinite(mom).all() and (mom >= 0).all()
-                                    and (mom <= 1).all()):
-            raise ValueError("the momentum schedule gave a value outside [0, 1]")
-        rec_gb = np.zeros((n_rec, L)) if "grad_norms" in want else None
-        rec_gw = np.zeros((n_rec, L)) if "weight_grad_norms" in want else None
-        rec_c = np.zeros(n_rec) if "cost" in want else None
-        rec_p = np.zeros(n_rec) if "grad_norm_preclip" in want else None
-        rec_more = {k: np.zeros((n_rec, L)) for k in PER_LAYER_EXTRA if k in want}
-        rec_more.update({k: np.zeros(n_rec) for k in SCALAR_EXTRA if k in want})
-        if "distance" in want:
-            rec_more["theta0"] = theta0
-        if "gns" in want:
-            rec_more["gns_ema"] = gns_ema
-        t_before = optimizer.t
-        # the epoch in one engine call, or in segments that end at the probes' steps
-        starts = prober.starts(t_before, steps) if prober else []
-        cuts = sorted({0, steps, *starts, *([min(a + 1, steps) for a in starts]
-                                            if prober is not None and prober.alpha else [])})
-        carry = net._engine.record_carry() if len(cuts) > 2 else None
-        done = nr = correct = rows = fused = bad_kind = 0
-        cost_sum, bad_layer = 0.0, -1
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            probe = (prober.before(perm[a * batch_size:(a + 1) * batch_size], optimizer.t)
-                     if a in starts else None)
-            part = lambda v: None if v is None else v[nr:]  # noqa: E731 (records still free)
-            with net._using() as eng:
-                (d, optimizer.t, counter, k, bad_kind, bad_layer, c, right, r,
-                 f) = eng.train_epoch(
-                    net.params, grad, X, T, labels, perm[a * batch_size:b * batch_size],
-                    batch_size, optimizer.kind, optimizer.hyper(), wd, lr[a:b],
-                    None if mom is None else mom[a:b], s1, s2, optimizer.t, lmbda / n, l1 / n,
-                    clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k,
-                    part(rec_gb), part(rec_gw), part(rec_c), part(rec_p),
-                    {key: v if key in ("theta0", "gns_ema") else part(v)
-                     for key, v in rec_more.items()}, _FUSED, carry, b == steps, tiles)
-            # (the engine carries the epoch's cost, right and rows sums across segments)
-            done, nr, cost_sum, correct, rows, fused = (done + d, nr + k, c, right, r,
-                                                        fused + f)
-            if bad_kind:
-                break
-            if probe is not None:
-                prober.after(probe)
-        hist.fused_steps += fused
-        if "gns" in want:
-            hist.gns_state = gns_ema[:2].tolist()
-        if bad_kind == 5:
-            if snapshot is not None:
-                snapshot.restore()
-            check_finite_rows(X, "X")
-        if not bad_kind:
-            optimizer.epoch += 1
-        for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
-                          ("grad_norm_preclip", rec_p), *rec_more.items()):
-            if name in ("theta0", "gns_ema"):
-                continue
-            if arr is not None:
-                getattr(hist, name).extend(arr[:nr].tolist())
-        hist.record_steps.extend((t_before + np.minimum(np.arange(1, nr + 1) * every_k,
-                                                        done)).tolist())
-        hist.lr.append(float(lr[0]))
-        if bad_kind:
-            prog.close()
-            hist._finish(L)
-            what = {1: "gradient", 2: "cost", 3: "update",
-                    4: "batch-norm running statistics"}[bad_kind]
-            raise DivergenceError(epoch, t_before + done + 1, bad_layer, what, hist)
-        text = ""
-        if monitor == "running":
-            c = cost_sum / rows + net._penalty(lmbda, l1, n)
-            a = correct / rows
-            hist.train_cost.append(c)
-            hist.train_accuracy.append(a)
-            text = f"cost {c:.4f} acc {a:.4f}"
-        elif monitor == "full":
-            c, a = net._evaluate(X, labels, T, lmbda, l1)
-            hist.train_cost.append(c)
-            hist.train_accuracy.append(a)
-            text = f"cost {c:.4f} acc {a:.4f}"
-        if validation is not None:
-            Xv, lv, Tv = validation
-            vc, va = net._evaluate(Xv, lv, Tv, lmbda, l1, n)
-            hist.validation_cost.append(vc)
-            hist.validation_accuracy.append(va)
-            text += f" val_acc {va:.4f}"
-        prog.update(epoch, text)
-        if early_stopping is not None:
-            series = getattr(hist, early_stopping.metric)
-            value = series[-1]
-            sign = 1 if early_stopping.metric.endswith("accuracy") else -1
-            if best is None or sign * (value - best[0]) > early_stopping.min_delta:
-                best = (value, epoch, net.params.copy(), net._engine.running.copy())
-                bad_epochs = 0
+    # W^0's Adam moments, kept transposed by the engine through an epoch (the sparse first
+    # layer), stay there from one engine call to the next while nothing between the calls reads
+    # the optimiser's state (no callback, or the caller's own that does not: _callback_private;
+    # no checkpoint); they go back into the optimiser's state when train() returns or raises
+    hold = (callback is None or _callback_private) and checkpoint is None
+    try:
+        for epoch in range(first, epochs):
+            if callable(shuffle):
+                perm = np.asarray(shuffle(epoch, n))
+                if perm.shape != (n,) or perm.dtype.kind not in "iu" or perm.min() < 0 or \
+                        perm.max() >= n or np.bincount(perm, minlength=n).max() != 1:
+                    raise ValueError(f"shuffle(epoch, n) must return a permutation of range({n})")
             else:
-                bad_epochs += 1
-            if bad_epochs >= early_stopping.patience:
-                hist.stopped_early = True
-        stop = hist.stopped_early or (callback is not None and bool(callback(epoch, net, hist)))
-        if checkpoint is not None and (stop or epoch + 1 == epochs or
-                                       (epoch + 1) % checkpoint_every == 0):
-            save_training_state(checkpoint, net, optimizer, rng, drop_seed, counter, epoch + 1,
-                                hist, best=best, bad_epochs=bad_epochs, n_rows=n,
-                                batch_size=batch_size)
-        if stop:
-            break
+                perm = rng.permutation(n) if shuffle else np.arange(n)
+            perm = perm.astype(np.int64)
+            lr = _schedule_values(optimizer.lr, "learning-rate", optimizer.t, steps, optimizer.epoch)
+            mom = (_schedule_values(optimizer.momentum, "momentum", optimizer.t, steps,
+                                    optimizer.epoch) if optimizer.momentum is not None else None)
+            if not np.isfinite(lr).all() or (lr < 0).any():
+                raise ValueError("the learning-rate schedule gave a negative or non-finite value")
+            if mom is not None and not (np.isfinite(mom).all() and (mom >= 0).all()
+                                        and (mom <= 1).all()):
+                raise ValueError("the momentum schedule gave a value outside [0, 1]")
+            rec_gb = np.zeros((n_rec, L)) if "grad_norms" in want else None
+            rec_gw = np.zeros((n_rec, L)) if "weight_grad_norms" in want else None
+            rec_c = np.zeros(n_rec) if "cost" in want else None
+            rec_p = np.zeros(n_rec) if "grad_norm_preclip" in want else None
+            rec_more = {k: np.zeros((n_rec, L)) for k in PER_LAYER_EXTRA if k in want}
+            rec_more.update({k: np.zeros(n_rec) for k in SCALAR_EXTRA if k in want})
+            if "distance" in want:
+                rec_more["theta0"] = theta0
+            if "gns" in want:
+                rec_more["gns_ema"] = gns_ema
+            t_before = optimizer.t
+            # the epoch in one engine call, or in segments that end at the probes' steps
+            starts = prober.starts(t_before, steps) if prober else []
+            cuts = sorted({0, steps, *starts, *([min(a + 1, steps) for a in starts]
+                                                if prober is not None and prober.alpha else [])})
+            carry = net._engine.record_carry() if len(cuts) > 2 else None
+            done = nr = correct = rows = fused = bad_kind = 0
+            cost_sum, bad_layer = 0.0, -1
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                probe = (prober.before(perm[a * batch_size:(a + 1) * batch_size], optimizer.t)
+                         if a in starts else None)
+                part = lambda v: None if v is None else v[nr:]  # noqa: E731 (records still free)
+                with net._using() as eng:
+                    (d, optimizer.t, counter, k, bad_kind, bad_layer, c, right, r,
+                     f) = eng.train_epoch(
+                        net.params, grad, X, T, labels, perm[a * batch_size:b * batch_size],
+                        batch_size, optimizer.kind, optimizer.hyper(), wd, lr[a:b],
+                        None if mom is None else mom[a:b], s1, s2, optimizer.t, lmbda / n, l1 / n,
+                        clip_mode, clip_c, max_norm, keep, drop_seed, counter, every_k,
+                        part(rec_gb), part(rec_gw), part(rec_c), part(rec_p),
+                        {key: v if key in ("theta0", "gns_ema") else part(v)
+                         for key, v in rec_more.items()}, _FUSED, carry, b == steps, tiles,
+                        hold)
+                # (the engine carries the epoch's cost, right and rows sums across segments)
+                done, nr, cost_sum, correct, rows, fused = (done + d, nr + k, c, right, r,
+                                                            fused + f)
+                if bad_kind:
+                    break
+                if probe is not None:
+                    prober.after(probe)
+            hist.fused_steps += fused
+            if "gns" in want:
+                hist.gns_state = gns_ema[:2].tolist()
+            if bad_kind == 5:
+                if snapshot is not None:
+                    snapshot.restore()
+                check_finite_rows(X, "X")
+            if not bad_kind:
+                optimizer.epoch += 1
+            for name, arr in (("grad_norms", rec_gb), ("weight_grad_norms", rec_gw), ("cost", rec_c),
+                              ("grad_norm_preclip", rec_p), *rec_more.items()):
+                if name in ("theta0", "gns_ema"):
+                    continue
+                if arr is not None:
+                    getattr(hist, name).extend(arr[:nr].tolist())
+            hist.record_steps.extend((t_before + np.minimum(np.arange(1, nr + 1) * every_k,
+                                                            done)).tolist())
+            hist.lr.append(float(lr[0]))
+            if bad_kind:
+                prog.close()
+                hist._finish(L)
+                what = {1: "gradient", 2: "cost", 3: "update",
+                        4: "batch-norm running statistics"}[bad_kind]
+                raise DivergenceError(epoch, t_before + done + 1, bad_layer, what, hist)
+            text = ""
+            if monitor == "running":
+                c = cost_sum / rows + net._penalty(lmbda, l1, n)
+                a = correct / rows
+                hist.train_cost.append(c)
+                hist.train_accuracy.append(a)
+                text = f"cost {c:.4f} acc {a:.4f}"
+            elif monitor == "full":
+                c, a = net._evaluate(X, labels, T, lmbda, l1)
+                hist.train_cost.append(c)
+                hist.train_accuracy.append(a)
+                text = f"cost {c:.4f} acc {a:.4f}"
+            if validation is not None:
+                Xv, lv, Tv = validation
+                vc, va = net._evaluate(Xv, lv, Tv, lmbda, l1, n)
+                hist.validation_cost.append(vc)
+                hist.validation_accuracy.append(va)
+                text += f" val_acc {va:.4f}"
+            prog.update(epoch, text)
+            if early_stopping is not None:
+                series = getattr(hist, early_stopping.metric)
+                value = series[-1]
+                sign = 1 if early_stopping.metric.endswith("accuracy") else -1
+                if best is None or sign * (value - best[0]) > early_stopping.min_delta:
+                    best = (value, epoch, net.params.copy(), net._engine.running.copy())
+                    bad_epochs = 0
+                else:
+                    bad_epochs += 1
+                if bad_epochs >= early_stopping.patience:
+                    hist.stopped_early = True
+            stop = hist.stopped_early or (callback is not None and bool(callback(epoch, net, hist)))
+            if checkpoint is not None and (stop or epoch + 1 == epochs or
+                                           (epoch + 1) % checkpoint_every == 0):
+                save_training_state(checkpoint, net, optimizer, rng, drop_seed, counter, epoch + 1,
+                                    hist, best=best, bad_epochs=bad_epochs, n_rows=n,
+                                    batch_size=batch_size)
+            if stop:
+                break
+    finally:
+        with net._using() as eng:
+            eng.release_moments()
+
     if early_stopping is not None and best is not None:
         hist.best_epoch = best[1]
         if early_stopping.restore_best:

@@ -419,11 +419,13 @@ class BaseMLP(BaseEstimator):
             return state["stopped"]
 
         self._optimizer.before_epoch()
-        # (X passed scikit-learn's validation: finite, and it does not change during the call)
+        # (X passed scikit-learn's validation: finite, and it does not change during the call;
+        # epoch_ends reads the parameters, never the optimiser's state)
         train(self._net, X, T, epochs=self.max_iter, batch_size=batch_size,
               optimizer=self._optimizer.opt, lmbda=self.alpha * k, record=record,
               record_every="step", monitor=False, shuffle=shuffle if self.shuffle else False,
-              seed=0, callback=epoch_ends, _x_finite=True, _x_tiles=tiles)
+              seed=0, callback=epoch_ends, _x_finite=True, _x_tiles=tiles,
+              _callback_private=True)
         return state["stopped"]
 
     def _record_names(self):
