@@ -122,14 +122,6 @@ VG_ADAM_K(float, _f)
 /* G[j, k0 + c] = alpha buf[c * ldb + j] + beta G[j, k0 + c] for the WPT (= 4) columns c < nc of
  * one tile of the sparse weight gradient and every j < nout: 4 x 8 blocks of buf transposed in
  * registers into 8 stores of 4 contiguous values (beta = 0: G is only written) */
-/* what the 8 x 8 blocks of pack_t leave: the last nout % 8 rows and nin % 8 columns of W, and
- * the zero columns nout .. ldw of Wt */
-#define PACK_T_EDGES()                                                                          \
-    for (int64_t k = 0; k < nin; k++) {                                                         \
-        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];      \
-        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
-    }
-
 /* the 8 x 8 block r[0..8) (row i: r[i]) transposed into Wt[c * ldw + 0..8), c < nc, in registers */
 static inline void store_t8_d(const __m512d r[8], double *Wt, int64_t ldw, int nc) {
     __m512d t[8], u[8];
@@ -150,36 +142,37 @@ static inline void store_t8_d(const __m512d r[8], double *Wt, int64_t ldw, int n
     }
 }
 
-/* Wt[k, j] = W[j, k] (nout x nin W), 8 x 8 blocks transposed in registers; the edges and the
- * zero columns nout .. ldw element by element */
-static void pack_t_avx512_d(const double *W, int64_t nout, int64_t nin, double *Wt, int64_t ldw) {
-    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
-    for (int64_t j0 = 0; j0 < j8; j0 += 8)
-        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-            __m512d r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(W + (j0 + i) * nin + k0);
-            store_t8_d(r, Wt + k0 * ldw + j0, ldw, 8);
-        }
-    PACK_T_EDGES();
-}
-
-/* W[j, k] = Wt[k, j]: vg_pack_t undone, by the same 8 x 8 blocks, 8 rows of W at a time (W lies
- * out of cache after an epoch on Wt: 8 streams of stores rather than one line in each of W's
- * rows); what the blocks leave element by element */
-#define UNPACK_T_EDGES()                                                                        \
+/* Wt[k, j] = W[j, k] (nout x nin W), 8 x 8 blocks transposed in registers, the edges and the
+ * zero columns nout .. ldw element by element (pack_t); and back, W[j, k] = Wt[k, j], by the
+ * same blocks, 8 rows of W at a time (W lies out of cache after an epoch on Wt: 8 streams of
+ * stores rather than one line in each of W's rows), then the edges (unpack_t). R: a row of 8,
+ * LOAD its load, S store_t8's suffix. */
+#define VG_PACK_T(T, R, LOAD, S)                                                                \
+static void pack_t_avx512##S(const T *W, int64_t nout, int64_t nin, T *Wt, int64_t ldw) {      \
+    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;                                          \
+    for (int64_t j0 = 0; j0 < j8; j0 += 8)                                                      \
+        for (int64_t k0 = 0; k0 < k8; k0 += 8) {                                                \
+            R r[8];                                                                             \
+            for (int i = 0; i < 8; i++) r[i] = LOAD(W + (j0 + i) * nin + k0);                   \
+            store_t8##S(r, Wt + k0 * ldw + j0, ldw, 8);                                         \
+        }                                                                                       \
+    for (int64_t k = 0; k < nin; k++) {                                                         \
+        for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];      \
+        for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
+    }                                                                                           \
+}                                                                                               \
+static void unpack_t_avx512##S(const T *Wt, int64_t ldw, int64_t nout, int64_t nin, T *W) {    \
+    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;                                          \
+    for (int64_t j0 = 0; j0 < j8; j0 += 8)                                                      \
+        for (int64_t k0 = 0; k0 < k8; k0 += 8) {                                                \
+            R r[8];                                                                             \
+            for (int i = 0; i < 8; i++) r[i] = LOAD(Wt + (k0 + i) * ldw + j0);                  \
+            store_t8##S(r, W + j0 * nin + k0, nin, 8);                                          \
+        }                                                                                       \
     for (int64_t j = 0; j < nout; j++)                                                          \
-        for (int64_t k = j < j8 ? k8 : 0; k < nin; k++) W[j * nin + k] = Wt[k * ldw + j];
-static void unpack_t_avx512_d(const double *Wt, int64_t ldw, int64_t nout, int64_t nin,
-                              double *W) {
-    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
-    for (int64_t j0 = 0; j0 < j8; j0 += 8)
-        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-            __m512d r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(Wt + (k0 + i) * ldw + j0);
-            store_t8_d(r, W + j0 * nin + k0, nin, 8);
-        }
-    UNPACK_T_EDGES();
+        for (int64_t k = j < j8 ? k8 : 0; k < nin; k++) W[j * nin + k] = Wt[k * ldw + j];       \
 }
+VG_PACK_T(double, __m512d, _mm512_loadu_pd, _d)
 
 /* the 8 x 8 block of floats r[0..8) transposed into Wt[c * ldw + 0..8), c < nc */
 static inline void store_t8_f(const __m256 r[8], float *Wt, int64_t ldw, int nc) {
@@ -201,31 +194,8 @@ static inline void store_t8_f(const __m256 r[8], float *Wt, int64_t ldw, int nc)
     }
 }
 
-/* the same for float: 8 x 8 blocks of 256-bit rows */
-static void pack_t_avx512_f(const float *W, int64_t nout, int64_t nin, float *Wt, int64_t ldw) {
-    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
-    for (int64_t j0 = 0; j0 < j8; j0 += 8)
-        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(W + (j0 + i) * nin + k0);
-            store_t8_f(r, Wt + k0 * ldw + j0, ldw, 8);
-        }
-    PACK_T_EDGES();
-}
-#undef PACK_T_EDGES
-
-static void unpack_t_avx512_f(const float *Wt, int64_t ldw, int64_t nout, int64_t nin,
-                              float *W) {
-    const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;
-    for (int64_t j0 = 0; j0 < j8; j0 += 8)
-        for (int64_t k0 = 0; k0 < k8; k0 += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(Wt + (k0 + i) * ldw + j0);
-            store_t8_f(r, W + j0 * nin + k0, nin, 8);
-        }
-    UNPACK_T_EDGES();
-}
-#undef UNPACK_T_EDGES
+VG_PACK_T(float, __m256, _mm256_loadu_ps, _f)  /* (8 x 8 blocks of 256-bit rows) */
+#undef VG_PACK_T
 
 /* the WPT (= 4) lanes 4 h .. 4 h + 3 of v to p */
 static inline void put_tile_d(double *p, __m512d v, int h) {
