@@ -145,17 +145,20 @@ static inline void store_t8_d(const __m512d r[8], double *Wt, int64_t ldw, int n
 /* Wt[k, j] = W[j, k] (nout x nin W), 8 x 8 blocks transposed in registers, the edges and the
  * zero columns nout .. ldw element by element (pack_t); and back, W[j, k] = Wt[k, j], by the
  * same blocks, 8 rows of W at a time (W lies out of cache after an epoch on Wt: 8 streams of
- * stores rather than one line in each of W's rows), then the edges (unpack_t). R: a row of 8,
- * LOAD its load, S store_t8's suffix. */
+ * stores rather than one line in each of W's rows), then the edges (unpack_t); both by
+ * t8_block. R: a row of 8, LOAD its load, S store_t8's suffix. */
 #define VG_PACK_T(T, R, LOAD, S)                                                                \
+/* the 8 x 8 block at src (rows lds apart) transposed to dst (rows ldd apart) */              \
+static inline void t8_block##S(const T *src, int64_t lds, T *dst, int64_t ldd) {               \
+    R r[8];                                                                                     \
+    for (int i = 0; i < 8; i++) r[i] = LOAD(src + i * lds);                                     \
+    store_t8##S(r, dst, ldd, 8);                                                                \
+}                                                                                               \
 static void pack_t_avx512##S(const T *W, int64_t nout, int64_t nin, T *Wt, int64_t ldw) {      \
     const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;                                          \
     for (int64_t j0 = 0; j0 < j8; j0 += 8)                                                      \
-        for (int64_t k0 = 0; k0 < k8; k0 += 8) {                                                \
-            R r[8];                                                                             \
-            for (int i = 0; i < 8; i++) r[i] = LOAD(W + (j0 + i) * nin + k0);                   \
-            store_t8##S(r, Wt + k0 * ldw + j0, ldw, 8);                                         \
-        }                                                                                       \
+        for (int64_t k0 = 0; k0 < k8; k0 += 8)                                                  \
+            t8_block##S(W + j0 * nin + k0, nin, Wt + k0 * ldw + j0, ldw);                       \
     for (int64_t k = 0; k < nin; k++) {                                                         \
         for (int64_t j = k < k8 ? j8 : 0; j < nout; j++) Wt[k * ldw + j] = W[j * nin + k];      \
         for (int64_t j = nout; j < ldw; j++) Wt[k * ldw + j] = 0;                              \
@@ -164,11 +167,8 @@ static void pack_t_avx512##S(const T *W, int64_t nout, int64_t nin, T *Wt, int64
 static void unpack_t_avx512##S(const T *Wt, int64_t ldw, int64_t nout, int64_t nin, T *W) {    \
     const int64_t j8 = nout / 8 * 8, k8 = nin / 8 * 8;                                          \
     for (int64_t j0 = 0; j0 < j8; j0 += 8)                                                      \
-        for (int64_t k0 = 0; k0 < k8; k0 += 8) {                                                \
-            R r[8];                                                                             \
-            for (int i = 0; i < 8; i++) r[i] = LOAD(Wt + (k0 + i) * ldw + j0);                  \
-            store_t8##S(r, W + j0 * nin + k0, nin, 8);                                          \
-        }                                                                                       \
+        for (int64_t k0 = 0; k0 < k8; k0 += 8)                                                  \
+            t8_block##S(Wt + k0 * ldw + j0, ldw, W + j0 * nin + k0, nin);                       \
     for (int64_t j = 0; j < nout; j++)                                                          \
         for (int64_t k = j < j8 ? k8 : 0; k < nin; k++) W[j * nin + k] = Wt[k * ldw + j];       \
 }

@@ -1763,10 +1763,8 @@ cdef class Engine:
         if self.held is None:
             return
         cdef Plan* p = &self.plan
-        s1, s2 = self.held
+        s1, s2 = self.held  # (held: p.t0_live is 2)
         self.held = None
-        if p.t0_live != 2:  # (unreachable: held moments are t0_live 2)
-            raise RuntimeError("release_moments: the held moments are not W^0's")
         if self.dtype == np.float64:
             t0_sync(p, <double*>NULL, <double*>ptr(s1), <double*>ptr(s2))
         else:
@@ -2326,6 +2324,31 @@ def _check_first_layer(str name, cnp.ndarray X, cnp.ndarray idx, cnp.ndarray W,
     return m
 
 
+cdef tuple _layer_plan(Plan* q, cnp.ndarray X, cnp.ndarray idx, int64_t nout, bint sparse):
+    """The test hooks' plan of one first layer (nout units) reading the rows X[idx] through the
+    engine's own dispatch: W^0 transposed and its moments (q.wt, q.mt, q.vt), the sparse kernels'
+    operands, offsets 0. Returns the arrays q points into (keep them while q is used) and Z."""
+    cdef int64_t nin = X.shape[1], m = idx.shape[0]
+    dt = X.dtype
+    lanes = 8 if dt == np.float64 else 16
+    q.ldw = (nout + lanes - 1) // lanes * lanes
+    Wt, Mt, Vt = (np.zeros(nin * q.ldw, dt) for _ in range(3))
+    Z = np.zeros((m, nout), dt)
+    bufs = sparse_buffers(m, nin, dt)
+    sizes = np.array([nin, nout], np.int64)
+    offs = np.zeros(2, np.int64)  # W^0 and D_1 at offset 0: the arrays themselves
+    q.sizes = <int64_t*>ptr(sizes)
+    q.w_off = <int64_t*>ptr(offs)
+    q.d_off = <int64_t*>ptr(offs)
+    q.dx = ptr(X)
+    q.didx = <int64_t*>ptr(idx)
+    q.wt, q.mt, q.vt = ptr(Wt), ptr(Mt), ptr(Vt)
+    q.sparse = sparse
+    q.xrp = NULL
+    point_sparse(q, bufs)
+    return (Wt, Mt, Vt, bufs, sizes, offs), Z
+
+
 def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
                          cnp.ndarray W not None, cnp.ndarray D not None, cnp.ndarray G not None,
                          double alpha, double beta, bint sparse=False, bint tiles=False):
@@ -2337,26 +2360,12 @@ def first_layer_products(cnp.ndarray X not None, cnp.ndarray idx not None,
     X (n, k), W and G (j, k), D (m, j): C-contiguous, one float dtype; idx int64 in [0, n)."""
     dt = X.dtype
     cdef int64_t m = _check_first_layer("first_layer_products", X, idx, W, D, G)
-    cdef int64_t nin = X.shape[1], nout = W.shape[0]
-    lanes = 8 if dt == np.float64 else 16
-    cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
-    Wt = np.zeros(nin * ldw, dt)
-    Z = np.zeros((m, nout), dt)
-    bufs = sparse_buffers(m, nin, dt)
     # the engine's own dispatch (l0_forward_rows, l0_wgrad) on a plan of this one layer
-    sizes = np.array([nin, nout], np.int64)
     cdef Plan q
-    q.sizes = <int64_t*>ptr(sizes)
-    q.dx = ptr(X)
-    q.didx = <int64_t*>ptr(idx)
-    q.wt = ptr(Wt)
-    q.ldw = ldw
-    q.sparse = sparse
-    q.xrp = NULL
+    keep, Z = _layer_plan(&q, X, idx, W.shape[0], sparse)
     tr = TileRows(X) if sparse and tiles else None
     if tr is not None:
         point_tiles(&q, tr)
-    point_sparse(&q, bufs)
     cdef double mx
     if dt == np.float64:
         mx = _first_layer(&q, <double*>ptr(X), <double*>ptr(W), <double*>ptr(D), <double*>ptr(Z),
@@ -2427,26 +2436,9 @@ def swgrad_adam_step(cnp.ndarray X not None, cnp.ndarray idx not None, cnp.ndarr
     if t < 1:
         raise ValueError("swgrad_adam_step: t must be >= 1")
     dt = X.dtype
-    cdef int64_t nin = X.shape[1], nout = W.shape[0]
-    lanes = 8 if dt == np.float64 else 16
-    cdef int64_t ldw = (nout + lanes - 1) // lanes * lanes
-    Wt, Mt, Vt = (np.zeros(nin * ldw, dt) for _ in range(3))
-    Z = np.zeros((m, nout), dt)
-    G = np.zeros((nout, nin), dt)
-    bufs = sparse_buffers(m, nin, dt)
-    sizes = np.array([nin, nout], np.int64)
-    offs = np.zeros(2, np.int64)  # d_off[1] = 0: D is the layer's delta
+    G = np.zeros_like(W)  # (the portable loops' scratch)
     cdef Plan q
-    q.sizes = <int64_t*>ptr(sizes)
-    q.w_off = <int64_t*>ptr(offs)
-    q.d_off = <int64_t*>ptr(offs)
-    q.dx = ptr(X)
-    q.didx = <int64_t*>ptr(idx)
-    q.wt, q.mt, q.vt = ptr(Wt), ptr(Mt), ptr(Vt)
-    q.ldw = ldw
-    q.sparse = 1
-    q.xrp = NULL
-    point_sparse(&q, bufs)
+    keep, Z = _layer_plan(&q, X, idx, W.shape[0], True)
     if dt == np.float64:
         return _swadam_hook(&q, <double*>ptr(X), <double*>ptr(W), <double*>ptr(M),
                             <double*>ptr(V), <double*>ptr(D), <double*>ptr(Z), <double*>ptr(G),
